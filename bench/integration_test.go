@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// startRedis starts a throwaway redis-server on a free 127.0.0.1 port and
+// returns its address; it is killed and waited for in t.Cleanup.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not installed; skipping the integration test")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir(), "--loglevel", "warning")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := dialConn(context.Background(), addr, "")
+		if err == nil {
+			_, err = c.do("PING")
+			c.close()
+			if err == nil {
+				return addr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s did not come up: %v\n%s", addr, err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// bench runs the tool in-process with --json and decodes its report.
+func bench(t *testing.T, ctx context.Context, args ...string) (int, *report) {
+	t.Helper()
+	var errOut bytes.Buffer
+	cfg, err := parseArgs(append(args, "--json"), &errOut)
+	require.NoError(t, err, errOut.String())
+	var out bytes.Buffer
+	code := execute(ctx, cfg, args, &out, nil)
+	var rep report
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep), out.String())
+	assert.Equal(t, code, rep.ExitCode)
+	return code, &rep
+}
+
+func redisDo(t *testing.T, addr string, args ...string) reply {
+	t.Helper()
+	c, err := dialConn(context.Background(), addr, "")
+	require.NoError(t, err)
+	defer c.close()
+	rep, err := c.do(args...)
+	require.NoError(t, err)
+	return rep
+}
+
+func TestIntegrationSession(t *testing.T) {
+	addr := startRedis(t)
+	ctx := context.Background()
+
+	code, rep := bench(t, ctx, "--target", addr, "-c", "2", "--duration", "300ms", "--warmup", "100ms", "--keys", "2000")
+	require.Equal(t, exitOK, code, rep.Failures)
+	require.Len(t, rep.Populate, 1)
+	assert.Equal(t, int64(2000), rep.Populate[0].Keys)
+	require.Len(t, rep.Runs, 1)
+	run := rep.Runs[0]
+	assert.Greater(t, run.Ops, int64(100))
+	assert.Positive(t, run.WarmupOps)
+	assert.Zero(t, run.ErrorTotal)
+	assert.InDelta(t, 0.3, run.Seconds, 0.1)
+	assert.Greater(t, run.Latency.P50, int64(0))
+	assert.LessOrEqual(t, run.Latency.P50, run.Latency.P99)
+	assert.LessOrEqual(t, run.Latency.P99, run.Latency.Max)
+	var sum int64
+	cmds := map[string]commandResult{}
+	for _, c := range run.Commands {
+		sum += c.Count
+		cmds[c.Command] = c
+	}
+	assert.Equal(t, run.Ops, sum)
+	assert.InDelta(t, 0.80, float64(cmds["GETEX"].Count)/float64(run.Ops), 0.08)
+	assert.InDelta(t, 0.15, float64(cmds["SET"].Count)/float64(run.Ops), 0.06)
+	// The populated keyspace makes GETEX hit (DELs make a few miss).
+	assert.Less(t, float64(cmds["GETEX"].Nulls)/float64(cmds["GETEX"].Count), 0.3)
+	assert.Equal(t, "sess:9ca066f1a4ab2eea48cab1fb7ee5cf46", rep.Parameters.ExampleKey)
+	ttl := redisDo(t, addr, "TTL", rep.Parameters.ExampleKey)
+	if ttl.Int != -2 { // deleted by the mix
+		assert.InDelta(t, 1800, ttl.Int, 5, "GETEX/SET set EX 1800")
+	}
+}
+
+func TestIntegrationSideBySideAndOpenLoop(t *testing.T) {
+	addr := startRedis(t)
+	_, port, _ := net.SplitHostPort(addr)
+	second := "localhost:" + port
+	code, rep := bench(t, context.Background(), "--target", addr, "--target", second, "--rounds", "2",
+		"-c", "2", "--duration", "250ms", "--warmup", "0s", "--keys", "500", "--rate", "2000")
+	require.Equal(t, exitOK, code, rep.Failures)
+	require.Len(t, rep.Runs, 4)
+	// Rounds alternate between the targets.
+	assert.Equal(t, []string{addr, second, addr, second},
+		[]string{rep.Runs[0].Target, rep.Runs[1].Target, rep.Runs[2].Target, rep.Runs[3].Target})
+	for _, r := range rep.Runs {
+		// Open loop: 2000 ops/s for 250 ms is 500 ops, whatever the server does.
+		assert.InDelta(t, 500, r.Ops, 25, "round %d %s", r.Round, r.Target)
+		assert.Equal(t, 2000.0, r.TargetRate)
+	}
+	require.Len(t, rep.Summary, 2)
+	assert.Equal(t, 2, rep.Summary[0].Rounds)
+	require.Len(t, rep.Ratios, 1)
+	assert.Equal(t, addr, rep.Ratios[0].Baseline)
+	assert.InDelta(t, 1.0, rep.Ratios[0].Ratios["ops_per_sec"], 0.1)
+}
+
+func TestIntegrationRequestsPipelined(t *testing.T) {
+	addr := startRedis(t)
+	code, rep := bench(t, context.Background(), "--target", addr, "--workload", "set", "-P", "16", "-c", "3",
+		"--requests", "1000", "--warmup", "0s", "--keys", "100", "--value-size", "10", "--ttl", "0s")
+	require.Equal(t, exitOK, code, rep.Failures)
+	require.Len(t, rep.Runs, 1)
+	assert.Equal(t, int64(1000), rep.Runs[0].Ops, "exactly --requests ops")
+	assert.Empty(t, rep.Populate, "set does not populate")
+	k := rep.Parameters.ExampleKey
+	ttl := redisDo(t, addr, "TTL", k)
+	if ttl.Int != -2 {
+		assert.Equal(t, int64(-1), ttl.Int, "--ttl 0: no EX")
+	}
+}
+
+func TestIntegrationErrorReplies(t *testing.T) {
+	addr := startRedis(t)
+	kg, _ := newKeyGen("sess:", 37)
+	redisDo(t, addr, "RPUSH", kg.key(0), "x") // a list where GET expects a string
+	code, rep := bench(t, context.Background(), "--target", addr, "--workload", "get", "--no-populate",
+		"--keys", "1", "-c", "2", "--requests", "200", "--warmup", "0s")
+	assert.Equal(t, exitFailed, code, "a run with error replies exits non-zero")
+	require.Len(t, rep.Runs, 1)
+	assert.Equal(t, map[string]int64{"WRONGTYPE": 200}, rep.Runs[0].Errors)
+	assert.Equal(t, int64(200), rep.Runs[0].Commands[0].Errors)
+	assert.NotEmpty(t, rep.Failures)
+}
+
+func TestIntegrationMemoryAndExpiry(t *testing.T) {
+	addr := startRedis(t)
+	ctx := context.Background()
+	redisDo(t, addr, "SET", "precious", "data")
+
+	// Refuses to destroy data without --flush.
+	code, rep := bench(t, ctx, "--target", addr, "--workload", "memory", "--keys", "2000")
+	assert.Equal(t, exitFailed, code)
+	require.NotEmpty(t, rep.Failures)
+	assert.Contains(t, rep.Failures[0], "--flush")
+	assert.Equal(t, "data", redisDo(t, addr, "GET", "precious").Str)
+
+	code, rep = bench(t, ctx, "--target", addr, "--workload", "memory", "--keys", "2000", "--flush", "--load-pipeline", "64")
+	require.Equal(t, exitOK, code, rep.Failures)
+	require.Len(t, rep.Memory, 1)
+	m := rep.Memory[0]
+	assert.Equal(t, int64(0), m.Before.DBSize)
+	assert.Equal(t, int64(2000), m.After.DBSize)
+	assert.Contains(t, m.Process, "verified")
+	assert.Positive(t, m.Before.ProcessRSS)
+	assert.Greater(t, m.BytesPerSessionMem, 742.0, "at least key + value per session")
+	ttl := redisDo(t, addr, "TTL", rep.Parameters.ExampleKey)
+	assert.InDelta(t, 1800, ttl.Int, 5)
+	assert.Len(t, rep.Parameters.ExampleKey, 42)
+
+	redisDo(t, addr, "CONFIG", "SET", "notify-keyspace-events", "Kg")
+	code, rep = bench(t, ctx, "--target", addr, "--workload", "expiry", "--keys", "2000", "--flush",
+		"--ttl", "1s", "--max-wait", "5s")
+	require.Equal(t, exitOK, code, rep.Failures)
+	require.Len(t, rep.Expiry, 1)
+	e := rep.Expiry[0]
+	assert.True(t, e.AllFreed, "all 2000 keys expire within 5 s of the deadline")
+	assert.GreaterOrEqual(t, e.FreedAfterS, 0.0)
+	assert.Less(t, e.FreedAfterS, 5.0)
+	assert.True(t, e.Events.Supported, e.Events.Note)
+	assert.Equal(t, int64(2000), e.Events.Received)
+	assert.Equal(t, int64(2000), e.Events.Matched)
+	assert.Zero(t, e.Events.Early)
+	assert.GreaterOrEqual(t, e.Events.LatenessMs.P50, 0.0)
+	assert.LessOrEqual(t, e.Events.LatenessMs.P99, e.Events.LatenessMs.Max)
+	assert.NotEmpty(t, e.Timeline)
+	assert.Contains(t, e.Events.Note, `restored to "gK"`)
+	// Restored to what it was (Redis normalizes the flag order).
+	got := redisDo(t, addr, "CONFIG", "GET", "notify-keyspace-events")
+	assert.Equal(t, "gK", got.Elems[1].Str)
+	assert.Equal(t, int64(0), redisDo(t, addr, "DBSIZE").Int)
+}
+
+func TestIntegrationInterrupt(t *testing.T) {
+	addr := startRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	code, rep := bench(t, ctx, "--target", addr, "-c", "4", "--duration", "20s", "--warmup", "0s", "--keys", "1000")
+	assert.Equal(t, exitInterrupted, code)
+	assert.Less(t, time.Since(start), 5*time.Second, "cancellation stops the run promptly")
+	assert.True(t, rep.Interrupted)
+	require.Len(t, rep.Runs, 1)
+	assert.True(t, rep.Runs[0].Interrupted)
+	assert.Positive(t, rep.Runs[0].Ops, "partial results are kept")
+	assert.Empty(t, rep.Failures, fmt.Sprint(rep.Failures))
+}

@@ -1,0 +1,506 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Latencies are recorded in microseconds, 1 µs .. 60 s at 3 significant
+// digits; anything slower is recorded as 60 s and counted as clamped.
+const histMaxUs = 60_000_000
+
+func newHist() *hdr.Histogram { return hdr.New(1, histMaxUs, 3) }
+
+// recordUs records v µs, clamping to the histogram's range; it reports whether
+// it clamped.
+func recordUs(h *hdr.Histogram, v int64) bool {
+	clamped := false
+	if v < 0 {
+		v = 0
+	}
+	if v > histMaxUs {
+		v, clamped = histMaxUs, true
+	}
+	_ = h.RecordValue(v)
+	return clamped
+}
+
+// cmdBuilder encodes the workload's commands.
+type cmdBuilder struct {
+	keys    *keyGen
+	ttl     []byte // EX argument in seconds; nil: no EX
+	pool    []byte
+	valSize int
+}
+
+func newCmdBuilder(cfg *config) *cmdBuilder {
+	kg, err := newKeyGen(cfg.KeyPrefix, cfg.KeySize)
+	if err != nil {
+		panic(err) // validated in parseArgs
+	}
+	b := &cmdBuilder{keys: kg, pool: newPayloadPool(cfg.Seed, cfg.ValueSize), valSize: cfg.ValueSize}
+	if cfg.TTL > 0 {
+		b.ttl = strconv.AppendInt(nil, int64(cfg.TTL/time.Second), 10)
+	}
+	return b
+}
+
+// append encodes one command for key idx; valOff picks the SET value.
+func (c *cmdBuilder) append(b []byte, op opKind, idx, valOff uint64) []byte {
+	switch op {
+	case opGetex:
+		if c.ttl == nil {
+			b = append(b, "*2\r\n$5\r\nGETEX\r\n"...)
+			return c.keys.appendBulkKey(b, idx)
+		}
+		b = append(b, "*4\r\n$5\r\nGETEX\r\n"...)
+		b = c.keys.appendBulkKey(b, idx)
+		b = append(b, "$2\r\nEX\r\n"...)
+		return appendBulk(b, c.ttl)
+	case opGet:
+		b = append(b, "*2\r\n$3\r\nGET\r\n"...)
+		return c.keys.appendBulkKey(b, idx)
+	case opSet:
+		if c.ttl == nil {
+			b = append(b, "*3\r\n$3\r\nSET\r\n"...)
+		} else {
+			b = append(b, "*5\r\n$3\r\nSET\r\n"...)
+		}
+		b = c.keys.appendBulkKey(b, idx)
+		b = appendBulk(b, payloadAt(c.pool, c.valSize, valOff))
+		if c.ttl != nil {
+			b = append(b, "$2\r\nEX\r\n"...)
+			b = appendBulk(b, c.ttl)
+		}
+		return b
+	case opDel:
+		b = append(b, "*2\r\n$3\r\nDEL\r\n"...)
+		return c.keys.appendBulkKey(b, idx)
+	}
+	panic("unknown op")
+}
+
+// describe renders the command shape, e.g. "SET <key> <700 B> EX 1800".
+func (c *cmdBuilder) describe(op opKind) string {
+	ex := ""
+	if c.ttl != nil {
+		ex = " EX " + string(c.ttl)
+	}
+	switch op {
+	case opGetex:
+		return "GETEX <key>" + ex
+	case opSet:
+		return fmt.Sprintf("SET <key> <%d B>%s", c.valSize, ex)
+	default:
+		return opNames[op] + " <key>"
+	}
+}
+
+// schedule is the open-loop plan of one connection: the rate ops/s of the
+// whole run are spread evenly over conns connections, connection conn sending
+// its k-th op at offset (k*conns + conn) / rate from the start. Together the
+// connections send one op every 1/rate seconds.
+type schedule struct {
+	conn, conns int
+	rate        float64
+}
+
+func (s schedule) offset(k int64) time.Duration {
+	return time.Duration((float64(k)*float64(s.conns) + float64(s.conn)) * 1e9 / s.rate)
+}
+
+// due returns how many of this connection's ops are scheduled at or before
+// elapsed.
+func (s schedule) due(elapsed time.Duration) int64 {
+	x := elapsed.Seconds()*s.rate - float64(s.conn)
+	n := max(int64(math.Floor(x/float64(s.conns)))+1, 0)
+	// Float rounding may put a boundary op on the wrong side; offset decides.
+	for n > 0 && s.offset(n-1) > elapsed {
+		n--
+	}
+	for s.offset(n) <= elapsed {
+		n++
+	}
+	return n
+}
+
+// phase is the timeline of one measured round.
+type phase struct {
+	start     time.Time // first send (open loop: schedule origin)
+	measStart time.Time // ops sent (intended) before this are warmup
+	end       time.Time // duration mode: nothing is sent at or after it; zero in requests mode
+}
+
+type workerStats struct {
+	hist     [numOpKinds]*hdr.Histogram
+	count    [numOpKinds]int64
+	nulls    [numOpKinds]int64
+	errCount [numOpKinds]int64
+	errs     map[string]int64
+	warmup   int64
+	clamped  int64
+	lastDone time.Time
+	lag      *hdr.Histogram // open loop: send time - intended time, µs
+}
+
+type worker struct {
+	id    int
+	cfg   *config
+	cmd   *cmdBuilder
+	mix   mix
+	c     *conn
+	rng   *rand.Rand
+	sched schedule
+	quota int64 // requests mode: measured ops still to do; -1 in duration mode
+
+	done atomic.Int64 // all replies so far, for the progress line
+	_    [56]byte     // keep neighbouring workers' counters off this cache line
+
+	stats workerStats
+	buf   []byte
+	kinds []opKind
+	times []time.Time // open loop: intended send time per batch slot
+}
+
+// run drives one connection until the round ends, the quota is done or ctx is
+// cancelled (a cancelled run is not an error).
+func (w *worker) run(ctx context.Context, ph phase) error {
+	P := w.cfg.Pipeline
+	open := w.cfg.Rate > 0
+	durationMode := w.quota < 0
+	keys := uint64(w.cfg.Keys)
+	var timer *time.Timer
+	var k int64
+	for ctx.Err() == nil && w.quota != 0 {
+		now := time.Now()
+		n := P
+		if open {
+			first := ph.start.Add(w.sched.offset(k))
+			if durationMode && !first.Before(ph.end) {
+				return nil
+			}
+			if d := first.Sub(now); d > 0 {
+				if timer == nil {
+					timer = time.NewTimer(d)
+				} else {
+					timer.Reset(d)
+				}
+				select {
+				case <-ctx.Done():
+					timer.Stop()
+					return nil
+				case <-timer.C:
+				}
+				now = time.Now()
+			}
+			n = 0
+			for n < P {
+				t := ph.start.Add(w.sched.offset(k + int64(n)))
+				if n > 0 && (t.After(now) || (durationMode && !t.Before(ph.end))) {
+					break
+				}
+				w.times[n] = t
+				n++
+			}
+		} else if durationMode && !now.Before(ph.end) {
+			return nil
+		}
+		batchTime := now
+		if open {
+			batchTime = w.times[0]
+		}
+		if !durationMode && !batchTime.Before(ph.measStart) {
+			n = int(min(int64(n), w.quota))
+		}
+
+		buf := w.buf[:0]
+		for j := range n {
+			op := w.mix.pick(w.rng.Uint64N(w.mix.total))
+			idx := w.rng.Uint64N(keys)
+			var off uint64
+			if op == opSet {
+				off = w.rng.Uint64N(payloadSlack + 1)
+			}
+			buf = w.cmd.append(buf, op, idx, off)
+			w.kinds[j] = op
+		}
+		w.buf = buf
+		sent := time.Now()
+		if open {
+			for j := range n {
+				if !w.times[j].Before(ph.measStart) {
+					recordUs(w.stats.lag, sent.Sub(w.times[j]).Microseconds())
+				}
+			}
+		}
+		if _, err := w.c.nc.Write(buf); err != nil {
+			return w.ioErr(ctx, "write", err)
+		}
+		for j := range n {
+			kind, null, errWord, err := w.c.rd.skip()
+			if err != nil {
+				return w.ioErr(ctx, "read", err)
+			}
+			t := time.Now()
+			opTime := sent
+			if open {
+				opTime = w.times[j]
+			}
+			if opTime.Before(ph.measStart) {
+				w.stats.warmup++
+				continue
+			}
+			op := w.kinds[j]
+			if recordUs(w.stats.hist[op], t.Sub(opTime).Microseconds()) {
+				w.stats.clamped++
+			}
+			w.stats.count[op]++
+			switch {
+			case kind == '-':
+				w.stats.errCount[op]++
+				w.stats.errs[string(errWord)]++
+			case null:
+				w.stats.nulls[op]++
+			}
+			w.stats.lastDone = t
+			if w.quota > 0 {
+				w.quota--
+			}
+		}
+		k += int64(n)
+		w.done.Add(int64(n))
+	}
+	return nil
+}
+
+func (w *worker) ioErr(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return nil // interrupted: the deadline we set to unblock I/O
+	}
+	return fmt.Errorf("connection %d: %s: %w", w.id, what, err)
+}
+
+// dialAll opens n connections to target.
+func dialAll(ctx context.Context, cfg *config, target string, n int) ([]*conn, error) {
+	conns := make([]*conn, 0, n)
+	for range n {
+		c, err := dialConn(ctx, target, cfg.Password)
+		if err != nil {
+			closeAll(conns)
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+func closeAll(conns []*conn) {
+	for _, c := range conns {
+		c.close()
+	}
+}
+
+// unblockOnCancel makes blocked reads and writes on conns return once ctx is
+// cancelled. The returned stop must be called before the conns are reused.
+func unblockOnCancel(ctx context.Context, conns []*conn) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
+		for _, c := range conns {
+			_ = c.nc.SetDeadline(time.Unix(1, 0))
+		}
+	})
+}
+
+// runOpRound runs one measured round of session/set/get against target.
+func runOpRound(ctx context.Context, cfg *config, target string, round int, prog *progress) (*opRun, error) {
+	conns, err := dialAll(ctx, cfg, target, cfg.Conns)
+	if err != nil {
+		return nil, fmt.Errorf("%s: connect: %w", target, err)
+	}
+	defer closeAll(conns)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopUnblock := unblockOnCancel(runCtx, conns)
+	defer stopUnblock()
+
+	// The server process, for the CPU accounting (when it runs here).
+	serverPID := findServerProc(conns[0], target, 0).pid
+
+	cmd := newCmdBuilder(cfg)
+	workers := make([]*worker, cfg.Conns)
+	for i := range workers {
+		w := &worker{
+			id:    i,
+			cfg:   cfg,
+			cmd:   cmd,
+			mix:   cfg.Mix,
+			c:     conns[i],
+			rng:   rand.New(rand.NewPCG(cfg.Seed, uint64(i)<<20|uint64(round))),
+			sched: schedule{conn: i, conns: cfg.Conns, rate: cfg.Rate},
+			quota: -1,
+			buf:   make([]byte, 0, cfg.Pipeline*(cfg.ValueSize+cfg.KeySize+64)),
+			kinds: make([]opKind, cfg.Pipeline),
+			times: make([]time.Time, cfg.Pipeline),
+		}
+		w.stats.errs = map[string]int64{}
+		if cfg.Rate > 0 {
+			w.stats.lag = newHist()
+		}
+		for _, op := range cfg.Mix.ops {
+			w.stats.hist[op] = newHist()
+		}
+		if cfg.Requests > 0 {
+			w.quota = cfg.Requests / int64(cfg.Conns)
+			if int64(i) < cfg.Requests%int64(cfg.Conns) {
+				w.quota++
+			}
+		}
+		workers[i] = w
+	}
+
+	start := time.Now()
+	ph := phase{start: start, measStart: start.Add(cfg.Warmup)}
+	if cfg.Requests == 0 {
+		ph.end = ph.measStart.Add(cfg.Duration)
+	}
+	label := fmt.Sprintf("%s %s round %d/%d", cfg.Workload, target, round, cfg.Rounds)
+	stopProgress := prog.start(label, "ops", func() int64 {
+		var n int64
+		for _, w := range workers {
+			n += w.done.Load()
+		}
+		return n
+	}, 0)
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(workers))
+	for i, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.run(runCtx, ph); err != nil {
+				errs[i] = err
+				cancel() // one broken connection ends the round
+			}
+		}()
+	}
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+	// Account CPU over the measured window only.
+	var cpu *cpuSampler
+	select {
+	case <-time.After(time.Until(ph.measStart)):
+		cpu = startCPU(serverPID)
+	case <-allDone:
+	}
+	<-allDone
+	stopProgress()
+
+	res := aggregateWorkers(cfg, target, round, ph, workers)
+	if cpu != nil {
+		res.CPU = cpu.stop()
+	}
+	res.Interrupted = ctx.Err() != nil
+	if err := errors.Join(errs...); err != nil {
+		res.Failure = err.Error()
+		return res, fmt.Errorf("%s round %d: %w", target, round, err)
+	}
+	return res, nil
+}
+
+func aggregateWorkers(cfg *config, target string, round int, ph phase, workers []*worker) *opRun {
+	res := &opRun{Target: target, Round: round, Rounds: 1, Errors: map[string]int64{}, TargetRate: cfg.Rate}
+	var last time.Time
+	for op := range numOpKinds {
+		if !cfg.Mix.has(op) {
+			continue
+		}
+		res.hist[op] = newHist()
+	}
+	for _, w := range workers {
+		s := &w.stats
+		for op := range numOpKinds {
+			if s.hist[op] == nil {
+				continue
+			}
+			res.hist[op].Merge(s.hist[op])
+			res.count[op] += s.count[op]
+			res.nulls[op] += s.nulls[op]
+			res.errCount[op] += s.errCount[op]
+		}
+		for k, v := range s.errs {
+			res.Errors[k] += v
+		}
+		res.WarmupOps += s.warmup
+		res.Clamped += s.clamped
+		if s.lag != nil {
+			if res.lag == nil {
+				res.lag = newHist()
+			}
+			res.lag.Merge(s.lag)
+		}
+		if s.lastDone.After(last) {
+			last = s.lastDone
+		}
+	}
+	if !last.IsZero() {
+		res.Seconds = last.Sub(ph.measStart).Seconds()
+	}
+	res.finish()
+	return res
+}
+
+// progress prints a live status line on stderr once per second when stderr
+// is a terminal.
+type progress struct {
+	w       io.Writer
+	enabled bool
+}
+
+// start begins reporting done() (ops or keys) under label; total > 0 adds a
+// percentage. The returned stop waits for the printer and clears the line.
+func (p *progress) start(label, unit string, done func() int64, total int64) (stop func()) {
+	if p == nil || !p.enabled {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t0 := time.Now()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		var prev int64
+		for {
+			select {
+			case <-quit:
+				fmt.Fprint(p.w, "\r\033[K")
+				return
+			case <-tick.C:
+				n := done()
+				pct := ""
+				if total > 0 {
+					pct = fmt.Sprintf(" (%.0f%%)", 100*float64(n)/float64(total))
+				}
+				fmt.Fprintf(p.w, "\r\033[K%s  %4.0fs  %s %s%s  %s/s",
+					label, time.Since(t0).Seconds(), commas(n), unit, pct, commas(n-prev))
+				prev = n
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		wg.Wait()
+	}
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessiond/sessiond/internal/redistest"
+)
+
+// startRun runs the program in a goroutine and returns its address; the
+// returned channel yields run's result.
+func startRun(t *testing.T, ctx context.Context, args ...string) (string, <-chan error) {
+	t.Helper()
+	addrs := make(chan []net.Addr, 1)
+	done := make(chan error, 1)
+	var stderr bytes.Buffer
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		done <- run(ctx, args, &bytes.Buffer{}, &stderr, func(a []net.Addr) { addrs <- a })
+	})
+	t.Cleanup(wg.Wait)
+	select {
+	case a := <-addrs:
+		return a[0].String(), done
+	case err := <-done:
+		t.Fatalf("run failed before ready: %v\n%s", err, stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("server not ready")
+	}
+	return "", nil
+}
+
+func TestRunServesAndStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, done := startRun(t, ctx, "--port", "0", "--loglevel", "warning")
+	c := redistest.Dial(t, addr)
+	assert.Equal(t, "+OK\r\n", c.DoString("SET", "sess:1", "v", "EX", "100"))
+	assert.Equal(t, "$1\r\nv\r\n", c.DoString("GET", "sess:1"))
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}
+
+func TestRunStopsOnShutdownCommand(t *testing.T) {
+	addr, done := startRun(t, context.Background(), "--port", "0", "--loglevel", "warning")
+	c := redistest.Dial(t, addr)
+	c.SendCommand("SHUTDOWN")
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after SHUTDOWN")
+	}
+}
+
+func TestRunPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	err = run(context.Background(), []string{"--port", port}, &bytes.Buffer{}, &bytes.Buffer{}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "cannot listen on 127.0.0.1:"+port)
+}
+
+func TestRunFlags(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"-version"}, &out, &bytes.Buffer{}, nil))
+	assert.Contains(t, out.String(), "sessiond ")
+
+	var help bytes.Buffer
+	err := run(context.Background(), []string{"-h"}, &bytes.Buffer{}, &help, nil)
+	assert.ErrorIs(t, err, flag.ErrHelp)
+	assert.Contains(t, help.String(), "--requirepass")
+
+	for _, bad := range [][]string{
+		{"--log-format", "xml"},
+		{"--loglevel", "loud"},
+		{"--proto-max-bulk-len", "huge"},
+		{"--port", "70000"},
+		{"--databases", "0"},
+		{"--shards", "3"},
+		{"stray", "arg"},
+	} {
+		err := run(context.Background(), append([]string{"--port", "0"}, bad...), &bytes.Buffer{}, &bytes.Buffer{}, nil)
+		assert.Error(t, err, "%v", bad)
+	}
+}
+
+func TestRunConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessiond.conf")
+	require.NoError(t, os.WriteFile(path, []byte("# test\nport 0\nrequirepass \"pw\"\nloglevel warning\n"), 0o600))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, _ := startRun(t, ctx, path)
+	c := redistest.Dial(t, addr)
+	assert.Equal(t, "-NOAUTH Authentication required.\r\n", c.DoString("GET", "k"))
+	assert.Equal(t, "+OK\r\n", c.DoString("AUTH", "pw"))
+
+	bad := filepath.Join(t.TempDir(), "bad.conf")
+	require.NoError(t, os.WriteFile(bad, []byte("no-such-directive 1\n"), 0o600))
+	err := run(context.Background(), []string{bad}, &bytes.Buffer{}, &bytes.Buffer{}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "unknown directive")
+}

@@ -1,0 +1,201 @@
+package server
+
+import (
+	"cmp"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessiond/sessiond/server/internal/resp"
+)
+
+// flushThreshold is the reply size at which a long pipeline is written out
+// before the next command runs, so output stays bounded.
+const flushThreshold = 64 << 10
+
+// counters are per-client statistics; INFO sums them.
+type counters struct {
+	commands    int64
+	hits        int64
+	misses      int64
+	netInBytes  int64
+	netOutBytes int64
+}
+
+func (c *counters) reset() {
+	atomic.StoreInt64(&c.commands, 0)
+	atomic.StoreInt64(&c.hits, 0)
+	atomic.StoreInt64(&c.misses, 0)
+	atomic.StoreInt64(&c.netInBytes, 0)
+	atomic.StoreInt64(&c.netOutBytes, 0)
+}
+
+func (c *counters) add(o *counters) {
+	c.commands += atomic.LoadInt64(&o.commands)
+	c.hits += atomic.LoadInt64(&o.hits)
+	c.misses += atomic.LoadInt64(&o.misses)
+	c.netInBytes += atomic.LoadInt64(&o.netInBytes)
+	c.netOutBytes += atomic.LoadInt64(&o.netOutBytes)
+}
+
+// client is one connection. Its fields are owned by its goroutine except
+// where noted.
+type client struct {
+	srv   *Server
+	id    int64
+	nc    net.Conn
+	addr  string
+	laddr string
+	rd    *resp.Reader
+	w     resp.Writer
+	// werr is the first write error; once set, output is dropped and the
+	// connection closes after the current command (sticky, as bufio).
+	werr error
+
+	db       int          // selected database; the owner's copy
+	dbPub    atomic.Int32 // db, for CLIENT LIST from other goroutines
+	protoPub atomic.Int32 // protocol version, for CLIENT LIST
+	authed   bool
+	quitting bool // close after the reply is flushed
+
+	created    time.Time
+	lastActive atomic.Int64            // unix nanos of the last command; read by cron
+	busy       atomic.Bool             // running a command; read by cron
+	lastCmdPtr atomic.Pointer[command] // last command run; read by CLIENT LIST
+	stats      counters                // written by the owner with atomics, read by INFO
+
+	// meta is what CLIENT LIST/INFO show; guarded by metaMu because other
+	// clients read it.
+	metaMu  sync.Mutex
+	name    string
+	libName string
+	libVer  string
+	killed  bool
+
+	lower      []byte   // scratch for lower-casing command names
+	tmp        []byte   // scratch for handlers
+	keyScratch [][]byte // scratch key lists (MSET)
+}
+
+// flushingReader writes pending replies before each read that may block,
+// giving one write per pipeline.
+type flushingReader struct{ c *client }
+
+func (f flushingReader) Read(p []byte) (int, error) {
+	f.c.flush()
+	n, err := f.c.nc.Read(p)
+	atomic.AddInt64(&f.c.stats.netInBytes, int64(n))
+	return n, err
+}
+
+func (s *Server) newClient(nc net.Conn) *client {
+	c := &client{
+		srv:     s,
+		id:      s.nextID.Add(1),
+		nc:      nc,
+		addr:    nc.RemoteAddr().String(),
+		laddr:   nc.LocalAddr().String(),
+		created: time.Now(),
+		lower:   make([]byte, 0, 32),
+	}
+	c.lastActive.Store(c.created.UnixNano())
+	c.protoPub.Store(2)
+	c.authed = s.conf.requirePass() == ""
+	c.rd = resp.NewReader(flushingReader{c}, resp.Limits{
+		MaxBulkLen:   s.conf.protoMaxBulkLen(),
+		MaxInlineLen: s.conf.maxInlineLen,
+		MaxQueryBuf:  s.conf.queryBufLimit,
+	})
+	c.rd.SetAuthRequired(!c.authed)
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+		_ = tc.SetKeepAlive(true)
+		_ = tc.SetKeepAlivePeriod(300 * time.Second)
+	}
+	return c
+}
+
+func (c *client) serve() {
+	defer func() {
+		c.flush()
+		c.nc.Close()
+		c.srv.removeClient(c)
+	}()
+	for {
+		args, err := c.rd.ReadCommand()
+		if err != nil {
+			var pe *resp.ProtocolError
+			switch {
+			case errors.As(err, &pe):
+				c.w.Error("ERR " + pe.Msg)
+				c.srv.log.Debug("protocol error; closing client", "id", c.id, "addr", c.addr, "err", pe.Msg)
+			case errors.Is(err, resp.ErrQueryBufferLimit):
+				c.srv.log.Warn("closing client that reached max query buffer length", "id", c.id, "addr", c.addr)
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			default:
+				c.srv.log.Debug("client read failed", "id", c.id, "addr", c.addr, "err", err)
+			}
+			return
+		}
+		c.busy.Store(true)
+		c.srv.dispatch(c, args)
+		c.busy.Store(false)
+		if c.quitting || c.werr != nil {
+			return
+		}
+		if c.w.Len() >= flushThreshold {
+			c.flush()
+		}
+	}
+}
+
+// flush writes pending replies. Write errors are sticky.
+func (c *client) flush() {
+	if c.w.Len() == 0 {
+		return
+	}
+	if c.werr == nil {
+		n, err := c.nc.Write(c.w.Bytes())
+		atomic.AddInt64(&c.stats.netOutBytes, int64(n))
+		if err != nil {
+			c.werr = err
+		}
+	}
+	c.w.Reset()
+}
+
+// closeRead wakes a client blocked reading its next command so that it
+// exits; replies already produced are still written.
+func (c *client) closeRead() {
+	if tc, ok := c.nc.(interface{ CloseRead() error }); ok {
+		_ = tc.CloseRead()
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+func (c *client) setAuthed(on bool) {
+	c.authed = on
+	c.rd.SetAuthRequired(!on)
+}
+
+func (c *client) setDB(db int) {
+	c.db = db
+	c.dbPub.Store(int32(db))
+}
+
+func (c *client) setProto(p int) {
+	c.w.SetProto(p)
+	c.protoPub.Store(int32(p))
+}
+
+func (c *client) dbSnapshot() int    { return int(c.dbPub.Load()) }
+func (c *client) protoSnapshot() int { return int(c.protoPub.Load()) }
+
+func sortClients(list []*client) {
+	slices.SortFunc(list, func(a, b *client) int { return cmp.Compare(a.id, b.id) })
+}

@@ -1,0 +1,46 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessiond/sessiond/ttl"
+)
+
+// testServer is a sessiond server on a loopback port, stopped at cleanup.
+type testServer struct {
+	addr  string
+	srv   *Server
+	store *ttl.Store
+}
+
+// startServer starts a store and a server on 127.0.0.1 with a port the
+// kernel picks; cleanup closes them and waits for every goroutine.
+func startServer(tb testing.TB, cfg Config) *testServer {
+	tb.Helper()
+	store, err := ttl.New(ttl.Config{Databases: cfg.Databases})
+	require.NoError(tb, err)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	srv, err := New(cfg, store)
+	require.NoError(tb, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = store.Run(ctx) })
+	wg.Go(func() { _ = srv.Serve(ln) })
+	tb.Cleanup(func() {
+		_ = srv.Close()
+		cancel()
+		wg.Wait()
+		_ = store.Close()
+	})
+	return &testServer{addr: ln.Addr().String(), srv: srv, store: store}
+}

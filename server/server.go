@@ -1,0 +1,356 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessiond/sessiond/ttl"
+)
+
+// RedisVersion is the Redis version sessiond reports in HELLO and INFO. Clients
+// gate features on it; sessiond implements the 7.2 command surface it needs.
+const RedisVersion = "7.2.4"
+
+// Errors returned by Serve and New.
+var (
+	// ErrServerClosed is returned by Serve after Shutdown or Close.
+	ErrServerClosed = errors.New("server: closed")
+	// ErrConfig is returned by New when the configuration is invalid.
+	ErrConfig = errors.New("server: invalid config")
+)
+
+// Config configures a Server. The zero value means Redis's defaults.
+type Config struct {
+	// RequirePass, when set, is the password of the default user: clients
+	// must AUTH (or HELLO … AUTH) before any other command.
+	RequirePass string
+	// Databases is the number of logical databases; it must match the
+	// store's. 0 means 16.
+	Databases int
+	// Timeout closes clients idle for longer; 0 disables it.
+	Timeout time.Duration
+	// ProtoMaxBulkLen bounds one bulk argument. 0 means 512 MiB.
+	ProtoMaxBulkLen int64
+	// MaxInlineLen bounds inline requests. 0 means 64 KiB.
+	MaxInlineLen int
+	// ClientQueryBufferLimit bounds one client's pending request. 0 means 1 GiB.
+	ClientQueryBufferLimit int64
+	// Logger receives the server's logs. nil means slog.Default().
+	Logger *slog.Logger
+	// Port is reported by INFO (tcp_port) and CONFIG GET port.
+	Port int
+	// Bind is reported by CONFIG GET bind.
+	Bind string
+	// ConfigFile is reported by INFO (config_file).
+	ConfigFile string
+	// Version is sessiond's own version, reported by INFO (sessiond_version).
+	Version string
+}
+
+// Server serves the RESP protocol over the listeners given to Serve, backed by
+// a ttl.Store it does not own.
+type Server struct {
+	store *ttl.Store
+	log   *slog.Logger
+	cmds  map[string]*command
+	start time.Time
+	runID string
+	conf  *settings
+
+	nextID atomic.Int64
+
+	// stats of clients that have gone; live clients keep their own
+	// counters, summed by INFO (no shared cache line on the hot path).
+	gone struct {
+		sync.Mutex
+		counters
+	}
+	connsReceived atomic.Int64
+	opsPerSec     atomic.Int64 // commands in the last cron second
+	peakMemory    atomic.Int64 // highest used_memory seen by INFO or cron
+	version       string
+	rejectedConns atomic.Int64
+
+	mu        sync.Mutex // guards the fields below
+	listeners map[net.Listener]struct{}
+	clients   map[int64]*client
+	closed    bool
+	wg        sync.WaitGroup // connection goroutines and the cron
+
+	shutdownReq  chan struct{} // closed by the SHUTDOWN command
+	shutdownOnce sync.Once
+	done         chan struct{} // closed by Shutdown/Close
+	doneOnce     sync.Once
+}
+
+// New validates cfg and returns a Server. It starts no goroutine.
+func New(cfg Config, store *ttl.Store) (*Server, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil store", ErrConfig)
+	}
+	if cfg.Databases == 0 {
+		cfg.Databases = 16
+	}
+	if cfg.Databases < 1 || cfg.Databases > 256 {
+		return nil, fmt.Errorf("%w: databases must be between 1 and 256", ErrConfig)
+	}
+	if cfg.ProtoMaxBulkLen == 0 {
+		cfg.ProtoMaxBulkLen = 512 << 20
+	}
+	if cfg.ProtoMaxBulkLen < 1<<20 {
+		return nil, fmt.Errorf("%w: proto-max-bulk-len must be at least 1mb", ErrConfig)
+	}
+	if cfg.MaxInlineLen == 0 {
+		cfg.MaxInlineLen = 64 << 10
+	}
+	if cfg.ClientQueryBufferLimit == 0 {
+		cfg.ClientQueryBufferLimit = 1 << 30
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("%w: negative timeout", ErrConfig)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Bind == "" {
+		cfg.Bind = "127.0.0.1"
+	}
+	if cfg.Version == "" {
+		cfg.Version = buildVersion()
+	}
+	s := &Server{
+		store:       store,
+		log:         cfg.Logger,
+		start:       time.Now(),
+		runID:       newRunID(),
+		listeners:   make(map[net.Listener]struct{}),
+		clients:     make(map[int64]*client),
+		shutdownReq: make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	s.version = cfg.Version
+	s.conf = newSettings(cfg)
+	s.cmds = s.commandTable()
+	return s, nil
+}
+
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// ShutdownRequested is closed when a client sends SHUTDOWN. The owner then
+// calls Shutdown (and persists, if configured).
+func (s *Server) ShutdownRequested() <-chan struct{} { return s.shutdownReq }
+
+// Serve accepts connections on ln and serves each in its own goroutine until
+// Shutdown or Close; it then returns ErrServerClosed. ln is closed on return.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	first := len(s.listeners) == 0
+	s.listeners[ln] = struct{}{}
+	if first {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.cron()
+		}()
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return ErrServerClosed
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE()) {
+				// Temporary: out of descriptors or similar. Back off.
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.done:
+					return ErrServerClosed
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.connsReceived.Add(1)
+		c := s.newClient(nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.clients[c.id] = c
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+		}()
+	}
+}
+
+// Shutdown stops accepting connections, closes idle clients, lets clients
+// finish the command they are running, and waits for every connection
+// goroutine until ctx is done, at which point it closes the rest and
+// returns ctx.Err(). It is idempotent and safe to call concurrently with
+// Serve.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.beginClose()
+	// Connections blocked in a read are idle between commands: closing the
+	// read side wakes them; a command being executed completes first
+	// because the goroutine only notices at its next read.
+	s.mu.Lock()
+	for _, c := range s.clients {
+		c.closeRead()
+	}
+	s.mu.Unlock()
+	waited := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+		return nil
+	case <-ctx.Done():
+		s.closeClients()
+		<-waited
+		return ctx.Err()
+	}
+}
+
+// Close closes listeners and every client at once and waits for their
+// goroutines. It is idempotent.
+func (s *Server) Close() error {
+	s.beginClose()
+	s.closeClients()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) beginClose() {
+	s.doneOnce.Do(func() { close(s.done) })
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) closeClients() {
+	s.mu.Lock()
+	for _, c := range s.clients {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) requestShutdown() {
+	s.shutdownOnce.Do(func() { close(s.shutdownReq) })
+}
+
+// cron runs once a second: it closes clients idle longer than the timeout.
+func (s *Server) cron() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var lastOps int64
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			tot := s.totals().commands
+			s.opsPerSec.Store(tot - lastOps)
+			lastOps = tot
+			timeout := s.conf.timeout()
+			if timeout <= 0 {
+				continue
+			}
+			s.mu.Lock()
+			for _, c := range s.clients {
+				if now.Sub(time.Unix(0, c.lastActive.Load())) > timeout && !c.busy.Load() {
+					s.log.Debug("closing idle client", "id", c.id, "addr", c.addr)
+					c.nc.Close()
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (s *Server) removeClient(c *client) {
+	s.mu.Lock()
+	delete(s.clients, c.id)
+	s.mu.Unlock()
+	s.gone.Lock()
+	s.gone.add(&c.stats)
+	s.gone.Unlock()
+}
+
+// totals sums the counters of live and gone clients.
+func (s *Server) totals() counters {
+	s.gone.Lock()
+	t := s.gone.counters
+	s.gone.Unlock()
+	s.mu.Lock()
+	for _, c := range s.clients {
+		t.add(&c.stats)
+	}
+	s.mu.Unlock()
+	return t
+}
+
+func newRunID() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Server) confVersion() string { return s.version }
+
+// notePeak records used as a candidate peak and returns the peak.
+func (s *Server) notePeak(used int64) int64 {
+	for {
+		p := s.peakMemory.Load()
+		if used <= p {
+			return p
+		}
+		if s.peakMemory.CompareAndSwap(p, used) {
+			return used
+		}
+	}
+}

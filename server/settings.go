@@ -1,0 +1,370 @@
+package server
+
+import (
+	"errors"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// settings are the runtime parameters behind CONFIG GET/SET. Those read on
+// the hot path are atomics; the rest live in vals under mu.
+type settings struct {
+	databases     int
+	maxInlineLen  int
+	queryBufLimit int64
+
+	pass    atomic.Pointer[string]
+	idle    atomic.Int64 // timeout in seconds
+	maxBulk atomic.Int64
+
+	mu     sync.Mutex        // guards vals
+	vals   map[string]string // parameters stored and reported verbatim
+	params map[string]*param // by name and alias
+	order  []*param
+}
+
+// param is one CONFIG parameter.
+type param struct {
+	name    string
+	aliases []string
+	get     func() string
+	// set validates and applies v; nil means immutable.
+	set func(v string) error
+}
+
+var errImmutable = errors.New("can't set immutable config")
+
+func newSettings(cfg Config) *settings {
+	st := &settings{
+		databases:     cfg.Databases,
+		maxInlineLen:  cfg.MaxInlineLen,
+		queryBufLimit: cfg.ClientQueryBufferLimit,
+		params:        make(map[string]*param),
+	}
+	pass := cfg.RequirePass
+	st.pass.Store(&pass)
+	st.idle.Store(int64(cfg.Timeout / time.Second))
+	st.maxBulk.Store(cfg.ProtoMaxBulkLen)
+	dir, _ := os.Getwd()
+	st.vals = map[string]string{
+		"bind":                        cfg.Bind,
+		"port":                        strconv.Itoa(cfg.Port),
+		"dir":                         dir,
+		"dbfilename":                  "dump.rdb",
+		"save":                        "",
+		"appendonly":                  "no",
+		"appendfsync":                 "everysec",
+		"notify-keyspace-events":      "",
+		"replica-read-only":           "yes",
+		"maxmemory":                   "0",
+		"maxmemory-policy":            "noeviction",
+		"maxmemory-samples":           "5",
+		"maxclients":                  "10000",
+		"hz":                          "10",
+		"io-threads":                  "1",
+		"cluster-enabled":             "no",
+		"protected-mode":              "yes",
+		"tcp-keepalive":               "300",
+		"tcp-backlog":                 "511",
+		"daemonize":                   "no",
+		"loglevel":                    "notice",
+		"logfile":                     "",
+		"busy-reply-threshold":        "5000",
+		"lazyfree-lazy-user-flush":    "no",
+		"lazyfree-lazy-expire":        "no",
+		"client-output-buffer-limit":  "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+		"client-query-buffer-limit":   strconv.FormatInt(cfg.ClientQueryBufferLimit, 10),
+		"slowlog-log-slower-than":     "10000",
+		"slowlog-max-len":             "128",
+		"latency-tracking":            "yes",
+		"activerehashing":             "yes",
+		"active-expire-effort":        "1",
+		"lua-time-limit":              "5000",
+		"stop-writes-on-bgsave-error": "yes",
+		"pidfile":                     "",
+	}
+
+	str := func(name string, aliases ...string) *param {
+		p := &param{name: name, aliases: aliases}
+		p.get = func() string { st.mu.Lock(); defer st.mu.Unlock(); return st.vals[name] }
+		p.set = func(v string) error { st.mu.Lock(); st.vals[name] = v; st.mu.Unlock(); return nil }
+		return p
+	}
+	fixed := func(name string, aliases ...string) *param {
+		p := str(name, aliases...)
+		p.set = nil
+		return p
+	}
+	yesno := func(name string, aliases ...string) *param {
+		p := str(name, aliases...)
+		inner := p.set
+		p.set = func(v string) error {
+			v = strings.ToLower(v)
+			if v != "yes" && v != "no" {
+				return errors.New("argument must be 'yes' or 'no'")
+			}
+			return inner(v)
+		}
+		return p
+	}
+	memory := func(name string) *param {
+		p := str(name)
+		inner := p.set
+		p.set = func(v string) error {
+			n, ok := parseMemory(v)
+			if !ok {
+				return errors.New("argument must be a memory value")
+			}
+			return inner(strconv.FormatInt(n, 10))
+		}
+		return p
+	}
+	integer := func(name string, lo, hi int64) *param {
+		p := str(name)
+		inner := p.set
+		p.set = func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return errors.New("argument couldn't be parsed into an integer")
+			}
+			if n < lo || n > hi {
+				return errors.New("argument must be between " + strconv.FormatInt(lo, 10) + " and " + strconv.FormatInt(hi, 10) + " inclusive")
+			}
+			return inner(v)
+		}
+		return p
+	}
+	enum := func(name string, options ...string) *param {
+		p := str(name)
+		inner := p.set
+		p.set = func(v string) error {
+			v = strings.ToLower(v)
+			for _, o := range options {
+				if v == o {
+					return inner(v)
+				}
+			}
+			return errors.New("argument(s) must be one of the following: " + strings.Join(options, ", "))
+		}
+		return p
+	}
+
+	all := []*param{
+		{name: "databases", get: func() string { return strconv.Itoa(st.databases) }},
+		{name: "timeout",
+			get: func() string { return strconv.FormatInt(st.idle.Load(), 10) },
+			set: func(v string) error {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return errors.New("argument couldn't be parsed into an integer")
+				}
+				if n < 0 || n > 1<<31-1 {
+					return errors.New("argument must be between 0 and 2147483647 inclusive")
+				}
+				st.idle.Store(n)
+				return nil
+			}},
+		{name: "requirepass",
+			get: func() string { return *st.pass.Load() },
+			set: func(v string) error { st.pass.Store(&v); return nil }},
+		{name: "proto-max-bulk-len",
+			get: func() string { return strconv.FormatInt(st.maxBulk.Load(), 10) },
+			set: func(v string) error {
+				n, ok := parseMemory(v)
+				if !ok {
+					return errors.New("argument must be a memory value")
+				}
+				if n < 1<<20 {
+					return errors.New("argument must be between 1048576 and 9223372036854775807 inclusive")
+				}
+				st.maxBulk.Store(n)
+				return nil
+			}},
+		fixed("bind"), fixed("port"), fixed("dir"), fixed("dbfilename"), fixed("io-threads"),
+		fixed("cluster-enabled"), fixed("daemonize"), fixed("logfile"), fixed("tcp-backlog"),
+		fixed("save"), fixed("appendonly"), fixed("appendfsync"),
+		fixed("client-query-buffer-limit"), fixed("pidfile"),
+		{name: "notify-keyspace-events", get: func() string { return str("notify-keyspace-events").get() },
+			set: func(v string) error {
+				flags, ok := parseKeyspaceEvents(v)
+				if !ok {
+					return errors.New("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+				}
+				st.mu.Lock()
+				st.vals["notify-keyspace-events"] = flags
+				st.mu.Unlock()
+				return nil
+			}},
+		yesno("replica-read-only", "slave-read-only"),
+		yesno("protected-mode"),
+		yesno("lazyfree-lazy-user-flush"),
+		yesno("lazyfree-lazy-expire"),
+		yesno("activerehashing"),
+		yesno("latency-tracking"),
+		yesno("stop-writes-on-bgsave-error"),
+		memory("maxmemory"),
+		enum("maxmemory-policy", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"),
+		integer("maxmemory-samples", 1, 64),
+		integer("maxclients", 1, 1<<31-1),
+		integer("hz", 0, 2147483647),
+		integer("tcp-keepalive", 0, 2147483647),
+		enum("loglevel", "debug", "verbose", "notice", "warning", "nothing"),
+		integer("busy-reply-threshold", 0, 1<<62),
+		integer("lua-time-limit", 0, 1<<62),
+		integer("slowlog-log-slower-than", -1, 1<<62),
+		integer("slowlog-max-len", 0, 1<<62),
+		integer("active-expire-effort", 1, 10),
+		str("client-output-buffer-limit"),
+	}
+	for _, p := range all {
+		st.order = append(st.order, p)
+		st.params[p.name] = p
+		for _, a := range p.aliases {
+			st.params[a] = p
+		}
+	}
+	return st
+}
+
+func (st *settings) requirePass() string    { return *st.pass.Load() }
+func (st *settings) timeout() time.Duration { return time.Duration(st.idle.Load()) * time.Second }
+func (st *settings) protoMaxBulkLen() int64 { return st.maxBulk.Load() }
+
+// match returns name/value pairs of the parameters matching the glob
+// patterns, each once, in table order (aliases are reported when asked for
+// by their exact name, as Redis does).
+func (st *settings) match(patterns []string) [][2]string {
+	var out [][2]string
+	seen := make(map[string]bool)
+	for _, asked := range patterns {
+		pat := strings.ToLower(asked)
+		if p, ok := st.params[pat]; ok && !strings.ContainsAny(pat, "*?[") {
+			// An exact name is echoed as the client spelled it, as Redis does.
+			if !seen[pat] {
+				seen[pat] = true
+				out = append(out, [2]string{asked, p.get()})
+			}
+			continue
+		}
+		for _, p := range st.order {
+			for _, name := range append([]string{p.name}, p.aliases...) {
+				if seen[name] {
+					continue
+				}
+				if ok, _ := path.Match(pat, name); ok || globMatch([]byte(pat), []byte(name), false) {
+					seen[name] = true
+					out = append(out, [2]string{name, p.get()})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// parseMemory parses Redis memory values: 100, 1k, 1kb, 1m, 1mb, 1g, 1gb.
+func parseMemory(v string) (int64, bool) {
+	v = strings.ToLower(v)
+	mul := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mul    int64
+	}{{"kb", 1024}, {"mb", 1 << 20}, {"gb", 1 << 30}, {"k", 1000}, {"m", 1000000}, {"g", 1000000000}, {"b", 1}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v = strings.TrimSuffix(v, u.suffix)
+			mul = u.mul
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n * mul, true
+}
+
+// parseKeyspaceEvents validates notify-keyspace-events flags and returns them
+// in Redis's canonical form.
+func parseKeyspaceEvents(v string) (string, bool) {
+	const (
+		gen = 1 << iota
+		str
+		list
+		set
+		hash
+		zset
+		expired
+		evicted
+		keyspace
+		keyevent
+		stream
+		keymiss
+		module
+		newkey
+	)
+	all := gen | str | list | set | hash | zset | expired | evicted | stream | module
+	var f int
+	for _, ch := range v {
+		switch ch {
+		case 'A':
+			f |= all
+		case 'g':
+			f |= gen
+		case '$':
+			f |= str
+		case 'l':
+			f |= list
+		case 's':
+			f |= set
+		case 'h':
+			f |= hash
+		case 'z':
+			f |= zset
+		case 'x':
+			f |= expired
+		case 'e':
+			f |= evicted
+		case 'K':
+			f |= keyspace
+		case 'E':
+			f |= keyevent
+		case 't':
+			f |= stream
+		case 'm':
+			f |= keymiss
+		case 'd':
+			f |= module
+		case 'n':
+			f |= newkey
+		default:
+			return "", false
+		}
+	}
+	var b strings.Builder
+	if f&all == all {
+		b.WriteByte('A')
+	} else {
+		for _, x := range []struct {
+			bit int
+			ch  byte
+		}{{gen, 'g'}, {str, '$'}, {list, 'l'}, {set, 's'}, {hash, 'h'}, {zset, 'z'}, {expired, 'x'}, {evicted, 'e'}, {stream, 't'}, {module, 'd'}, {newkey, 'n'}} {
+			if f&x.bit != 0 {
+				b.WriteByte(x.ch)
+			}
+		}
+	}
+	if f&keyspace != 0 {
+		b.WriteByte('K')
+	}
+	if f&keyevent != 0 {
+		b.WriteByte('E')
+	}
+	if f&keymiss != 0 {
+		b.WriteByte('m')
+	}
+	return b.String(), true
+}

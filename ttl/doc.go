@@ -1,0 +1,89 @@
+// Package ttl is sessiond's key-value store: a sharded in-memory map from
+// (database, key) to a value with an optional deadline, that frees expired
+// keys within a millisecond of their deadline while keeping the bytes per
+// key close to the bytes of the key and value themselves.
+//
+// # Design
+//
+// A Store is split into Config.Shards shards, chosen by a seeded hash
+// (hash/maphash) of the key alone, each with its own mutex. Callers lock a
+// key's shard with Store.Lock (or several with LockKeys, all with LockAll)
+// and work through the returned Txn, which sees one instant of time.
+//
+// Each shard holds:
+//   - an entry table: 24-byte pointer-free entries addressed by a uint32 id
+//     (deadline, record location, kind, database, wheel links), in segments
+//     of 1024 that never move; freed ids are reused;
+//   - per database, a hash index lazily allocated: Robin Hood linear
+//     probing over a []uint32 of ids and a []uint8 of probe distances,
+//     deleting by backward shift, growing at 7/8 load and shrinking under
+//     1/4; keys are compared in the arena;
+//   - an arena of off-heap chunks holding one record per key,
+//     [klen uvarint][vlen<<1|object uvarint][key][value];
+//   - a hierarchical timer wheel (see Expiry);
+//   - a side table for the Object of object kinds.
+//
+// ttl never looks inside values: Kind is the caller's tag, byte values are
+// stored as blobs and structured values as Objects.
+//
+// # Memory
+//
+// Keys and byte values live in chunks of Config.ChunkSize bytes obtained
+// with mmap (anonymous, private) on Linux, outside the Go heap; a record
+// larger than a quarter chunk gets a mapping of its own. Records are
+// appended to the shard's head chunk. A chunk is unmapped as soon as it
+// holds no live record, so memory goes back to the operating system after
+// a mass expiry. Run compacts: it moves the live records of a chunk less
+// than half live into the head, a bounded amount per step, then unmaps the
+// chunk. Everything on the Go heap (entries, indexes, wheels) is
+// pointer-free, so the garbage collector has almost nothing to scan.
+//
+// Per key, the store costs its record (the key, the value and 2 to 4 bytes
+// of header), a 24-byte entry and 5 to 8 bytes of index.
+//
+// # Expiry
+//
+// An entry's deadline is the truth: a key is expired when now > deadline,
+// every read compares the two, and no read returns an expired entry. A Txn
+// that meets an expired entry removes it from the index and counts it; its
+// key then goes to OnExpire from Run.
+//
+// Every shard has a hierarchical timer wheel of 11 levels of 64 slots,
+// 1 ms resolution, covering every int64 deadline. Entries are linked into
+// slots through the entry table (no goroutine, closure or channel per
+// key); scheduling and cancelling are O(1), and per-level occupancy
+// bitmaps find the next due slot without walking empty ones.
+//
+// Run is one goroutine: it sleeps until the earliest due time of any shard
+// (a schedule that moves a shard's due time earlier wakes it), then frees
+// due entries in passes of at most Config.ExpireBatch per shard lock, and
+// hands their keys to OnExpire, grouped by database, after unlocking. An
+// idle store costs nothing; a million keys expiring together are freed in
+// well under a second without long lock holds.
+//
+// # Concurrency
+//
+// All methods are safe for concurrent use. A Txn is owned by one goroutine
+// and holds its shards' mutexes until Unlock. LockKeys locks in shard
+// order, so concurrent LockKeys calls cannot deadlock; taking a second Txn
+// while holding one can. Scan, RandomKey, Len, Flush and Stats lock one
+// shard at a time and must not be called while holding a Txn. OnExpire is
+// called from Run or Drain with no shard locked, one call at a time.
+//
+// # Caveats
+//
+//   - Entry.Blob and the keys passed to Scan and OnExpire point into the
+//     arena. Using them after they stop being valid (after the Txn modifies
+//     the store or unlocks) may read another key's bytes or, when the
+//     chunk was unmapped, crash the process with a fault that cannot be
+//     recovered.
+//   - Len and Stats count expired keys that no reader met and Run has not
+//     freed yet; Run frees them within a millisecond of their deadline.
+//   - A Set or SetDeadline with a deadline at or before the Txn's Now
+//     deletes the key without counting it as expired, as Redis does.
+//   - Methods panic on a database out of range, on a key whose shard the
+//     Txn does not hold, and on a Txn used after Unlock.
+//   - Each chunk is a separate mapping; with small chunks and a large data
+//     set the number of mappings may approach vm.max_map_count.
+//   - The store is not usable after Close; Close must follow Run's return.
+package ttl

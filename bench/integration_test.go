@@ -16,13 +16,27 @@ import (
 )
 
 // startRedis starts a throwaway redis-server on a free 127.0.0.1 port and
-// returns its address; it is killed and waited for in t.Cleanup.
+// returns its address; it is killed and waited for in t.Cleanup. A server
+// that exits at once (the port was taken meanwhile) is retried on another.
 func startRedis(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Skip("redis-server is not installed; skipping the integration test")
 	}
+	var lastErr error
+	for range 3 {
+		addr, err := tryStartRedis(t, bin)
+		if err == nil {
+			return addr
+		}
+		lastErr = err
+	}
+	t.Fatal(lastErr)
+	return ""
+}
+
+func tryStartRedis(t *testing.T, bin string) (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	port := l.Addr().(*net.TCPAddr).Port
@@ -32,25 +46,36 @@ func startRedis(t *testing.T) string {
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+	exited := make(chan struct{})
+	go func() {
 		_ = cmd.Wait()
-	})
+		close(exited)
+	}()
+	stop := func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := dialConn(context.Background(), addr, "")
 		if err == nil {
 			_, err = c.do("PING")
 			c.close()
 			if err == nil {
-				return addr
+				t.Cleanup(stop)
+				return addr, nil
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not come up: %v\n%s", addr, err, logs.String())
+		select {
+		case <-exited:
+			return "", fmt.Errorf("redis-server on %s exited: %s", addr, logs.String())
+		case <-time.After(20 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
+		if time.Now().After(deadline) {
+			stop()
+			return "", fmt.Errorf("redis-server on %s did not come up: %v\n%s", addr, err, logs.String())
+		}
 	}
 }
 
@@ -91,7 +116,8 @@ func TestIntegrationSession(t *testing.T) {
 	assert.Greater(t, run.Ops, int64(100))
 	assert.Positive(t, run.WarmupOps)
 	assert.Zero(t, run.ErrorTotal)
-	assert.InDelta(t, 0.3, run.Seconds, 0.1)
+	assert.GreaterOrEqual(t, run.Seconds, 0.25)
+	assert.Less(t, run.Seconds, 3.0)
 	assert.Greater(t, run.Latency.P50, int64(0))
 	assert.LessOrEqual(t, run.Latency.P50, run.Latency.P99)
 	assert.LessOrEqual(t, run.Latency.P99, run.Latency.Max)
@@ -126,14 +152,16 @@ func TestIntegrationSideBySideAndOpenLoop(t *testing.T) {
 		[]string{rep.Runs[0].Target, rep.Runs[1].Target, rep.Runs[2].Target, rep.Runs[3].Target})
 	for _, r := range rep.Runs {
 		// Open loop: 2000 ops/s for 250 ms is 500 ops, whatever the server does.
-		assert.InDelta(t, 500, r.Ops, 25, "round %d %s", r.Round, r.Target)
+		assert.Equal(t, int64(500), r.Ops, "round %d %s", r.Round, r.Target)
+		require.NotNil(t, r.SendLag)
+		assert.Equal(t, int64(500), r.SendLag.Count)
 		assert.Equal(t, 2000.0, r.TargetRate)
 	}
 	require.Len(t, rep.Summary, 2)
 	assert.Equal(t, 2, rep.Summary[0].Rounds)
 	require.Len(t, rep.Ratios, 1)
 	assert.Equal(t, addr, rep.Ratios[0].Baseline)
-	assert.InDelta(t, 1.0, rep.Ratios[0].Ratios["ops_per_sec"], 0.1)
+	assert.InDelta(t, 1.0, rep.Ratios[0].Ratios["ops_per_sec"], 0.5, "same server, same schedule")
 }
 
 func TestIntegrationRequestsPipelined(t *testing.T) {

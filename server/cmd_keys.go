@@ -223,8 +223,8 @@ func (s *Server) cmdKeys(c *client, args [][]byte) {
 }
 
 func (s *Server) cmdScan(c *client, args [][]byte) {
-	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
-	if err != nil {
+	cursor, ok := parseScanCursor(args[1])
+	if !ok {
 		c.w.Error("ERR invalid cursor")
 		return
 	}
@@ -424,4 +424,30 @@ func (s *Server) cmdPersist(c *client, args [][]byte) {
 	}
 	tx.SetDeadline(c.db, args[1], 0)
 	c.w.Int(1)
+}
+
+// parseScanCursor parses a SCAN cursor the way Redis does with strtoul: an
+// optional sign (a negative value wraps around), "" means 0, no leading
+// space, no trailing characters, no overflow.
+func parseScanCursor(b []byte) (uint64, bool) {
+	neg := false
+	digits := b
+	if len(digits) > 0 && (digits[0] == '+' || digits[0] == '-') {
+		neg = digits[0] == '-'
+		digits = digits[1:]
+		if len(digits) == 0 {
+			return 0, false
+		}
+	}
+	if len(b) == 0 {
+		return 0, true
+	}
+	n, err := strconv.ParseUint(string(digits), 10, 64)
+	if err != nil || digits[0] == '+' || digits[0] == '-' {
+		return 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }

@@ -240,5 +240,8 @@ func parseInt(b []byte) (int64, bool) {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
-	return n, err == nil
+	if err != nil {
+		return 0, false
+	}
+	return n, true
 }

@@ -37,7 +37,11 @@ type param struct {
 	set func(v string) error
 }
 
-var errImmutable = errors.New("can't set immutable config")
+// redisText is an error whose text is Redis's own wording, which clients
+// may show verbatim (capitals and full stop included).
+type redisText string
+
+func (e redisText) Error() string { return string(e) }
 
 func newSettings(cfg Config) *settings {
 	st := &settings{
@@ -193,7 +197,7 @@ func newSettings(cfg Config) *settings {
 			set: func(v string) error {
 				flags, ok := parseKeyspaceEvents(v)
 				if !ok {
-					return errors.New("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+					return redisText("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
 				}
 				st.mu.Lock()
 				st.vals["notify-keyspace-events"] = flags

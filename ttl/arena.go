@@ -89,8 +89,10 @@ type arena struct {
 	live      int64 // bytes of live records
 
 	// hint is set when some non-head chunk dropped below half live, so
-	// that compaction has work.
-	hint bool
+	// that compaction has work; newHint when hint was set since the shard
+	// last looked, so that it wakes Run.
+	hint    bool
+	newHint bool
 	// victim is the chunk being compacted (0 = none), walked from victimOff.
 	victim    uint32
 	victimOff int
@@ -165,14 +167,19 @@ func (a *arena) retireHead() {
 	case c.live == 0:
 		a.unmap(ci)
 	case c.live*2 < c.used:
-		a.hint = true
+		a.setHint()
+	}
+}
+
+func (a *arena) setHint() {
+	if !a.hint {
+		a.hint, a.newHint = true, true
 	}
 }
 
 // free marks the record of size bytes at loc dead. A chunk left without
-// live records is unmapped at once, except the head, which is rewound. It
-// reports whether compaction got new work.
-func (a *arena) free(loc uint64, size int) bool {
+// live records is unmapped at once, except the head, which is rewound.
+func (a *arena) free(loc uint64, size int) {
 	ci := uint32(loc >> a.shift)
 	c := &a.chunks[ci]
 	c.live -= size
@@ -180,16 +187,14 @@ func (a *arena) free(loc uint64, size int) bool {
 	if c.live == 0 {
 		if ci == a.head {
 			c.used = 0
-			return false
+			return
 		}
 		a.unmap(ci)
-		return false
+		return
 	}
-	if ci != a.head && !c.big && c.live*2 < c.used && (c.live+size)*2 >= c.used && !a.hint {
-		a.hint = true
-		return true
+	if ci != a.head && !c.big && c.live*2 < c.used && (c.live+size)*2 >= c.used {
+		a.setHint()
 	}
-	return false
 }
 
 // unmap releases chunk ci.

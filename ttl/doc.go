@@ -39,7 +39,10 @@
 // pointer-free, so the garbage collector has almost nothing to scan.
 //
 // Per key, the store costs its record (the key, the value and 2 to 4 bytes
-// of header), a 24-byte entry and 5 to 8 bytes of index.
+// of header), a 24-byte entry and 6 to 9 bytes of index (5 bytes a slot at
+// 58% to 88% load). A million sessions of a 42-byte key, a 700-byte value
+// and a deadline take about 779 bytes of process RSS each
+// (BenchmarkMemory1M).
 //
 // # Expiry
 //

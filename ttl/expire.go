@@ -37,7 +37,7 @@ func (s *Store) Run(ctx context.Context) error {
 		default:
 		}
 		s.expMu.Lock()
-		s.expireDueLocked(ctx, true)
+		s.expireDueLocked(ctx, Now(), true)
 		s.expMu.Unlock()
 		if ctx.Err() != nil {
 			return nil
@@ -80,13 +80,12 @@ func (s *Store) minDue() int64 {
 
 // expireDueLocked visits every shard due by now, pass after pass, until
 // none is due. Keys are reported after each pass. s.expMu must be held.
-// ctx, when not nil, stops it early.
-func (s *Store) expireDueLocked(ctx context.Context, compact bool) {
-	now := Now()
+// A done ctx stops it early.
+func (s *Store) expireDueLocked(ctx context.Context, now int64, compact bool) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		for sh.nextDue.Load() <= now {
-			if ctx != nil && ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return
 			}
 			sh.mu.Lock()
@@ -168,6 +167,7 @@ func (sh *shard) passLocked(now int64, out *expOut, compact bool) {
 			due = min(due, now+compactDelay)
 		}
 	}
+	sh.arena.newHint = false // the due time above covers it
 	sh.nextDue.Store(due)
 }
 

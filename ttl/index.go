@@ -8,8 +8,8 @@ import "math/bits"
 // home). Deletion shifts the following run back by one (no tombstones).
 // Lookups stop at the first slot whose distance is shorter than the probe's,
 // and compare keys only for slots with the same home. A table is sized
-// freely (home = hash·n >> 32), grows past 7/8 load to 5/8 and shrinks
-// under 1/4. It is guarded by its shard's mutex.
+// freely (home = hash·n >> 32), grows past 7/8 load by half and shrinks
+// under 1/4 to 5/8. It is guarded by its shard's mutex.
 type dbIndex struct {
 	ids  []uint32 // slot -> entry id; 0 = empty
 	disp []uint8  // slot -> distance from home
@@ -170,10 +170,7 @@ func (sh *shard) indexAddLocked(ix *dbIndex, id uint32, h uint64) {
 func (sh *shard) indexRemoveLocked(ix *dbIndex, pos int) {
 	ix.removeAt(pos)
 	ix.count--
-	switch n := len(ix.ids); {
-	case ix.count == 0:
-		ix.ids, ix.disp = nil, nil
-	case n > minIndex && ix.count*4 < n:
+	if n := len(ix.ids); n > minIndex && ix.count*4 < n {
 		sh.resizeLocked(ix, sizeFor(ix.count), 0)
 	}
 }

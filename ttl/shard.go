@@ -99,10 +99,10 @@ func (sh *shard) resetIDsLocked(now int64) {
 		sh.segs = sh.segs[:1]
 	} else {
 		seg0 = new([segSize]entry)
-		for id := uint32(1); id < firstID; id++ {
-			seg0[id].prev, seg0[id].next = id, id
-		}
 		sh.segs = append(sh.segs, seg0)
+	}
+	for id := uint32(1); id < firstID; id++ {
+		seg0[id].prev, seg0[id].next = id, id
 	}
 	sh.nids = firstID
 	sh.freeID = 0
@@ -206,9 +206,8 @@ func (sh *shard) releaseLocked(id uint32, e *entry) {
 	if vf&1 != 0 {
 		sh.dropObjectLocked(id)
 	}
-	if sh.arena.free(loc, n+klen+vf>>1) {
-		sh.lowerDueLocked(math.MinInt64)
-	}
+	sh.arena.free(loc, n+klen+vf>>1)
+	sh.hintLocked()
 	sh.freeIDLocked(id, e)
 }
 
@@ -260,9 +259,7 @@ func (sh *shard) putLocked(db int, key []byte, h uint64, kind Kind, blob []byte,
 			sh.dropObjectLocked(id)
 		}
 		e.meta = packMeta(loc, kind, db)
-		if sh.arena.free(old, n+klen+vf>>1) {
-			sh.lowerDueLocked(math.MinInt64)
-		}
+		sh.arena.free(old, n+klen+vf>>1)
 		sh.setDeadlineLocked(ix, id, e, deadline)
 	} else {
 		id, e = sh.allocIDLocked()
@@ -284,6 +281,15 @@ func (sh *shard) putLocked(db int, key []byte, h uint64, kind Kind, blob []byte,
 		}
 		sh.objs[id] = objRec{obj: obj, mem: mem}
 		sh.objMem += mem
+	}
+	sh.hintLocked()
+}
+
+// hintLocked wakes Run when compaction got work.
+func (sh *shard) hintLocked() {
+	if sh.arena.newHint {
+		sh.arena.newHint = false
+		sh.lowerDueLocked(math.MinInt64)
 	}
 }
 

@@ -1,6 +1,7 @@
 package ttl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -12,7 +13,7 @@ import (
 )
 
 // ErrRunning is returned by Run when another Run of the same Store has not
-// returned yet.
+// returned yet, and by Close when Run has not returned.
 var ErrRunning = errors.New("ttl: Run already running")
 
 // Store is a sharded in-memory map from (database, key) to a value with an
@@ -86,13 +87,17 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// Close releases the off-heap memory. Call it after Run has returned; the
-// Store must not be used afterwards. It is idempotent.
+// Close releases the off-heap memory. Call it after Run has returned (else
+// it returns ErrRunning and does nothing); the Store must not be used
+// afterwards. It is idempotent.
 func (s *Store) Close() error {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	if s.closed {
 		return nil
+	}
+	if s.running.Load() {
+		return ErrRunning
 	}
 	s.closed = true
 	for i := range s.shards {
@@ -172,6 +177,7 @@ func (s *Store) Scan(db int, cursor uint64, count int, fn func(key []byte, e Ent
 	if count <= 0 {
 		count = 10
 	}
+	count = min(count, 1<<24)
 	si := int(cursor & 0xff)
 	id64 := cursor >> 8
 	if si >= len(s.shards) || id64 > math.MaxUint32 {
@@ -181,22 +187,8 @@ func (s *Store) Scan(db int, cursor uint64, count int, fn func(key []byte, e Ent
 	budget, found := count*10, 0
 	now := Now()
 	for {
-		sh := &s.shards[si]
-		sh.mu.Lock()
-		end := sh.nids
-		if sh.dbs[db].count == 0 {
-			id = end
-		}
-		for ; id < end && found < count && budget > 0; id++ {
-			budget--
-			e := sh.ent(id)
-			if e.meta == 0 || e.db() != db || e.expiredAt(now) {
-				continue
-			}
-			found++
-			fn(sh.entryLocked(id, e))
-		}
-		sh.mu.Unlock()
+		var end uint32
+		id, end = s.shards[si].scan(db, id, now, count, &found, &budget, fn)
 		if id < end {
 			return uint64(id)<<8 | uint64(si)
 		}
@@ -210,6 +202,27 @@ func (s *Store) Scan(db int, cursor uint64, count int, fn func(key []byte, e Ent
 			return uint64(id)<<8 | uint64(si)
 		}
 	}
+}
+
+// scan visits the live entries of db from id on, until count are found or
+// the budget is spent, and returns the next id and the end of the ids.
+func (sh *shard) scan(db int, id uint32, now int64, count int, found, budget *int, fn func([]byte, Entry)) (uint32, uint32) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock() // fn may panic
+	end := sh.nids
+	if sh.dbs[db].count == 0 {
+		return end, end
+	}
+	for ; id < end && *found < count && *budget > 0; id++ {
+		*budget--
+		e := sh.ent(id)
+		if e.meta == 0 || e.db() != db || e.expiredAt(now) {
+			continue
+		}
+		*found++
+		fn(sh.entryLocked(id, e))
+	}
+	return id, end
 }
 
 // entryLocked returns the key and Entry of entry id.
@@ -234,27 +247,49 @@ func (s *Store) RandomKey(db int, dst []byte) ([]byte, bool) {
 	for i := range s.shards {
 		sh := &s.shards[(start+i)&int(s.mask)]
 		sh.mu.Lock()
-		ix := &sh.dbs[db]
-		for try := 0; try < 16 && ix.count > 0; try++ {
-			n := len(ix.ids)
-			pos := rand.IntN(n)
-			for ix.ids[pos] == 0 {
-				pos++
-				if pos == n {
-					pos = 0
-				}
-			}
-			id := ix.ids[pos]
-			if e := sh.ent(id); !e.expiredAt(now) {
-				k, _ := recordKey(sh.arena.bytes(e.loc()))
-				dst = append(dst, k...)
-				sh.mu.Unlock()
-				return dst, true
-			}
+		if k := sh.randomLocked(&sh.dbs[db], now); k != nil {
+			dst = append(dst, k...)
+			sh.mu.Unlock()
+			return dst, true
 		}
 		sh.mu.Unlock()
 	}
 	return dst, false
+}
+
+// randomLocked returns the key of a random live entry of ix, or nil. It
+// probes random slots, then sweeps a bounded run of slots, so that expired
+// entries nobody met yet do not hide the live ones.
+func (sh *shard) randomLocked(ix *dbIndex, now int64) []byte {
+	n := len(ix.ids)
+	if ix.count == 0 {
+		return nil
+	}
+	try := func(pos int) []byte {
+		if id := ix.ids[pos]; id != 0 {
+			if e := sh.ent(id); !e.expiredAt(now) {
+				k, _ := recordKey(sh.arena.bytes(e.loc()))
+				return k
+			}
+		}
+		return nil
+	}
+	for range 16 {
+		if k := try(rand.IntN(n)); k != nil {
+			return k
+		}
+	}
+	pos := rand.IntN(n)
+	for range min(n, 4096) {
+		if k := try(pos); k != nil {
+			return k
+		}
+		pos++
+		if pos == n {
+			pos = 0
+		}
+	}
+	return nil
 }
 
 // Len returns the number of live keys in db. Expired keys not yet freed
@@ -334,7 +369,7 @@ func (s *Store) Stats() Stats {
 func (s *Store) Drain() {
 	s.expMu.Lock()
 	defer s.expMu.Unlock()
-	s.expireDueLocked(nil, false)
+	s.expireDueLocked(context.Background(), Now(), false)
 }
 
 // Txn is exclusive access to the shards a Lock call locked. It is a value

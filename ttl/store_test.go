@@ -80,14 +80,14 @@ func TestSetGetDeleteOverwrite(t *testing.T) {
 		require.False(t, ok, i)
 	}
 	for i := range 5000 {
-		if i%10 != 0 {
+		if i%5 != 0 {
 			require.True(t, del(s, i%2, key(i)))
 		}
 	}
 	checkStore(t, s)
-	require.Equal(t, 250, s.Len(0))
-	require.Equal(t, 250, s.Len(1))
-	for i := 0; i < 5000; i += 10 {
+	require.Equal(t, 500, s.Len(0))
+	require.Equal(t, 500, s.Len(1))
+	for i := 0; i < 5000; i += 5 {
 		v, ok := get(s, i%2, key(i))
 		require.True(t, ok)
 		require.Equal(t, value(i, i%300), v)
@@ -180,7 +180,7 @@ func TestKindsAndObjects(t *testing.T) {
 }
 
 func TestDeadlines(t *testing.T) {
-	s := newStore(t, Config{Shards: 2})
+	s := newStore(t, Config{Shards: 1})
 	k := []byte("k")
 	tx := s.Lock(k)
 	now := tx.Now()
@@ -237,7 +237,6 @@ func TestTxnMultiShard(t *testing.T) {
 	require.Equal(t, 64, s.Len(0))
 
 	// A Txn refuses keys of shards it does not hold.
-	tx = s.Lock(keys[0])
 	var other []byte
 	for _, k := range keys {
 		if s.shardIndex(k) != s.shardIndex(keys[0]) {
@@ -246,6 +245,7 @@ func TestTxnMultiShard(t *testing.T) {
 		}
 	}
 	require.NotNil(t, other)
+	tx = s.Lock(keys[0])
 	require.Panics(t, func() { tx.Get(0, other) })
 	tx.Unlock()
 	require.Panics(t, func() { tx.Unlock() })
@@ -312,7 +312,11 @@ func TestFlush(t *testing.T) {
 	s := newStore(t, Config{Shards: 4, Databases: 3})
 	for i := range 3000 {
 		tx := s.Lock(key(i))
-		tx.Set(i%3, key(i), 0, value(i, 50), tx.Now()+int64(i%2)*100_000)
+		var dl int64
+		if i%2 == 1 {
+			dl = tx.Now() + 100_000
+		}
+		tx.Set(i%3, key(i), 0, value(i, 50), dl)
 		if i%100 == 0 {
 			tx.SetObject(i%3, key(i), 9, &testObj{n: 10}, 0)
 		}

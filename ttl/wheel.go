@@ -18,9 +18,10 @@ import (
 // millisecond at which it counts as expired. The wheel's time, elapsed, is
 // the time up to which the wheel has been advanced. An entry goes to the
 // level of the highest 6-bit digit in which f differs from elapsed, at the
-// slot of f's digit there; so every occupied slot of a level lies at or
-// after elapsed's digit, and any slot of a lower level comes before any
-// slot of a higher one. When a slot of level > 0 comes due its entries are
+// slot of f's digit there; so every occupied slot of a level lies after
+// elapsed's digit, and any slot of a lower level comes before any slot of
+// a higher one. (A pass may stop while cascading a slot; that slot, at
+// elapsed's digit, is then taken first.) When a slot of level > 0 comes due its entries are
 // rescheduled into lower levels (cascading); when a slot of level 0 comes
 // due its entries expire.
 const (
@@ -50,6 +51,15 @@ func slotTime(elapsed uint64, lvl, slot int) uint64 {
 
 // next returns the start time, level and slot of the earliest occupied slot.
 func (w *wheel) next() (t uint64, lvl, slot int, ok bool) {
+	// A slot of level > 0 at the wheel's own position is one whose
+	// cascading a pass left unfinished: it comes first, as its entries may
+	// be due before anything on the levels below.
+	for lvl := 1; lvl < wheelLevels; lvl++ {
+		cur := int(w.elapsed>>(wheelBits*lvl)) & wheelMask
+		if w.occ[lvl]&(1<<cur) != 0 {
+			return slotTime(w.elapsed, lvl, cur), lvl, cur, true
+		}
+	}
 	for lvl := range wheelLevels {
 		occ := w.occ[lvl]
 		if occ == 0 {

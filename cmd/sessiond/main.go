@@ -76,7 +76,17 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 			"A Redis-compatible session store. Flags are named like redis.conf directives;\n"+
 			"a config file holds the same directives, one per line (\"port 6380\").\n"+
 			"Flags given on the command line override the file.\n\nFlags:\n")
-		fs.PrintDefaults()
+		fs.VisitAll(func(f *flag.Flag) {
+			name, usage := flag.UnquoteUsage(f)
+			line := "  --" + f.Name
+			if name != "" {
+				line += " " + name
+			}
+			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+				usage += " (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(stderr, "%s\n    \t%s\n", line, usage)
+		})
 	}
 	return fs
 }
@@ -196,6 +206,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	}
 	if o.timeout < 0 {
 		return fmt.Errorf("timeout must not be negative")
+	}
+	if o.databases < 1 || o.databases > 256 {
+		return fmt.Errorf("databases must be between 1 and 256")
 	}
 	if o.port < 0 || o.port > 65535 {
 		return fmt.Errorf("port must be between 0 and 65535")

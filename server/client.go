@@ -45,13 +45,21 @@ func (c *counters) add(o *counters) {
 // client is one connection. Its fields are owned by its goroutine except
 // where noted.
 type client struct {
-	srv   *Server
-	id    int64
-	nc    net.Conn
-	addr  string
-	laddr string
-	rd    *resp.Reader
-	w     resp.Writer
+	srv *Server
+	id  int64
+	// The transport: nc for a goroutine-served connection, or lp/fd for
+	// one owned by an event loop (loop_linux.go).
+	nc      net.Conn
+	lp      *loop
+	fd      int
+	reads   int          // loop: socket reads allowed in the current event
+	pending []byte       // loop: reply bytes the socket has not taken yet
+	closed  bool         // loop: closed (owned by the loop goroutine)
+	rbs     atomic.Int64 // query buffer size, for CLIENT LIST
+	addr    string
+	laddr   string
+	rd      *resp.Reader
+	w       resp.Writer
 	// werr is the first write error; once set, output is dropped and the
 	// connection closes after the current command (sticky, as bufio).
 	werr error
@@ -93,23 +101,9 @@ func (f flushingReader) Read(p []byte) (int, error) {
 }
 
 func (s *Server) newClient(nc net.Conn) *client {
-	c := &client{
-		srv:     s,
-		id:      s.nextID.Add(1),
-		nc:      nc,
-		addr:    nc.RemoteAddr().String(),
-		laddr:   nc.LocalAddr().String(),
-		created: time.Now(),
-		lower:   make([]byte, 0, 32),
-	}
-	c.lastActive.Store(c.created.UnixNano())
-	c.protoPub.Store(2)
-	c.authed = s.conf.requirePass() == ""
-	c.rd = resp.NewReader(flushingReader{c}, resp.Limits{
-		MaxBulkLen:   s.conf.protoMaxBulkLen(),
-		MaxInlineLen: s.conf.maxInlineLen,
-		MaxQueryBuf:  s.conf.queryBufLimit,
-	})
+	c := s.initClient(nc.RemoteAddr().String(), nc.LocalAddr().String())
+	c.nc = nc
+	c.rd = resp.NewReader(flushingReader{c}, s.readerLimits())
 	c.rd.SetAuthRequired(!c.authed)
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
@@ -119,6 +113,55 @@ func (s *Server) newClient(nc net.Conn) *client {
 	return c
 }
 
+// initClient sets up what both transports share.
+func (s *Server) initClient(addr, laddr string) *client {
+	c := &client{
+		srv:     s,
+		id:      s.nextID.Add(1),
+		fd:      -1,
+		addr:    addr,
+		laddr:   laddr,
+		created: time.Now(),
+		lower:   make([]byte, 0, 32),
+	}
+	c.lastActive.Store(c.created.UnixNano())
+	c.protoPub.Store(2)
+	c.authed = s.conf.requirePass() == ""
+	return c
+}
+
+func (s *Server) readerLimits() resp.Limits {
+	return resp.Limits{
+		MaxBulkLen:   s.conf.protoMaxBulkLen(),
+		MaxInlineLen: s.conf.maxInlineLen,
+		MaxQueryBuf:  s.conf.queryBufLimit,
+	}
+}
+
+// readFailed answers a read error as Redis does (a protocol error gets its
+// reply before the connection closes) and logs it.
+func (c *client) readFailed(err error) {
+	var pe *resp.ProtocolError
+	switch {
+	case errors.As(err, &pe):
+		c.w.Error("ERR " + pe.Msg)
+		c.srv.log.Debug("protocol error; closing client", "id", c.id, "addr", c.addr, "err", pe.Msg)
+	case errors.Is(err, resp.ErrQueryBufferLimit):
+		c.srv.log.Warn("closing client that reached max query buffer length", "id", c.id, "addr", c.addr)
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	default:
+		c.srv.log.Debug("client read failed", "id", c.id, "addr", c.addr, "err", err)
+	}
+}
+
+// run executes one command read from the connection.
+func (c *client) run(args [][]byte) {
+	c.busy.Store(true)
+	c.srv.dispatch(c, args)
+	c.busy.Store(false)
+}
+
+// serve is the goroutine transport's loop.
 func (c *client) serve() {
 	defer func() {
 		c.flush()
@@ -128,22 +171,11 @@ func (c *client) serve() {
 	for {
 		args, err := c.rd.ReadCommand()
 		if err != nil {
-			var pe *resp.ProtocolError
-			switch {
-			case errors.As(err, &pe):
-				c.w.Error("ERR " + pe.Msg)
-				c.srv.log.Debug("protocol error; closing client", "id", c.id, "addr", c.addr, "err", pe.Msg)
-			case errors.Is(err, resp.ErrQueryBufferLimit):
-				c.srv.log.Warn("closing client that reached max query buffer length", "id", c.id, "addr", c.addr)
-			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-			default:
-				c.srv.log.Debug("client read failed", "id", c.id, "addr", c.addr, "err", err)
-			}
+			c.readFailed(err)
 			return
 		}
-		c.busy.Store(true)
-		c.srv.dispatch(c, args)
-		c.busy.Store(false)
+		c.rbs.Store(int64(c.rd.Cap()))
+		c.run(args)
 		if c.quitting || c.werr != nil {
 			return
 		}
@@ -155,6 +187,10 @@ func (c *client) serve() {
 
 // flush writes pending replies. Write errors are sticky.
 func (c *client) flush() {
+	if c.lp != nil {
+		c.lp.flush(c)
+		return
+	}
 	if c.w.Len() == 0 {
 		return
 	}
@@ -168,9 +204,23 @@ func (c *client) flush() {
 	c.w.Reset()
 }
 
+// closeConn closes the connection from any goroutine.
+func (c *client) closeConn() {
+	if c.lp != nil {
+		c.lp.post(func() { c.lp.close(c) })
+		return
+	}
+	c.nc.Close()
+}
+
 // closeRead wakes a client blocked reading its next command so that it
-// exits; replies already produced are still written.
+// exits; replies already produced are still written. A loop client is
+// between commands whenever its loop runs a task, so it is closed there.
 func (c *client) closeRead() {
+	if c.lp != nil {
+		c.closeConn()
+		return
+	}
 	if tc, ok := c.nc.(interface{ CloseRead() error }); ok {
 		_ = tc.CloseRead()
 		return

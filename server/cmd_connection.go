@@ -295,7 +295,7 @@ func (s *Server) clientLine(c *client, now time.Time) string {
 	field("id", itoa(c.id))
 	field("addr", c.addr)
 	field("laddr", c.laddr)
-	field("fd", "-1")
+	field("fd", itoa(int64(c.fd)))
 	field("name", name)
 	field("age", itoa(int64(now.Sub(c.created)/time.Second)))
 	field("idle", itoa(int64(idle)))
@@ -306,15 +306,15 @@ func (s *Server) clientLine(c *client, now time.Time) string {
 	field("ssub", "0")
 	field("multi", "-1")
 	field("qbuf", "0")
-	field("qbuf-free", itoa(int64(c.rd.Cap())))
+	field("qbuf-free", itoa(c.rbs.Load()))
 	field("argv-mem", "0")
 	field("multi-mem", "0")
-	field("rbs", itoa(int64(c.rd.Cap())))
+	field("rbs", itoa(c.rbs.Load()))
 	field("rbp", "0")
 	field("obl", "0")
 	field("oll", "0")
 	field("omem", "0")
-	field("tot-mem", itoa(int64(c.rd.Cap())+1024))
+	field("tot-mem", itoa(c.rbs.Load()+1024))
 	field("events", "r")
 	field("cmd", cmd)
 	field("user", "default")
@@ -481,7 +481,7 @@ func (s *Server) kill(c, victim *client) {
 	victim.metaMu.Lock()
 	victim.killed = true
 	victim.metaMu.Unlock()
-	victim.nc.Close()
+	victim.closeConn()
 }
 
 func (s *Server) cmdClientHelp(c *client, _ [][]byte) {

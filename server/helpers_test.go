@@ -21,7 +21,7 @@ type testServer struct {
 
 // startServer starts a store and a server on 127.0.0.1 with a port the
 // kernel picks; cleanup closes them and waits for every goroutine.
-func startServer(tb testing.TB, cfg Config) *testServer {
+func startServer(tb testing.TB, cfg Config, setup ...func(*Server)) *testServer {
 	tb.Helper()
 	store, err := ttl.New(ttl.Config{Databases: cfg.Databases})
 	require.NoError(tb, err)
@@ -30,6 +30,9 @@ func startServer(tb testing.TB, cfg Config) *testServer {
 	}
 	srv, err := New(cfg, store)
 	require.NoError(tb, err)
+	for _, f := range setup {
+		f(srv)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tb, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -43,4 +46,12 @@ func startServer(tb testing.TB, cfg Config) *testServer {
 		_ = store.Close()
 	})
 	return &testServer{addr: ln.Addr().String(), srv: srv, store: store}
+}
+
+// ioModels are the transports every protocol-level suite runs under.
+func ioModels() []string {
+	if loopsSupported() {
+		return []string{"epoll", "goroutine"}
+	}
+	return []string{"goroutine"}
 }

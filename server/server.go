@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,15 @@ type Config struct {
 	ConfigFile string
 	// Version is sessiond's own version, reported by INFO (sessiond_version).
 	Version string
+	// IOModel chooses how TCP connections are served: "epoll" (event
+	// loops, one per GOMAXPROCS, as Redis does; Linux only), "goroutine"
+	// (a goroutine per connection). "" means epoll where available.
+	// Listeners other than *net.TCPListener always use goroutines.
+	IOModel string
+	// IOThreads is the number of event loops for the epoll model. 0 means
+	// GOMAXPROCS. One loop gives Redis's latency profile; more give more
+	// throughput when cores are free.
+	IOThreads int
 }
 
 // Server serves the RESP protocol over the listeners given to Serve, backed by
@@ -78,13 +88,17 @@ type Server struct {
 	opsPerSec     atomic.Int64 // commands in the last cron second
 	peakMemory    atomic.Int64 // highest used_memory seen by INFO or cron
 	version       string
+	useLoops      bool
+	ioThreads     int
 	rejectedConns atomic.Int64
 
 	mu        sync.Mutex // guards the fields below
 	listeners map[net.Listener]struct{}
 	clients   map[int64]*client
 	closed    bool
-	wg        sync.WaitGroup // connection goroutines and the cron
+	loops     []*loop // event loops, started by the first TCP Serve
+	loopNext  int
+	wg        sync.WaitGroup // connection goroutines, loops and the cron
 
 	shutdownReq  chan struct{} // closed by the SHUTDOWN command
 	shutdownOnce sync.Once
@@ -115,6 +129,9 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	if cfg.ClientQueryBufferLimit == 0 {
 		cfg.ClientQueryBufferLimit = 1 << 30
 	}
+	if cfg.IOThreads < 0 || cfg.IOThreads > 128 {
+		return nil, fmt.Errorf("%w: io-threads must be between 0 and 128", ErrConfig)
+	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("%w: negative timeout", ErrConfig)
 	}
@@ -127,6 +144,21 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	if cfg.Version == "" {
 		cfg.Version = buildVersion()
 	}
+	switch cfg.IOModel {
+	case "":
+		if loopsSupported() {
+			cfg.IOModel = "epoll"
+		} else {
+			cfg.IOModel = "goroutine"
+		}
+	case "goroutine":
+	case "epoll":
+		if !loopsSupported() {
+			return nil, fmt.Errorf("%w: io-model epoll needs Linux", ErrConfig)
+		}
+	default:
+		return nil, fmt.Errorf("%w: io-model must be epoll or goroutine", ErrConfig)
+	}
 	s := &Server{
 		store:       store,
 		log:         cfg.Logger,
@@ -138,6 +170,8 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 		done:        make(chan struct{}),
 	}
 	s.version = cfg.Version
+	s.useLoops = cfg.IOModel == "epoll"
+	s.ioThreads = cfg.IOThreads
 	s.conf = newSettings(cfg)
 	s.cmds = s.commandTable()
 	return s, nil
@@ -172,6 +206,16 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.cron()
 		}()
 	}
+	tl, tcp := ln.(*net.TCPListener)
+	loops := tcp && s.useLoops
+	if loops && s.loops == nil {
+		if err := s.startLoopsLocked(); err != nil {
+			delete(s.listeners, ln)
+			s.mu.Unlock()
+			ln.Close()
+			return err
+		}
+	}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -179,6 +223,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		ln.Close()
 	}()
+	if loops {
+		return s.serveLoops(tl)
+	}
 
 	var backoff time.Duration
 	for {
@@ -268,13 +315,44 @@ func (s *Server) beginClose() {
 	for ln := range s.listeners {
 		ln.Close()
 	}
+	for _, l := range s.loops {
+		l.post(func() {}) // wake it: it sees done and closes its clients
+	}
 	s.mu.Unlock()
+}
+
+// startLoopsLocked starts one event loop per GOMAXPROCS; s.mu is held.
+func (s *Server) startLoopsLocked() error {
+	n := s.ioThreads
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	loops := make([]*loop, 0, n)
+	for range n {
+		l, err := newLoop(s)
+		if err != nil {
+			for _, l := range loops {
+				l.discard()
+			}
+			return fmt.Errorf("server: event loop: %w", err)
+		}
+		loops = append(loops, l)
+	}
+	for _, l := range loops {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			l.run(s.done)
+		}()
+	}
+	s.loops = loops
+	return nil
 }
 
 func (s *Server) closeClients() {
 	s.mu.Lock()
 	for _, c := range s.clients {
-		c.nc.Close()
+		c.closeConn()
 	}
 	s.mu.Unlock()
 }
@@ -304,7 +382,7 @@ func (s *Server) cron() {
 			for _, c := range s.clients {
 				if now.Sub(time.Unix(0, c.lastActive.Load())) > timeout && !c.busy.Load() {
 					s.log.Debug("closing idle client", "id", c.id, "addr", c.addr)
-					c.nc.Close()
+					c.closeConn()
 				}
 			}
 			s.mu.Unlock()

@@ -50,6 +50,8 @@ type options struct {
 	protoMaxBulkLen string
 	queryBufLimit   string
 	shards          int
+	ioModel         string
+	ioThreads       int
 	logFormat       string
 	logLevel        string
 	shutdownTimeout time.Duration
@@ -67,6 +69,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.protoMaxBulkLen, "proto-max-bulk-len", "512mb", "largest bulk argument a client may send")
 	fs.StringVar(&o.queryBufLimit, "client-query-buffer-limit", "1gb", "largest pending request of one client")
 	fs.IntVar(&o.shards, "shards", 0, "store shards, a power of two (0 = 32)")
+	fs.StringVar(&o.ioModel, "io-model", "", "connection handling: epoll (event loops, Linux) or goroutine (default: epoll where available)")
+	fs.IntVar(&o.ioThreads, "io-threads", 0, "event loops for the epoll model (0 = GOMAXPROCS; 1 = Redis's latency profile)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "loglevel", "notice", "log level: debug, verbose, notice, warning (or slog names)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to finish")
@@ -229,6 +233,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		Port:                   o.port,
 		Bind:                   o.bind,
 		Version:                version(),
+		IOModel:                o.ioModel,
+		IOThreads:              o.ioThreads,
 	}, store)
 	if err != nil {
 		return err

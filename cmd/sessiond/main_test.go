@@ -95,6 +95,8 @@ func TestRunFlags(t *testing.T) {
 		{"--port", "70000"},
 		{"--databases", "0"},
 		{"--shards", "3"},
+		{"--io-model", "threads"},
+		{"--io-threads", "-1"},
 		{"stray", "arg"},
 	} {
 		err := run(context.Background(), append([]string{"--port", "0"}, bad...), &bytes.Buffer{}, &bytes.Buffer{}, nil)

@@ -1,0 +1,406 @@
+//go:build linux
+
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sessiond/sessiond/server/internal/resp"
+)
+
+// The event-loop transport: like Redis, each loop waits in epoll_wait for
+// ready sockets, reads once per readiness event, runs every complete command
+// and writes the replies, with no goroutine per connection. Compared with
+// the goroutine transport it saves, per request, the read that finds the
+// socket empty, and the park/unpark of a goroutine with the runtime's
+// wakeups that go with it. There is one loop per GOMAXPROCS; connections are
+// spread over them round-robin.
+
+// errWouldBlock is what loopReader returns when the event's read budget is
+// spent or the socket is empty; resp.Reader keeps partial input across it.
+var errWouldBlock = errors.New("server: would block")
+
+const loopEvents = 256
+
+// loop owns a set of connections. Everything but tasks is touched only by
+// the loop's goroutine.
+type loop struct {
+	srv    *Server
+	epfd   int
+	wakefd int
+	conns  map[int]*client
+	events [loopEvents]unix.EpollEvent
+
+	mu      sync.Mutex // guards tasks and stopped
+	tasks   []func()
+	stopped bool
+	woken   atomic.Bool // a wake-up is pending on wakefd
+}
+
+func loopsSupported() bool { return true }
+
+func newLoop(srv *Server) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	l := &loop{srv: srv, epfd: epfd, wakefd: wakefd, conns: make(map[int]*client)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}); err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return nil, err
+	}
+	return l, nil
+}
+
+// discard releases a loop that never ran.
+func (l *loop) discard() {
+	unix.Close(l.wakefd)
+	unix.Close(l.epfd)
+}
+
+// post runs f on the loop's goroutine. It reports false if the loop has
+// stopped (f is then not run).
+func (l *loop) post(f func()) bool {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return false
+	}
+	l.tasks = append(l.tasks, f)
+	l.mu.Unlock()
+	if l.woken.CompareAndSwap(false, true) {
+		var one = [8]byte{1}
+		_, _ = unix.Write(l.wakefd, one[:])
+	}
+	return true
+}
+
+// run serves the loop's connections until stop is closed, then closes
+// them all and returns.
+func (l *loop) run(stop <-chan struct{}) {
+	defer func() {
+		l.mu.Lock()
+		l.stopped = true
+		tasks := l.tasks
+		l.tasks = nil
+		l.mu.Unlock()
+		for _, f := range tasks {
+			f() // registrations: they close what they would have added
+		}
+		for _, c := range l.conns {
+			l.close(c)
+		}
+		unix.Close(l.wakefd)
+		unix.Close(l.epfd)
+	}()
+	for {
+		n, err := unix.EpollWait(l.epfd, l.events[:], -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			l.srv.log.Error("epoll_wait failed; loop stops", "err", err)
+			return
+		}
+		for i := range n {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			if fd == l.wakefd {
+				var buf [8]byte
+				_, _ = unix.Read(l.wakefd, buf[:])
+				l.woken.Store(false)
+				continue
+			}
+			c := l.conns[fd]
+			if c == nil {
+				continue
+			}
+			if ev.Events&unix.EPOLLOUT != 0 {
+				l.writable(c)
+			}
+			if ev.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 && !c.closed && len(c.pending) == 0 {
+				c.reads = 1
+				l.process(c)
+			}
+		}
+		l.runTasks()
+		select {
+		case <-stop:
+			return
+		default:
+		}
+	}
+}
+
+func (l *loop) runTasks() {
+	l.mu.Lock()
+	tasks := l.tasks
+	l.tasks = nil
+	l.mu.Unlock()
+	for _, f := range tasks {
+		f()
+	}
+}
+
+// add registers a new connection with the loop (on the loop's goroutine).
+func (l *loop) add(c *client) {
+	l.mu.Lock()
+	stopped := l.stopped
+	l.mu.Unlock()
+	if stopped {
+		unix.Close(c.fd)
+		l.srv.removeClient(c)
+		return
+	}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{
+		Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)}); err != nil {
+		l.srv.log.Warn("cannot watch connection", "addr", c.addr, "err", err)
+		unix.Close(c.fd)
+		l.srv.removeClient(c)
+		return
+	}
+	l.conns[c.fd] = c
+}
+
+// process runs the complete commands the connection has sent.
+func (l *loop) process(c *client) {
+	for {
+		args, err := c.rd.ReadCommand()
+		if err != nil {
+			if errors.Is(err, errWouldBlock) {
+				break
+			}
+			c.readFailed(err)
+			l.flush(c)
+			l.close(c)
+			return
+		}
+		c.run(args)
+		if c.quitting || c.werr != nil {
+			l.flush(c)
+			l.close(c)
+			return
+		}
+		if c.w.Len() >= flushThreshold {
+			if l.flush(c); len(c.pending) > 0 || c.closed {
+				return // wait until the socket takes the replies
+			}
+		}
+	}
+	c.rbs.Store(int64(c.rd.Cap()))
+	l.flush(c)
+}
+
+// flush writes the replies. What the socket does not take waits in
+// c.pending, and the connection stops reading until it drains (so a client
+// that does not read cannot grow our memory by pipelining).
+func (l *loop) flush(c *client) {
+	if c.closed || c.w.Len() == 0 {
+		return
+	}
+	if c.werr != nil {
+		c.w.Reset()
+		return
+	}
+	buf := c.w.Bytes()
+	n, err := writeFD(c.fd, buf)
+	atomic.AddInt64(&c.stats.netOutBytes, int64(n))
+	switch {
+	case err != nil && !errors.Is(err, unix.EAGAIN):
+		c.werr = err
+		c.w.Reset()
+		l.close(c)
+		return
+	case n < len(buf):
+		c.pending = append(c.pending[:0], buf[n:]...)
+		c.w.Reset()
+		l.watch(c, unix.EPOLLOUT)
+		return
+	}
+	c.w.Reset()
+}
+
+// writable sends pending replies; once they are all out the connection
+// reads again, starting with what is already buffered.
+func (l *loop) writable(c *client) {
+	if c.closed || len(c.pending) == 0 {
+		return
+	}
+	n, err := writeFD(c.fd, c.pending)
+	atomic.AddInt64(&c.stats.netOutBytes, int64(n))
+	if err != nil && !errors.Is(err, unix.EAGAIN) {
+		c.werr = err
+		l.close(c)
+		return
+	}
+	rest := copy(c.pending, c.pending[n:])
+	c.pending = c.pending[:rest]
+	if rest > 0 {
+		return
+	}
+	if cap(c.pending) > flushThreshold {
+		c.pending = nil
+	}
+	l.watch(c, unix.EPOLLIN|unix.EPOLLRDHUP)
+	c.reads = 0 // buffered commands only; epoll reports new input
+	l.process(c)
+}
+
+func (l *loop) watch(c *client, events uint32) {
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: events, Fd: int32(c.fd)}); err != nil {
+		c.werr = err
+		l.close(c)
+	}
+}
+
+// close closes the connection once (on the loop's goroutine).
+func (l *loop) close(c *client) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	if len(c.pending) > 0 {
+		_, _ = writeFD(c.fd, c.pending) // best effort, nonblocking
+	}
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	unix.Close(c.fd)
+	delete(l.conns, c.fd)
+	l.srv.removeClient(c)
+}
+
+func writeFD(fd int, b []byte) (int, error) {
+	total := 0
+	for total < len(b) {
+		n, err := unix.Write(fd, b[total:])
+		if n > 0 {
+			total += n
+		}
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return total, err
+		}
+		if n == 0 {
+			return total, io.ErrShortWrite
+		}
+	}
+	return total, nil
+}
+
+// loopReader gives resp.Reader one socket read per readiness event.
+type loopReader struct{ c *client }
+
+func (r loopReader) Read(p []byte) (int, error) {
+	c := r.c
+	if c.reads <= 0 {
+		return 0, errWouldBlock
+	}
+	c.reads--
+	for {
+		n, err := unix.Read(c.fd, p)
+		switch {
+		case err == nil && n > 0:
+			atomic.AddInt64(&c.stats.netInBytes, int64(n))
+			return n, nil
+		case err == nil:
+			return 0, io.EOF
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return 0, errWouldBlock
+		default:
+			return 0, err
+		}
+	}
+}
+
+// serveLoops accepts on a TCP listener and hands each connection's socket
+// to a loop. It returns when the listener is closed.
+func (s *Server) serveLoops(ln *net.TCPListener) error {
+	var backoff time.Duration
+	for {
+		tc, err := ln.AcceptTCP()
+		if err != nil {
+			select {
+			case <-s.done:
+				return ErrServerClosed
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.done:
+					return ErrServerClosed
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.connsReceived.Add(1)
+		// Take the socket over from the runtime's poller: duplicate it
+		// (the duplicate shares O_NONBLOCK) and close the runtime's copy.
+		nfd := -1
+		var derr error
+		if rc, err := tc.SyscallConn(); err == nil {
+			err = rc.Control(func(fd uintptr) {
+				nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+			})
+			if derr == nil {
+				derr = err
+			}
+		} else {
+			derr = err
+		}
+		addr, laddr := tc.RemoteAddr().String(), tc.LocalAddr().String()
+		tc.Close()
+		if derr != nil {
+			s.log.Warn("cannot take over connection", "addr", addr, "err", derr)
+			continue
+		}
+		setSockOpts(nfd)
+		c := s.initClient(addr, laddr)
+		c.fd = nfd
+		c.rd = resp.NewReader(loopReader{c}, s.readerLimits())
+		c.rd.SetAuthRequired(!c.authed)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			unix.Close(nfd)
+			return ErrServerClosed
+		}
+		l := s.loops[s.loopNext%len(s.loops)]
+		s.loopNext++
+		c.lp = l
+		s.clients[c.id] = c
+		s.mu.Unlock()
+		if !l.post(func() { l.add(c) }) {
+			unix.Close(nfd)
+			s.removeClient(c)
+		}
+	}
+}
+
+func setSockOpts(fd int) {
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 300)
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 100)
+}

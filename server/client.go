@@ -249,3 +249,11 @@ func (c *client) protoSnapshot() int { return int(c.protoPub.Load()) }
 func sortClients(list []*client) {
 	slices.SortFunc(list, func(a, b *client) int { return cmp.Compare(a.id, b.id) })
 }
+
+// helpReply writes a HELP subcommand's text, one status line per element.
+func (c *client) helpReply(lines []string) {
+	c.w.Array(len(lines))
+	for _, l := range lines {
+		c.w.Status(l)
+	}
+}

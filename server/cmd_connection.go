@@ -499,8 +499,5 @@ func (s *Server) cmdClientHelp(c *client, _ [][]byte) {
 		"NO-TOUCH (ON|OFF)", "    Accepted for compatibility.",
 		"HELP", "    Print this help.",
 	}
-	c.w.Array(len(lines))
-	for _, l := range lines {
-		c.w.Status(l)
-	}
+	c.helpReply(lines)
 }

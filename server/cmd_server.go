@@ -223,10 +223,7 @@ func (s *Server) cmdConfigHelp(c *client, _ [][]byte) {
 		"REWRITE", "    Rewrite the configuration file.",
 		"HELP", "    Print this help.",
 	}
-	c.w.Array(len(lines))
-	for _, l := range lines {
-		c.w.Status(l)
-	}
+	c.helpReply(lines)
 }
 
 // ---- COMMAND ----
@@ -474,10 +471,7 @@ func (s *Server) cmdCommandHelp(c *client, _ [][]byte) {
 		"GETKEYS <full-command>", "    Return the keys from a full Redis command.",
 		"HELP", "    Print this help.",
 	}
-	c.w.Array(len(lines))
-	for _, l := range lines {
-		c.w.Status(l)
-	}
+	c.helpReply(lines)
 }
 
 // ---- INFO ----

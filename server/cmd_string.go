@@ -490,13 +490,13 @@ func (s *Server) cmdSetRange(c *client, args [][]byte) {
 	}
 	size := max(int64(len(e.Blob)), off+int64(len(val)))
 	var buf []byte
-	if size <= 64<<10 {
-		buf = c.tmp[:0]
+	if size <= 64<<10 && int64(cap(c.tmp)) >= size {
+		buf = c.tmp[:size]
+		clear(buf[len(e.Blob):])
+	} else {
+		buf = make([]byte, size)
 	}
-	buf = append(buf, e.Blob...)
-	for int64(len(buf)) < size {
-		buf = append(buf, 0)
-	}
+	copy(buf, e.Blob)
 	copy(buf[off:], val)
 	tx.Set(c.db, args[1], kindString, buf, e.Deadline)
 	c.keepTmp(buf)

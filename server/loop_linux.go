@@ -335,23 +335,10 @@ func (s *Server) serveLoops(ln *net.TCPListener) error {
 	for {
 		tc, err := ln.AcceptTCP()
 		if err != nil {
-			select {
-			case <-s.done:
-				return ErrServerClosed
-			default:
+			if retry, err := s.acceptFailed(err, &backoff); !retry {
+				return err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
-				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-s.done:
-					return ErrServerClosed
-				}
-				continue
-			}
-			return err
+			continue
 		}
 		backoff = 0
 		s.connsReceived.Add(1)

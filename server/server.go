@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sessiond/sessiond/ttl"
@@ -231,24 +232,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			select {
-			case <-s.done:
-				return ErrServerClosed
-			default:
+			if retry, err := s.acceptFailed(err, &backoff); !retry {
+				return err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE()) {
-				// Temporary: out of descriptors or similar. Back off.
-				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-s.done:
-					return ErrServerClosed
-				}
-				continue
-			}
-			return err
+			continue
 		}
 		backoff = 0
 		s.connsReceived.Add(1)
@@ -430,5 +417,29 @@ func (s *Server) notePeak(used int64) int64 {
 		if s.peakMemory.CompareAndSwap(p, used) {
 			return used
 		}
+	}
+}
+
+// acceptFailed decides what an Accept error means: the server closing
+// (ErrServerClosed), a temporary condition such as running out of file
+// descriptors (wait with growing back-off, then retry), or a failed
+// listener (returned as is).
+func (s *Server) acceptFailed(err error, backoff *time.Duration) (retry bool, _ error) {
+	select {
+	case <-s.done:
+		return false, ErrServerClosed
+	default:
+	}
+	var ne net.Error
+	if !(errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
+		return false, err
+	}
+	*backoff = min(max(*backoff*2, 5*time.Millisecond), time.Second)
+	s.log.Warn("accept failed; retrying", "err", err, "in", *backoff)
+	select {
+	case <-time.After(*backoff):
+		return true, nil
+	case <-s.done:
+		return false, ErrServerClosed
 	}
 }

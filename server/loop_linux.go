@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -107,7 +108,11 @@ func (l *loop) run(stop <-chan struct{}) {
 		unix.Close(l.epfd)
 	}()
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events[:], -1)
+		n := l.pollReady()
+		var err error
+		if n == 0 {
+			n, err = unix.EpollWait(l.epfd, l.events[:], -1)
+		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -281,10 +286,45 @@ func (l *loop) close(c *client) {
 	l.srv.removeClient(c)
 }
 
+// rawRead and rawWrite call read(2) and write(2) without the runtime's
+// blocking-syscall bookkeeping: the sockets are non-blocking, so the calls
+// return at once, and the loop keeps its P.
+func rawRead(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// pollReady returns the events already pending, without blocking and
+// without the blocking-syscall bookkeeping; 0 means wait in EpollWait.
+func (l *loop) pollReady() int {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), loopEvents, 0, 0, 0)
+	if e != 0 {
+		return 0
+	}
+	return int(n)
+}
+
 func writeFD(fd int, b []byte) (int, error) {
 	total := 0
 	for total < len(b) {
-		n, err := unix.Write(fd, b[total:])
+		n, err := rawWrite(fd, b[total:])
 		if n > 0 {
 			total += n
 		}
@@ -311,7 +351,7 @@ func (r loopReader) Read(p []byte) (int, error) {
 	}
 	c.reads--
 	for {
-		n, err := unix.Read(c.fd, p)
+		n, err := rawRead(c.fd, p)
 		switch {
 		case err == nil && n > 0:
 			atomic.AddInt64(&c.stats.netInBytes, int64(n))

@@ -40,7 +40,14 @@ type config struct {
 	Keys         int64
 	KeySize      int
 	KeyPrefix    string
-	ValueSize    int
+	ValueSize    int    // the largest value size
+	ValueSizes   string // --value-size as given
+	Sizes        sizeDist
+	Dist         string
+	ZipfS        float64
+	NoVerify     bool
+	JSONFile     string // --json=FILE
+	BenchFmt     string
 	TTL          time.Duration
 	MixText      string
 	Mix          mix
@@ -104,18 +111,26 @@ It speaks RESP2 over its own lean client, one goroutine per connection, and
 records every reply's latency in microseconds (HdrHistogram per connection,
 merged at the end). Keys are "sess:" + 32 hex digits of a 128-bit id derived
 from the key index (37 bytes by default); values are deterministic printable
-bytes. With several --target flags the same workload runs on each target in
-turn, rounds alternating between targets, and ratios are given relative to
-the first target. A run that got any error reply or connection failure exits
-non-zero (1); a usage error exits 2; an interrupted run (SIGINT) prints what it
-has and exits 130.
+bytes that name their key (see Verification). With several --target flags the
+same workload runs on each target in turn, rounds alternating between targets,
+and ratios are given relative to the first target. A run that got any error
+reply, any WRONG reply or a connection failure exits non-zero (1); a usage
+error exits 2; an interrupted run (SIGINT) prints what it has and exits 130.
 
 Workloads (--workload):
-  session  The session-store mix: GETEX key EX <ttl> / SET key <value> EX <ttl> /
-           DEL key, weighted by --mix (default getex=80,set=15,del=5), keys
-           uniform over --keys. The keyspace is populated first (pipelined SETs)
-           unless --no-populate, so GETEX hits. Reports ops/s, latency
-           percentiles overall and per command, GETEX hit ratio, errors.
+  session  The session-store mix, weighted by --mix (default getex=80,set=15,del=5)
+           over the ops
+             getex       GETEX key EX <ttl>
+             get         GET key
+             set         SET key <value> EX <ttl>
+             del         DEL key
+             update      SET key <value> KEEPTTL
+             get+expire  GET key, then EXPIRE key <ttl> (pipelined together and
+                         counted as one request, latency to the second reply)
+           e.g. --mix getex=70,update=10,get+expire=15,del=5; keys over --keys
+           drawn by --dist. The keyspace is populated first (pipelined SETs)
+           unless --no-populate, so reads hit. Reports ops/s, latency
+           percentiles overall and per command, hit ratios, errors.
   set      SET key <value> EX <ttl> (no EX with --ttl 0), random keys.
   get      GET key over a populated keyspace (as for session).
            set and get are the plain redis-benchmark style workloads; use -P 16
@@ -144,6 +159,39 @@ connections, and latency is measured from each command's intended send time,
 so a stalled server shows up as latency instead of being hidden (no
 coordinated omission).
 
+Keys and values (session/set/get): --dist uniform picks keys uniformly; --dist
+zipf picks key rank i with probability proportional to 1/(1+i)^s (--zipf-s,
+default 1.1: over 1M keys the hottest key gets 12% of the requests, the top
+0.1% of keys 69%, the top 1% 82%). --value-size is N (fixed), LO-HI (uniform in
+[LO, HI]) or skewed: 60% 100-600 B, 25% 601 B-1.5 KB, 10% 1.5-4 KB, 4% 4-16 KB,
+1% 16-64 KiB, uniform within each bucket (mean ~1.55 KB, median ~520 B). A
+value's size is a function of its key and write generation.
+
+Verification (session/set/get; --no-verify turns it off): every reply is
+checked and a wrong one counts as an error of kind WRONG (the first few are
+described; the run exits 1). SET must answer +OK, DEL and EXPIRE 0 or 1, GET
+and GETEX nil or a value bench wrote for that key: values start with a
+27-byte header "v<key index, 10 hex>.<generation, 14 hex>:" and the length and
+all the other bytes are recomputed from it (values shorter than 27 bytes are
+only checked against the population's, so the mix must then not both read and
+write). With -c 1 (one ordered stream, --keys up to 8388608) every key's state
+is tracked and the check is exact: a read returns the value written last, nil
+only for deleted keys or keys that may have expired (TTL minus 1 s after the
+population started; never with --ttl 0), DEL/EXPIRE 1 exactly when the key
+exists. With more connections reads may race writes, so any generation
+written for the key is accepted; a read-only mix (get workload) must see the
+population's values and, without DEL, no nil. Exact tracking assumes no other
+client writes the keys. --no-populate accepts values of earlier runs only if
+they were written with the same --value-size (sizes are recomputed) by a
+bench version with verification; anything else is WRONG.
+
+Output: a text report on stdout, or JSON with --json (on stdout), or both with
+--json FILE (text on stdout, JSON to FILE). --benchfmt FILE writes one line
+per round in the Go benchmark format (ns/op = wall time per op, ops/s,
+p50/p90/p99/p99.9/max latency in µs); compare runs with
+"benchstat old.txt new.txt", or the targets of one run with
+"benchstat -col /target file.txt".
+
 Flags:
 `
 
@@ -170,12 +218,16 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	fs.Int64Var(&cfg.Keys, "keys", 1_000_000, "keyspace size; for memory and expiry the number of sessions written")
 	fs.IntVar(&cfg.KeySize, "key-size", 0, "key length in bytes, >= len(prefix)+32 (0: 37 for session/set/get, 42 for memory/expiry)")
 	fs.StringVar(&cfg.KeyPrefix, "key-prefix", defaultKeyPrefix, "key prefix, followed by hex digits of the session id")
-	fs.IntVar(&cfg.ValueSize, "value-size", 700, "value size in bytes")
+	fs.StringVar(&cfg.ValueSizes, "value-size", "700", "value size in bytes: `N` (fixed), LO-HI (uniform) or skewed (see above); memory/expiry: fixed only")
+	fs.StringVar(&cfg.Dist, "dist", distUniform, "key popularity (session/set/get): uniform, or zipf (rank i drawn with probability ~ 1/(1+i)^s)")
+	fs.Float64Var(&cfg.ZipfS, "zipf-s", 1.1, "exponent s of --dist zipf, > 1 (larger: more skewed)")
+	fs.BoolVar(&cfg.NoVerify, "no-verify", false, "do not check the replies (see Verification above)")
+	fs.StringVar(&cfg.BenchFmt, "benchfmt", "", "also write one Go benchmark format line per round to `FILE`, for benchstat")
 	fs.DurationVar(&cfg.TTL, "ttl", 1800*time.Second, "EX of SET/GETEX, whole seconds; 0 sends no EX (session/set/get); expiry defaults to 2s")
-	fs.StringVar(&cfg.MixText, "mix", defaultMix, "session command `weights` (op=weight,...) over getex, get, set, del")
+	fs.StringVar(&cfg.MixText, "mix", defaultMix, "session command `weights` (op=weight,...) over getex, get, set, del, update, get+expire")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: total `ops/s` on a fixed schedule, latency from intended send time (0: closed loop, as fast as possible)")
 	fs.StringVar(&cfg.Password, "password", "", "AUTH password sent on every connection")
-	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON on stdout")
+	fs.Var(jsonFlag{cfg}, "json", "print the report as JSON on stdout instead of text; --json FILE or --json=FILE writes it to FILE and keeps the text report on stdout")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the command, key and value choices (keys themselves depend only on the index)")
 	fs.BoolVar(&cfg.NoPopulate, "no-populate", false, "do not pre-populate the keyspace before session/get")
 	fs.BoolVar(&cfg.Flush, "flush", false, "memory/expiry: FLUSHALL the target first (DESTROYS ALL ITS DATA)")
@@ -185,7 +237,7 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	fs.IntVar(&cfg.LoadPipeline, "load-pipeline", 128, "pipeline depth used to populate / load keys")
 	fs.IntVar(&cfg.PID, "pid", 0, "memory/expiry: server pid for RSS when INFO does not report process_id (single target)")
 	fs.Usage = func() { usage(fs) }
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(joinJSONArg(args)); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -228,6 +280,10 @@ func (c *config) validate() error {
 		onlyFor("flush", "memory and expiry", !op),
 		onlyFor("max-wait", "--workload expiry", c.Workload == wlExpiry),
 		onlyFor("pid", "memory and expiry", !op),
+		onlyFor("dist", "session, set and get", op),
+		onlyFor("zipf-s", "--dist zipf", c.Dist == distZipf),
+		onlyFor("no-verify", "session, set and get", op),
+		onlyFor("benchfmt", "session, set and get", op),
 	} {
 		if e != nil {
 			return e
@@ -252,8 +308,6 @@ func (c *config) validate() error {
 		return fmt.Errorf("--keys %d: memory/expiry write at most 100000000 sessions", c.Keys)
 	case len(c.KeyPrefix) > maxKeyPrefix:
 		return fmt.Errorf("--key-prefix: at most %d bytes", maxKeyPrefix)
-	case c.ValueSize < 1 || c.ValueSize > 64<<20:
-		return fmt.Errorf("--value-size %d: want 1..%d bytes", c.ValueSize, 64<<20)
 	case c.TTL < 0 || c.TTL%time.Second != 0:
 		return fmt.Errorf("--ttl %v: want whole seconds (EX), e.g. 1800s", c.TTL)
 	case c.Rate < 0:
@@ -290,6 +344,22 @@ func (c *config) validate() error {
 		return fmt.Errorf("--key-size: %w", err)
 	}
 	var err error
+	if c.Sizes, err = parseSizeDist(c.ValueSizes); err != nil {
+		return fmt.Errorf("--value-size %s: %w", c.ValueSizes, err)
+	}
+	if !op && c.Sizes.kind != sizeFixed {
+		return fmt.Errorf("--value-size %s: %s takes a fixed size", c.ValueSizes, c.Workload)
+	}
+	c.ValueSize = c.Sizes.hi
+	switch c.Dist {
+	case distUniform:
+	case distZipf:
+		if !(c.ZipfS > 1) || c.ZipfS > 100 {
+			return fmt.Errorf("--zipf-s %v: want an exponent above 1 (at most 100)", c.ZipfS)
+		}
+	default:
+		return fmt.Errorf("--dist %q: want uniform or zipf", c.Dist)
+	}
 	switch c.Workload {
 	case wlSession:
 		c.Mix, err = parseMix(c.MixText)
@@ -303,7 +373,72 @@ func (c *config) validate() error {
 		c.Mix, _ = parseMix("get=1")
 		c.MixText = "get=1"
 	}
+	if c.Mix.has(opGetExpire) && c.TTL == 0 {
+		return errors.New("--mix get+expire needs a positive --ttl (EXPIRE key <ttl>)")
+	}
+	if op && !c.NoVerify && c.Sizes.lo < payloadHdrLen && hasWrites(c.Mix) && hasReads(c.Mix) {
+		return fmt.Errorf("--value-size %s: values written during the run must be at least %d bytes to be verified (or give --no-verify)",
+			c.ValueSizes, payloadHdrLen)
+	}
 	return nil
+}
+
+func hasWrites(m mix) bool { return m.has(opSet) || m.has(opUpdate) }
+
+func hasReads(m mix) bool { return m.has(opGet) || m.has(opGetex) || m.has(opGetExpire) }
+
+const (
+	distUniform = "uniform"
+	distZipf    = "zipf"
+)
+
+// jsonFlag is --json: bare, JSON on stdout; with a value, JSON to that file.
+type jsonFlag struct{ cfg *config }
+
+func (j jsonFlag) IsBoolFlag() bool { return true }
+
+func (j jsonFlag) String() string {
+	if j.cfg == nil {
+		return "false"
+	}
+	if j.cfg.JSONFile != "" {
+		return j.cfg.JSONFile
+	}
+	return strconv.FormatBool(j.cfg.JSON)
+}
+
+func (j jsonFlag) Set(v string) error {
+	switch v {
+	case "true", "-":
+		j.cfg.JSON, j.cfg.JSONFile = true, ""
+	case "false":
+		j.cfg.JSON, j.cfg.JSONFile = false, ""
+	case "":
+		return errors.New("empty file name")
+	default:
+		j.cfg.JSON, j.cfg.JSONFile = false, v
+	}
+	return nil
+}
+
+// joinJSONArg turns "--json FILE" into "--json=FILE" (the flag package takes
+// a boolean flag's value only after "="). bench has no positional arguments,
+// so a word after --json that is not a flag is its file.
+func joinJSONArg(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if (a == "--json" || a == "-json") && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+			out = append(out, a+"="+args[i+1])
+			i++
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // Commands and the weighted mix.
@@ -315,13 +450,18 @@ const (
 	opGet
 	opSet
 	opDel
+	opUpdate    // SET key value KEEPTTL
+	opGetExpire // GET key, then EXPIRE key ttl: one logical request
 	numOpKinds
 )
 
 var (
-	opNames    = [numOpKinds]string{"GETEX", "GET", "SET", "DEL"}
-	opMixNames = [numOpKinds]string{"getex", "get", "set", "del"}
+	opNames    = [numOpKinds]string{"GETEX", "GET", "SET", "DEL", "SET-KEEPTTL", "GET+EXPIRE"}
+	opMixNames = [numOpKinds]string{"getex", "get", "set", "del", "update", "get+expire"}
 )
+
+// writes reports whether op writes a value (and so takes a generation).
+func (op opKind) writes() bool { return op == opSet || op == opUpdate }
 
 // mix picks commands with fixed integer weights: pick(r) for r uniform in
 // [0, total) returns each op with probability weight/total exactly.
@@ -351,7 +491,7 @@ func parseMix(s string) (mix, error) {
 			}
 		}
 		if op == numOpKinds {
-			return mix{}, fmt.Errorf("unknown op %q (want getex, get, set or del)", name)
+			return mix{}, fmt.Errorf("unknown op %q (want getex, get, set, del, update or get+expire)", name)
 		}
 		if seen[op] {
 			return mix{}, fmt.Errorf("op %q given twice", name)

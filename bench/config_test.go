@@ -93,6 +93,18 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"--load-pipeline", "0"}, "--load-pipeline 0"},
 		{[]string{"extra"}, "unexpected argument"},
 		{[]string{"--nope"}, "flag provided but not defined"},
+		{[]string{"--value-size", "2000-200"}, "low end above"},
+		{[]string{"--value-size", "big"}, "skewed"},
+		{[]string{"--workload", "memory", "--value-size", "skewed"}, "fixed size"},
+		{[]string{"--dist", "pareto"}, "want uniform or zipf"},
+		{[]string{"--dist", "zipf", "--zipf-s", "1"}, "above 1"},
+		{[]string{"--zipf-s", "2"}, "--zipf-s applies only to --dist zipf"},
+		{[]string{"--workload", "memory", "--dist", "zipf"}, "--dist applies only"},
+		{[]string{"--workload", "expiry", "--no-verify"}, "--no-verify applies only"},
+		{[]string{"--workload", "memory", "--benchfmt", "x.txt"}, "--benchfmt applies only"},
+		{[]string{"--mix", "get+expire=1", "--ttl", "0s"}, "get+expire needs a positive --ttl"},
+		{[]string{"--mix", "get=1,set=1", "--value-size", "10"}, "at least 27 bytes"},
+		{[]string{"--json="}, "empty file name"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -112,6 +124,10 @@ func TestValidCombinations(t *testing.T) {
 		{"--workload", "memory", "--flush", "--keys", "1000", "--load-conns", "2", "--pid", "1"},
 		{"--workload", "expiry", "--flush", "--ttl", "1s", "--max-wait", "5s"},
 		{"--key-prefix", "", "--key-size", "40"},
+		{"--mix", "getex=70,update=10,get+expire=15,del=5", "--dist", "zipf", "--zipf-s", "1.3", "--value-size", "skewed"},
+		{"--mix", "get=1,set=1", "--value-size", "10", "--no-verify"},
+		{"--workload", "set", "--value-size", "10"},
+		{"--value-size", "200-2000", "--benchfmt", "b.txt", "--json", "r.json"},
 	} {
 		_, err := parse(t, args...)
 		assert.NoError(t, err, strings.Join(args, " "))
@@ -122,7 +138,8 @@ func TestHelp(t *testing.T) {
 	var out bytes.Buffer
 	_, err := parseArgs([]string{"-h"}, &out)
 	assert.ErrorIs(t, err, flag.ErrHelp)
-	for _, want := range []string{"session", "memory", "expiry", "coordinated omission", "--flush", "-rate"} {
+	for _, want := range []string{"session", "memory", "expiry", "coordinated omission", "--flush", "-rate",
+		"WRONG", "-benchfmt", "-dist", "zipf", "skewed", "get+expire", "KEEPTTL", "-no-verify"} {
 		assert.Contains(t, out.String(), want)
 	}
 	var stdout, stderr bytes.Buffer
@@ -135,4 +152,37 @@ func TestCommas(t *testing.T) {
 	for in, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -1234: "-1,234"} {
 		assert.Equal(t, want, commas(in))
 	}
+}
+
+func TestJSONFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		json bool
+		file string
+	}{
+		{nil, false, ""},
+		{[]string{"--json"}, true, ""},
+		{[]string{"-json", "-c", "4"}, true, ""},
+		{[]string{"--json=-"}, true, ""},
+		{[]string{"--json", "out.json"}, false, "out.json"},
+		{[]string{"--json=out.json", "-c", "4"}, false, "out.json"},
+		{[]string{"-c", "4", "--json", "r.json", "--rounds", "2"}, false, "r.json"},
+	} {
+		cfg, err := parse(t, tc.args...)
+		require.NoError(t, err, tc.args)
+		assert.Equal(t, tc.json, cfg.JSON, tc.args)
+		assert.Equal(t, tc.file, cfg.JSONFile, tc.args)
+	}
+}
+
+func TestNewFlagDefaults(t *testing.T) {
+	cfg, err := parse(t)
+	require.NoError(t, err)
+	assert.Equal(t, fixedSize(700), cfg.Sizes)
+	assert.Equal(t, distUniform, cfg.Dist)
+	assert.Equal(t, 1.1, cfg.ZipfS)
+	assert.False(t, cfg.NoVerify)
+	cfg, err = parse(t, "--value-size", "skewed")
+	require.NoError(t, err)
+	assert.Equal(t, 64<<10, cfg.ValueSize, "ValueSize is the largest size")
 }

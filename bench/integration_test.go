@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -116,6 +119,8 @@ func TestIntegrationSession(t *testing.T) {
 	assert.Greater(t, run.Ops, int64(100))
 	assert.Positive(t, run.WarmupOps)
 	assert.Zero(t, run.ErrorTotal)
+	assert.True(t, run.Verified)
+	assert.Zero(t, run.Wrong, "redis-server answers correctly: %v", run.Mismatches)
 	assert.GreaterOrEqual(t, run.Seconds, 0.25)
 	assert.Less(t, run.Seconds, 3.0)
 	assert.Greater(t, run.Latency.P50, int64(0))
@@ -253,4 +258,121 @@ func TestIntegrationInterrupt(t *testing.T) {
 	assert.True(t, rep.Runs[0].Interrupted)
 	assert.Positive(t, rep.Runs[0].Ops, "partial results are kept")
 	assert.Empty(t, rep.Failures, fmt.Sprint(rep.Failures))
+}
+
+// startSessiond builds ../cmd/sessiond and runs it, black-box like any
+// other target, on a free 127.0.0.1 port until the test ends.
+func startSessiond(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go toolchain not in PATH; cannot build sessiond")
+	}
+	bin := filepath.Join(t.TempDir(), "sessiond")
+	build := exec.Command(goBin, "build", "-o", bin, "../cmd/sessiond")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "building sessiond: %s", out)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--loglevel", "warning")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := dialConn(context.Background(), addr, "")
+		if err == nil {
+			_, err = c.do("PING")
+			c.close()
+			if err == nil {
+				return addr
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("sessiond exited: %s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-exited // the log is complete, and no longer written
+			t.Fatalf("sessiond did not come up: %v\n%s", err, logs.String())
+		}
+	}
+}
+
+// TestIntegrationVerifiedMixes runs every kind of mix, with reply
+// verification, against redis-server and against sessiond: both must answer
+// every command correctly (exactly, with one connection).
+func TestIntegrationVerifiedMixes(t *testing.T) {
+	targets := map[string]string{"redis-server": startRedis(t), "sessiond": startSessiond(t)}
+	for _, server := range []string{"redis-server", "sessiond"} {
+		t.Run(server, func(t *testing.T) { verifiedMixes(t, targets[server]) })
+	}
+}
+
+func verifiedMixes(t *testing.T, addr string) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"exact, all ops, skewed, zipf", []string{"-c", "1", "-P", "4", "--mix", "getex=40,get=10,set=15,del=10,update=10,get+expire=15",
+			"--value-size", "skewed", "--dist", "zipf"}},
+		{"exact, no TTL", []string{"-c", "1", "--ttl", "0s", "--mix", "get=40,set=20,del=20,update=20"}},
+		{"shared, range sizes", []string{"-c", "4", "-P", "8", "--mix", "getex=50,set=20,del=10,update=10,get+expire=10",
+			"--value-size", "200-2000", "--dist", "zipf", "--zipf-s", "1.5"}},
+		{"get, population only", []string{"-c", "3", "-P", "16", "--workload", "get", "--value-size", "10"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bf := filepath.Join(dir, "bench.txt")
+			args := append([]string{"--target", addr, "--duration", "300ms", "--warmup", "50ms", "--keys", "300",
+				"--benchfmt", bf}, tc.args...)
+			code, rep := bench(t, context.Background(), args...)
+			require.Equal(t, exitOK, code, rep.Failures)
+			require.Len(t, rep.Runs, 1)
+			run := rep.Runs[0]
+			assert.True(t, run.Verified)
+			assert.Zero(t, run.Wrong, run.Mismatches)
+			assert.Zero(t, run.ErrorTotal, run.Errors)
+			assert.Greater(t, run.Ops, int64(100))
+			for _, c := range run.Commands {
+				if c.Command != "DEL" && c.Command != "SET" && c.Command != "SET-KEEPTTL" {
+					assert.Greater(t, c.Count, c.Nulls, "%s hits", c.Command)
+				}
+			}
+			data, err := os.ReadFile(bf)
+			require.NoError(t, err)
+			assert.Regexp(t, `(?m)^Benchmark(Session|Get)/target=`+regexp.QuoteMeta(addr)+`/c=\d+/P=\d+\t\d+\t[0-9.]+ ns/op\t\d+ ops/s\t\d+ p50-µs`, string(data))
+		})
+	}
+}
+
+func TestIntegrationJSONFile(t *testing.T) {
+	addr := startRedis(t)
+	file := filepath.Join(t.TempDir(), "r.json")
+	var out, errOut bytes.Buffer
+	code := run([]string{"--target", addr, "-c", "2", "--requests", "200", "--warmup", "0s", "--keys", "100",
+		"--json", file}, &out, &errOut)
+	require.Equal(t, exitOK, code, errOut.String())
+	assert.Contains(t, out.String(), "verified     all replies correct", "the text report stays on stdout")
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	var rep report
+	require.NoError(t, json.Unmarshal(data, &rep))
+	require.Len(t, rep.Runs, 1)
+	assert.Equal(t, int64(200), rep.Runs[0].Ops)
+	assert.True(t, rep.Runs[0].Verified)
 }

@@ -38,6 +38,7 @@ type loadSpec struct {
 	ttl  time.Duration // 0: no EX
 	pool []byte
 	size int
+	pay  *payloadGen // when set, the values are pay's generation 0 (pool and size unused)
 	// onBatch, when set, is called from the loading goroutines just before a
 	// batch of keys [first, first+count) is written (disjoint ranges).
 	onBatch func(first int64, count int, sent time.Time)
@@ -96,7 +97,11 @@ func loadKeys(ctx context.Context, cfg *config, target string, spec loadSpec, pr
 						buf = append(buf, "*3\r\n$3\r\nSET\r\n"...)
 					}
 					buf = spec.kg.appendBulkKey(buf, idx)
-					buf = appendBulk(buf, payloadAt(spec.pool, spec.size, idx))
+					if spec.pay != nil {
+						buf = spec.pay.appendBulkValue(buf, idx, 0)
+					} else {
+						buf = appendBulk(buf, payloadAt(spec.pool, spec.size, idx))
+					}
 					if ttlArg != nil {
 						buf = append(buf, "$2\r\nEX\r\n"...)
 						buf = appendBulk(buf, ttlArg)
@@ -158,5 +163,5 @@ func loadKeys(ctx context.Context, cfg *config, target string, spec loadSpec, pr
 // populateSpec is the session/get pre-population: the whole keyspace.
 func populateSpec(cfg *config) loadSpec {
 	kg, _ := newKeyGen(cfg.KeyPrefix, cfg.KeySize)
-	return loadSpec{n: cfg.Keys, kg: kg, ttl: cfg.TTL, pool: newPayloadPool(cfg.Seed, cfg.ValueSize), size: cfg.ValueSize}
+	return loadSpec{n: cfg.Keys, kg: kg, ttl: cfg.TTL, pay: newPayloadGen(cfg.sizes()), size: min(cfg.ValueSize, 4096)}
 }

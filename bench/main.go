@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 const (
@@ -75,12 +76,24 @@ func execute(ctx context.Context, cfg *config, args []string, stdout io.Writer, 
 		rep.ExitCode = exitFailed
 	case replyErrors > 0:
 		rep.ExitCode = exitFailed
-		rep.Failures = append(rep.Failures, fmt.Sprintf("%s error replies", commas(replyErrors)))
-		rep.textf("FAILED: %s error replies (see the errors lines above)\n", commas(replyErrors))
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%s error or WRONG replies", commas(replyErrors)))
+		rep.textf("FAILED: %s error or WRONG replies (see the errors lines above)\n", commas(replyErrors))
 	}
-	if cfg.JSON {
-		if err := rep.printJSON(); err != nil && rep.ExitCode == exitOK {
+	if cfg.BenchFmt != "" {
+		if err := writeFile(cfg.BenchFmt, func(w io.Writer) error { return writeBenchfmt(w, cfg, rep.Runs) }); err != nil {
+			rep.fail(fmt.Errorf("--benchfmt: %w", err))
+			rep.ExitCode = max(rep.ExitCode, exitFailed)
+		}
+	}
+	switch {
+	case cfg.JSON:
+		if err := rep.printJSON(stdout); err != nil && rep.ExitCode == exitOK {
 			rep.ExitCode = exitFailed
+		}
+	case cfg.JSONFile != "":
+		if err := writeFile(cfg.JSONFile, rep.printJSON); err != nil {
+			rep.fail(fmt.Errorf("--json: %w", err))
+			rep.ExitCode = max(rep.ExitCode, exitFailed)
 		}
 	}
 	return rep.ExitCode
@@ -89,8 +102,13 @@ func execute(ctx context.Context, cfg *config, args []string, stdout io.Writer, 
 // runOpBench: session, set and get. It returns the number of error replies.
 func runOpBench(ctx context.Context, cfg *config, rep *report, prog *progress) int64 {
 	var replyErrors int64
+	states := make([]*keyState, len(cfg.Targets))
+	for i := range states {
+		states[i] = newKeyState(cfg, time.Now())
+	}
 	if cfg.populates() {
-		for _, t := range cfg.Targets {
+		for i, t := range cfg.Targets {
+			states[i].start = time.Now()
 			l, err := loadKeys(ctx, cfg, t, populateSpec(cfg), prog, "populate "+t)
 			rep.Populate = append(rep.Populate, l)
 			rep.printPopulate(l)
@@ -109,7 +127,7 @@ func runOpBench(ctx context.Context, cfg *config, rep *report, prog *progress) i
 	func() {
 		for round := 1; round <= cfg.Rounds; round++ {
 			for i, t := range cfg.Targets {
-				res, err := runOpRound(ctx, cfg, t, round, prog)
+				res, err := runOpRound(ctx, cfg, t, round, states[i], prog)
 				if res != nil {
 					rep.Runs = append(rep.Runs, res)
 					rep.printRun(res)

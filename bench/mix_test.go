@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -20,6 +22,11 @@ func TestParseMix(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []opKind{opGet, opSet}, m.ops, "zero weights are dropped")
 	assert.False(t, m.has(opDel))
+
+	m, err = parseMix("getex=70,update=10,get+expire=15,del=5")
+	require.NoError(t, err)
+	assert.Equal(t, []opKind{opGetex, opUpdate, opGetExpire, opDel}, m.ops)
+	assert.Equal(t, "GETEX 70%, GET+EXPIRE 15%, SET-KEEPTTL 10%, DEL 5%", m.String())
 
 	for in, want := range map[string]string{
 		"":                 "no op with a positive weight",
@@ -107,4 +114,34 @@ func TestScheduleDue(t *testing.T) {
 		total += schedule{conn: c, conns: conns, rate: rate}.due(window - 1)
 	}
 	assert.Equal(t, int64(rate*window.Seconds()), total)
+}
+
+func TestZipfKeys(t *testing.T) {
+	// --dist zipf: rank 0 is the most popular key, about 1/(1+i)^s.
+	cfg, err := parseArgs([]string{"--dist", "zipf", "--zipf-s", "1.1", "--keys", "100000"}, io.Discard)
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(1, 2))
+	w := &worker{rng: rng, zipf: rand.NewZipf(rng, cfg.ZipfS, 1, uint64(cfg.Keys-1))}
+	counts := map[uint64]int{}
+	const n = 50_000
+	for range n {
+		k := w.nextKey(uint64(cfg.Keys))
+		if k >= uint64(cfg.Keys) {
+			t.Fatalf("key %d out of range", k)
+		}
+		counts[k]++
+	}
+	assert.Greater(t, counts[0], counts[1])
+	assert.Greater(t, counts[1], counts[10])
+	assert.InDelta(t, math.Pow(2, 1.1), float64(counts[0])/float64(counts[1]), 0.3)
+	assert.Greater(t, float64(counts[0])/n, 0.05, "the top key alone takes several percent")
+
+	u := &worker{rng: rand.New(rand.NewPCG(1, 2))}
+	top := 0
+	for range n {
+		if u.nextKey(100000) == 0 {
+			top++
+		}
+	}
+	assert.Less(t, top, 10, "uniform: no hot key")
 }

@@ -68,6 +68,12 @@ type opRun struct {
 	CPU         *cpuUsage       `json:"cpu,omitempty"` // over the measured window
 	Interrupted bool            `json:"interrupted,omitempty"`
 	Failure     string          `json:"failure,omitempty"`
+	// Verified: the replies were checked (not --no-verify); Wrong of them
+	// failed the check (also counted in Errors as WRONG, warmup included);
+	// Mismatches describes the first few.
+	Verified   bool     `json:"verified"`
+	Wrong      int64    `json:"wrong"`
+	Mismatches []string `json:"mismatches,omitempty"`
 
 	hist     [numOpKinds]*hdr.Histogram
 	all      *hdr.Histogram
@@ -109,9 +115,15 @@ func (r *opRun) finish() {
 // mergeRuns merges a target's rounds: counts and histograms add up, ops/s is
 // total ops over total measured seconds.
 func mergeRuns(runs []*opRun) *opRun {
-	m := &opRun{Target: runs[0].Target, Errors: map[string]int64{}, TargetRate: runs[0].TargetRate}
+	m := &opRun{Target: runs[0].Target, Errors: map[string]int64{}, TargetRate: runs[0].TargetRate, Verified: runs[0].Verified}
 	for _, r := range runs {
 		m.Rounds++
+		m.Wrong += r.Wrong
+		for _, s := range r.Mismatches {
+			if len(m.Mismatches) < maxMismatches {
+				m.Mismatches = append(m.Mismatches, s)
+			}
+		}
 		m.Seconds += r.Seconds
 		m.WarmupOps += r.WarmupOps
 		m.Clamped += r.Clamped
@@ -182,7 +194,10 @@ type params struct {
 	Keys         int64    `json:"keys"`
 	KeySize      int      `json:"key_size"`
 	ExampleKey   string   `json:"example_key"`
-	ValueSize    int      `json:"value_size"`
+	ValueSize    int      `json:"value_size"` // the largest
+	ValueSizes   string   `json:"value_sizes"`
+	KeyDist      string   `json:"key_dist,omitempty"`
+	Verify       string   `json:"verify,omitempty"`
 	TTLSeconds   int64    `json:"ttl_s"`
 	Seed         uint64   `json:"seed"`
 	Populate     bool     `json:"populate"`
@@ -209,7 +224,13 @@ func makeParams(cfg *config, args []string) params {
 		Started:     time.Now().Format(time.RFC3339),
 		CommandLine: args,
 	}
+	p.ValueSizes = cfg.sizes().String()
 	if cfg.opWorkload() {
+		p.KeyDist = "uniform random"
+		if cfg.Dist == distZipf {
+			p.KeyDist = fmt.Sprintf("zipf, s=%g (rank i ~ 1/(1+i)^s)", cfg.ZipfS)
+		}
+		p.Verify = verifyMode(cfg)
 		p.Mix = cfg.Mix.String()
 		for _, op := range cfg.Mix.ops {
 			w := 0.0
@@ -298,7 +319,8 @@ func (r *report) printParams() {
 		} else if p.Workload == wlSet {
 			pop = "no (set workload)"
 		}
-		r.textf("  keyspace      %s keys, uniform random; %d-byte keys like %s; populate %s\n", commas(p.Keys), p.KeySize, p.ExampleKey, pop)
+		r.textf("  keyspace      %s keys, %s; %d-byte keys like %s; populate %s\n", commas(p.Keys), p.KeyDist, p.KeySize, p.ExampleKey, pop)
+		r.textf("  verify        %s\n", p.Verify)
 	} else {
 		r.textf("  sessions      %s, %d-byte keys like %s, written by %d conns x pipeline %d\n", commas(p.Keys), p.KeySize, p.ExampleKey, p.LoadConns, p.LoadPipeline)
 		fl := "no: refuses a non-empty database"
@@ -310,7 +332,7 @@ func (r *report) printParams() {
 			r.textf("  max wait      %gs after the last deadline; DBSIZE polled every %v\n", p.MaxWaitS, pollInterval)
 		}
 	}
-	r.textf("  values        %d B printable, deterministic; ttl %ds; seed %d; password %v\n", p.ValueSize, p.TTLSeconds, p.Seed, p.PasswordSet)
+	r.textf("  values        %s printable, deterministic; ttl %ds; seed %d; password %v\n", p.ValueSizes, p.TTLSeconds, p.Seed, p.PasswordSet)
 	r.textf("  client        %s\n\n", p.Client)
 }
 
@@ -365,6 +387,16 @@ func (r *report) printRun(run *opRun) {
 		}
 	}
 	r.textf("  errors       %s\n", errString(run.Errors))
+	if run.Verified {
+		if run.Wrong == 0 {
+			r.textf("  verified     all replies correct\n")
+		} else {
+			r.textf("  WRONG        %s replies failed verification; first %d:\n", commas(run.Wrong), len(run.Mismatches))
+			for _, m := range run.Mismatches {
+				r.textf("                 %s\n", m)
+			}
+		}
+	}
 	if run.Round > 0 {
 		r.textf("  cpu          %s\n", run.CPU)
 	}
@@ -372,7 +404,7 @@ func (r *report) printRun(run *opRun) {
 	r.textf("%s\n", latRow("all", run.Latency))
 	for _, c := range run.Commands {
 		extra := ""
-		if c.Command == "GET" || c.Command == "GETEX" {
+		if c.Command == "GET" || c.Command == "GETEX" || c.Command == "GET+EXPIRE" {
 			extra = fmt.Sprintf("   hits %.2f%%", 100*float64(c.Count-c.Nulls-c.Errors)/math.Max(1, float64(c.Count)))
 		}
 		r.textf("%s%s\n", latRow(c.Command, c.Latency), extra)
@@ -513,8 +545,8 @@ func (r *report) printExpiry(e *expiryResult) {
 	r.textf("\n")
 }
 
-func (r *report) printJSON() error {
-	enc := json.NewEncoder(r.out)
+func (r *report) printJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
 }
@@ -544,4 +576,18 @@ func commasF(v float64) string {
 		return "n/a"
 	}
 	return commas(int64(math.Round(v)))
+}
+
+// verifyMode describes how the replies are checked.
+func verifyMode(cfg *config) string {
+	switch {
+	case cfg.NoVerify:
+		return "off (--no-verify)"
+	case cfg.Conns == 1 && cfg.Keys <= exactKeysMax:
+		return "exact: one connection, every key's state tracked (GET returns the last write, DEL/EXPIRE 0/1 as expected)"
+	case cfg.populates() && !hasWrites(cfg.Mix):
+		return "values must be the population's; +OK/0/1 replies"
+	default:
+		return "values must be ones written for the key (header, length, bytes); +OK/0/1 replies"
+	}
 }

@@ -378,3 +378,65 @@ func (c *conn) doString(args ...string) (string, error) {
 	}
 	return rep.Str, nil
 }
+
+// replyView is one reply read by readView; its byte slices are valid only
+// until the next read.
+type replyView struct {
+	kind byte
+	null bool
+	str  []byte // '+' and '-': the line; '$': the value, or its first len(scratch) bytes
+	n    int64  // ':' the integer; '$' the length
+}
+
+// readView reads one reply without allocating, copying a bulk string into
+// scratch (of a longer one only the first len(scratch) bytes; n is its
+// length). Arrays are skipped.
+func (r *respReader) readView(scratch []byte) (v replyView, err error) {
+	line, err := r.line()
+	if err != nil {
+		return v, err
+	}
+	if len(line) == 0 {
+		return v, protoErrf("empty line where a reply was expected")
+	}
+	v.kind = line[0]
+	rest := line[1:]
+	switch v.kind {
+	case '+', '-':
+		v.str = rest
+		return v, nil
+	case ':':
+		v.n, err = parseInt(rest)
+		return v, err
+	case '$':
+		n, err := lengthOf(rest, maxBulkLen, "bulk")
+		if err != nil || n < 0 {
+			v.null = n < 0
+			return v, err
+		}
+		v.n = n
+		v.str = scratch[:min(n, int64(len(scratch)))]
+		if _, err := io.ReadFull(r.br, v.str); err != nil {
+			return v, midReply(err)
+		}
+		if _, err := r.br.Discard(int(n) - len(v.str)); err != nil {
+			return v, midReply(err)
+		}
+		return v, midReply(r.crlf())
+	case '*':
+		n, err := lengthOf(rest, maxArrayLen, "array")
+		if err != nil || n < 0 {
+			v.null = n < 0
+			return v, err
+		}
+		v.n = n
+		for range n {
+			if _, _, _, err := r.skipDepth(1); err != nil {
+				return v, err
+			}
+		}
+		return v, nil
+	default:
+		return v, protoErrf("unexpected reply type byte %q", v.kind)
+	}
+}

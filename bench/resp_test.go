@@ -142,19 +142,31 @@ func TestCommandsRoundTrip(t *testing.T) {
 	cfg := &config{KeyPrefix: "sess:", KeySize: 37, ValueSize: 50, TTL: 1800e9, Seed: 3}
 	cmd := newCmdBuilder(cfg)
 	key := cmd.keys.key(42)
-	val := string(payloadAt(cmd.pool, 50, 9))
+	val := string(cmd.pay.appendValue(nil, 42, 9))
+	assert.Len(t, val, 50)
 	want := map[opKind][]string{
-		opGetex: {"GETEX", key, "EX", "1800"},
-		opGet:   {"GET", key},
-		opSet:   {"SET", key, val, "EX", "1800"},
-		opDel:   {"DEL", key},
+		opGetex:     {"GETEX", key, "EX", "1800"},
+		opGet:       {"GET", key},
+		opSet:       {"SET", key, val, "EX", "1800"},
+		opDel:       {"DEL", key},
+		opUpdate:    {"SET", key, val, "KEEPTTL"},
+		opGetExpire: {"GET", key, "|", "EXPIRE", key, "1800"},
 	}
 	for op, args := range want {
-		rep, err := reader2(cmd.append(nil, op, 42, 9)).readReply()
-		require.NoError(t, err)
+		r := reader2(cmd.append(nil, op, 42, 9))
 		var got []string
-		for _, e := range rep.Elems {
-			got = append(got, e.Str)
+		for {
+			rep, err := r.readReply()
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+			if got != nil {
+				got = append(got, "|")
+			}
+			for _, e := range rep.Elems {
+				got = append(got, e.Str)
+			}
 		}
 		assert.Equal(t, args, got, opNames[op])
 	}

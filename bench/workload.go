@@ -37,10 +37,18 @@ func recordUs(h *hdr.Histogram, v int64) bool {
 
 // cmdBuilder encodes the workload's commands.
 type cmdBuilder struct {
-	keys    *keyGen
-	ttl     []byte // EX argument in seconds; nil: no EX
-	pool    []byte
-	valSize int
+	keys *keyGen
+	ttl  []byte // EX argument in seconds; nil: no EX
+	pay  *payloadGen
+}
+
+// sizes is the value size distribution (fixed ValueSize for a config built
+// by hand).
+func (c *config) sizes() sizeDist {
+	if c.Sizes.hi == 0 {
+		return fixedSize(c.ValueSize)
+	}
+	return c.Sizes
 }
 
 func newCmdBuilder(cfg *config) *cmdBuilder {
@@ -48,15 +56,16 @@ func newCmdBuilder(cfg *config) *cmdBuilder {
 	if err != nil {
 		panic(err) // validated in parseArgs
 	}
-	b := &cmdBuilder{keys: kg, pool: newPayloadPool(cfg.Seed, cfg.ValueSize), valSize: cfg.ValueSize}
+	b := &cmdBuilder{keys: kg, pay: newPayloadGen(cfg.sizes())}
 	if cfg.TTL > 0 {
 		b.ttl = strconv.AppendInt(nil, int64(cfg.TTL/time.Second), 10)
 	}
 	return b
 }
 
-// append encodes one command for key idx; valOff picks the SET value.
-func (c *cmdBuilder) append(b []byte, op opKind, idx, valOff uint64) []byte {
+// append encodes one logical request for key idx (two commands for
+// get+expire); gen is the generation of the value SET writes.
+func (c *cmdBuilder) append(b []byte, op opKind, idx, gen uint64) []byte {
 	switch op {
 	case opGetex:
 		if c.ttl == nil {
@@ -77,7 +86,7 @@ func (c *cmdBuilder) append(b []byte, op opKind, idx, valOff uint64) []byte {
 			b = append(b, "*5\r\n$3\r\nSET\r\n"...)
 		}
 		b = c.keys.appendBulkKey(b, idx)
-		b = appendBulk(b, payloadAt(c.pool, c.valSize, valOff))
+		b = c.pay.appendBulkValue(b, idx, gen)
 		if c.ttl != nil {
 			b = append(b, "$2\r\nEX\r\n"...)
 			b = appendBulk(b, c.ttl)
@@ -86,6 +95,17 @@ func (c *cmdBuilder) append(b []byte, op opKind, idx, valOff uint64) []byte {
 	case opDel:
 		b = append(b, "*2\r\n$3\r\nDEL\r\n"...)
 		return c.keys.appendBulkKey(b, idx)
+	case opUpdate:
+		b = append(b, "*4\r\n$3\r\nSET\r\n"...)
+		b = c.keys.appendBulkKey(b, idx)
+		b = c.pay.appendBulkValue(b, idx, gen)
+		return append(b, "$7\r\nKEEPTTL\r\n"...)
+	case opGetExpire:
+		b = append(b, "*2\r\n$3\r\nGET\r\n"...)
+		b = c.keys.appendBulkKey(b, idx)
+		b = append(b, "*3\r\n$6\r\nEXPIRE\r\n"...)
+		b = c.keys.appendBulkKey(b, idx)
+		return appendBulk(b, c.ttl)
 	}
 	panic("unknown op")
 }
@@ -100,7 +120,11 @@ func (c *cmdBuilder) describe(op opKind) string {
 	case opGetex:
 		return "GETEX <key>" + ex
 	case opSet:
-		return fmt.Sprintf("SET <key> <%d B>%s", c.valSize, ex)
+		return fmt.Sprintf("SET <key> <%s>%s", c.pay.sizes, ex)
+	case opUpdate:
+		return fmt.Sprintf("SET <key> <%s> KEEPTTL", c.pay.sizes)
+	case opGetExpire:
+		return "GET <key> + EXPIRE <key> " + string(c.ttl) + " (pipelined, one request)"
 	default:
 		return opNames[op] + " <key>"
 	}
@@ -155,6 +179,7 @@ type workerStats struct {
 
 type worker struct {
 	id    int
+	round int
 	cfg   *config
 	cmd   *cmdBuilder
 	mix   mix
@@ -169,7 +194,98 @@ type worker struct {
 	stats workerStats
 	buf   []byte
 	kinds []opKind
+	idxs  []uint64
+	gens  []uint64
 	times []time.Time // open loop: intended send time per batch slot
+	zipf  *rand.Zipf  // --dist zipf; nil: uniform
+	ver   *verifier   // nil with --no-verify
+	seq   uint64      // writes so far, for their generations
+}
+
+// nextKey draws a key index.
+func (w *worker) nextKey(keys uint64) uint64 {
+	if w.zipf != nil {
+		return w.zipf.Uint64()
+	}
+	return w.rng.Uint64N(keys)
+}
+
+// readReplies reads the replies of batch slot j (two for get+expire) and
+// verifies them. It returns the first error reply's first word, whether a
+// read found nothing, and whether a reply was wrong.
+func (w *worker) readReplies(j int) (errWord []byte, null, wrong bool, err error) {
+	op := w.kinds[j]
+	if w.ver == nil {
+		kind, null, ew, err := w.c.rd.skip()
+		if err == nil && op == opGetExpire {
+			k2, _, ew2, err2 := w.c.rd.skip()
+			if kind != '-' && k2 == '-' {
+				kind, ew = k2, ew2
+			}
+			err = err2
+		}
+		if kind != '-' {
+			ew = nil
+		}
+		return ew, null, false, err
+	}
+	v := w.ver
+	r, err := w.c.rd.readView(v.scratch)
+	if err != nil {
+		return nil, false, false, err
+	}
+	now := time.Now()
+	idx := w.idxs[j]
+	var why string
+	switch op {
+	case opGet, opGetex, opGetExpire:
+		why = v.read(idx, &r, now)
+	case opSet, opUpdate:
+		why = v.write(op, idx, w.gens[j], &r)
+	case opDel:
+		why = v.del(idx, &r, now)
+	}
+	if r.kind == '-' {
+		errWord = firstWord(r.str)
+	}
+	null = r.null
+	if op == opGetExpire {
+		if why != "" {
+			v.flag("GET", idx, why)
+			wrong = true
+		}
+		// The GET's bulk is no longer needed, only its kind and nullness.
+		get := replyView{kind: r.kind, null: r.null}
+		r, err = w.c.rd.readView(v.scratch)
+		if err != nil {
+			return nil, false, false, err
+		}
+		if why = v.expire(&get, &r, now); why != "" {
+			v.flag("EXPIRE", idx, why)
+			wrong = true
+		}
+		if errWord == nil && r.kind == '-' {
+			errWord = firstWord(r.str)
+		}
+		return errWord, null, wrong, nil
+	}
+	if why != "" {
+		v.flag(opNames[op], idx, why)
+		wrong = true
+	}
+	return errWord, null, wrong, nil
+}
+
+func firstWord(b []byte) []byte {
+	for i, c := range b {
+		if c == ' ' {
+			return b[:i]
+		}
+	}
+	if len(b) == 0 {
+		return []byte("(empty)")
+	}
+	return b
 }
 
 // run drives one connection until the round ends, the quota is done or ctx is
@@ -226,13 +342,14 @@ func (w *worker) run(ctx context.Context, ph phase) error {
 		buf := w.buf[:0]
 		for j := range n {
 			op := w.mix.pick(w.rng.Uint64N(w.mix.total))
-			idx := w.rng.Uint64N(keys)
-			var off uint64
-			if op == opSet {
-				off = w.rng.Uint64N(payloadSlack + 1)
+			idx := w.nextKey(keys)
+			var gen uint64
+			if op.writes() {
+				w.seq++
+				gen = writeGen(w.id, w.round, w.seq)
 			}
-			buf = w.cmd.append(buf, op, idx, off)
-			w.kinds[j] = op
+			buf = w.cmd.append(buf, op, idx, gen)
+			w.kinds[j], w.idxs[j], w.gens[j] = op, idx, gen
 		}
 		w.buf = buf
 		sent := time.Now()
@@ -247,9 +364,12 @@ func (w *worker) run(ctx context.Context, ph phase) error {
 			return w.ioErr(ctx, "write", err)
 		}
 		for j := range n {
-			kind, null, errWord, err := w.c.rd.skip()
+			errWord, null, wrong, err := w.readReplies(j)
 			if err != nil {
 				return w.ioErr(ctx, "read", err)
+			}
+			if wrong {
+				w.stats.errs["WRONG"]++ // warmup replies included
 			}
 			t := time.Now()
 			opTime := sent
@@ -266,9 +386,11 @@ func (w *worker) run(ctx context.Context, ph phase) error {
 			}
 			w.stats.count[op]++
 			switch {
-			case kind == '-':
+			case errWord != nil:
 				w.stats.errCount[op]++
 				w.stats.errs[string(errWord)]++
+			case wrong:
+				w.stats.errCount[op]++
 			case null:
 				w.stats.nulls[op]++
 			}
@@ -321,7 +443,7 @@ func unblockOnCancel(ctx context.Context, conns []*conn) (stop func() bool) {
 }
 
 // runOpRound runs one measured round of session/set/get against target.
-func runOpRound(ctx context.Context, cfg *config, target string, round int, prog *progress) (*opRun, error) {
+func runOpRound(ctx context.Context, cfg *config, target string, round int, ks *keyState, prog *progress) (*opRun, error) {
 	conns, err := dialAll(ctx, cfg, target, cfg.Conns)
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect: %w", target, err)
@@ -338,9 +460,11 @@ func runOpRound(ctx context.Context, cfg *config, target string, round int, prog
 
 	cmd := newCmdBuilder(cfg)
 	workers := make([]*worker, cfg.Conns)
+	bufCap := cfg.Pipeline*(min(cfg.ValueSize, 4096)+2*cfg.KeySize+96) + cfg.ValueSize
 	for i := range workers {
 		w := &worker{
 			id:    i,
+			round: round,
 			cfg:   cfg,
 			cmd:   cmd,
 			mix:   cfg.Mix,
@@ -348,9 +472,17 @@ func runOpRound(ctx context.Context, cfg *config, target string, round int, prog
 			rng:   rand.New(rand.NewPCG(cfg.Seed, uint64(i)<<20|uint64(round))),
 			sched: schedule{conn: i, conns: cfg.Conns, rate: cfg.Rate},
 			quota: -1,
-			buf:   make([]byte, 0, cfg.Pipeline*(cfg.ValueSize+cfg.KeySize+64)),
+			buf:   make([]byte, 0, bufCap),
 			kinds: make([]opKind, cfg.Pipeline),
+			idxs:  make([]uint64, cfg.Pipeline),
+			gens:  make([]uint64, cfg.Pipeline),
 			times: make([]time.Time, cfg.Pipeline),
+		}
+		if cfg.Dist == distZipf && cfg.Keys > 1 {
+			w.zipf = rand.NewZipf(w.rng, cfg.ZipfS, 1, uint64(cfg.Keys-1))
+		}
+		if !cfg.NoVerify {
+			w.ver = newVerifier(cfg, cmd.pay, cmd.keys, ks)
 		}
 		w.stats.errs = map[string]int64{}
 		if cfg.Rate > 0 {
@@ -419,7 +551,7 @@ func runOpRound(ctx context.Context, cfg *config, target string, round int, prog
 }
 
 func aggregateWorkers(cfg *config, target string, round int, ph phase, workers []*worker) *opRun {
-	res := &opRun{Target: target, Round: round, Rounds: 1, Errors: map[string]int64{}, TargetRate: cfg.Rate}
+	res := &opRun{Target: target, Round: round, Rounds: 1, Errors: map[string]int64{}, TargetRate: cfg.Rate, Verified: !cfg.NoVerify}
 	var last time.Time
 	for op := range numOpKinds {
 		if !cfg.Mix.has(op) {
@@ -440,6 +572,14 @@ func aggregateWorkers(cfg *config, target string, round int, ph phase, workers [
 		}
 		for k, v := range s.errs {
 			res.Errors[k] += v
+		}
+		if w.ver != nil {
+			res.Wrong += w.ver.wrong
+			for _, m := range w.ver.mismatches {
+				if len(res.Mismatches) < maxMismatches {
+					res.Mismatches = append(res.Mismatches, m)
+				}
+			}
 		}
 		res.WarmupOps += s.warmup
 		res.Clamped += s.clamped

@@ -2,9 +2,12 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,6 +107,77 @@ func TestClientKillAcrossLoops(t *testing.T) {
 			list := killer.DoString("CLIENT", "LIST")
 			assert.NotContains(t, list, "name=victim")
 			assert.Equal(t, "+PONG\r\n", killer.DoString("PING"))
+		})
+	}
+}
+
+// TestTransportStress runs pipelining clients while another client lists
+// and kills connections at random, then shuts the server down under load:
+// no panic, no race, no deadlock, and Shutdown returns.
+func TestTransportStress(t *testing.T) {
+	for _, model := range ioModels() {
+		t.Run(model, func(t *testing.T) {
+			ts := startServer(t, Config{IOModel: model, IOThreads: 2})
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := range 12 {
+				wg.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						nc, err := net.Dial("tcp", ts.addr)
+						if err != nil {
+							return // the server is shutting down
+						}
+						var req []byte
+						for i := range 200 {
+							k := fmt.Sprintf("k%d:%d", w, i%17)
+							req = append(req, redistest.EncodeCommand("SET", k, strings.Repeat("v", i), "PX", "50")...)
+							req = append(req, redistest.EncodeCommand("GETEX", k, "EX", "10")...)
+							req = append(req, redistest.EncodeCommand("DEL", k)...)
+						}
+						_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+						_, _ = nc.Write(req)
+						_, _ = io.Copy(io.Discard, io.LimitReader(nc, 4096))
+						nc.Close()
+					}
+				})
+			}
+			wg.Go(func() {
+				killer, err := net.Dial("tcp", ts.addr)
+				if err != nil {
+					return
+				}
+				defer killer.Close()
+				r := bufio.NewReader(killer)
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					cmd := redistest.EncodeCommand("CLIENT", "LIST")
+					if i%2 == 1 {
+						cmd = redistest.EncodeCommand("CLIENT", "KILL", "ID", fmt.Sprint(i%40+1))
+					}
+					_ = killer.SetDeadline(time.Now().Add(5 * time.Second))
+					if _, err := killer.Write(cmd); err != nil {
+						return
+					}
+					if _, err := redistest.ReadReply(r); err != nil {
+						return
+					}
+				}
+			})
+			time.Sleep(700 * time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			require.NoError(t, ts.srv.Shutdown(ctx))
+			close(stop)
+			wg.Wait()
 		})
 	}
 }

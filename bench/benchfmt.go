@@ -24,7 +24,7 @@ func writeBenchfmt(w io.Writer, cfg *config, runs []*opRun) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "goos: %s\ngoarch: %s\n", runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(bw, "bench-workload: %s\n", cfg.Workload)
-	if cfg.Workload == wlSession {
+	if cfg.Workload == wlSession || cfg.Workload == wlHash {
 		fmt.Fprintf(bw, "bench-mix: %s\n", cfg.MixText)
 	}
 	fmt.Fprintf(bw, "bench-keys: %d\nbench-key-dist: %s\nbench-value-size: %s\nbench-ttl: %s\n",
@@ -43,7 +43,10 @@ func writeBenchfmt(w io.Writer, cfg *config, runs []*opRun) error {
 // benchName is the benchmark name of a round: Benchmark<Workload>/target=…/c=…/P=…[/rate=…].
 // Names may not contain white space.
 func benchName(cfg *config, target string) string {
-	name := "Benchmark" + strings.ToUpper(cfg.Workload[:1]) + cfg.Workload[1:]
+	name := "Benchmark"
+	for _, part := range strings.Split(cfg.Workload, "-") { // hash-session: HashSession
+		name += strings.ToUpper(part[:1]) + part[1:]
+	}
 	name += fmt.Sprintf("/target=%s/c=%d/P=%d", target, cfg.Conns, cfg.Pipeline)
 	if cfg.Rate > 0 {
 		name += fmt.Sprintf("/rate=%g", cfg.Rate)

@@ -19,14 +19,16 @@ const (
 	wlGet     = "get"
 	wlMemory  = "memory"
 	wlExpiry  = "expiry"
+	wlHash    = "hash-session"
 
 	defaultTarget    = "127.0.0.1:6379"
 	defaultMix       = "getex=80,set=15,del=5"
+	defaultHashMix   = "hgetall=60,hmget=20,login=15,logout=5"
 	defaultKeyPrefix = "sess:"
 	defaultExpiryTTL = 2 * time.Second
 )
 
-var workloads = []string{wlSession, wlSet, wlGet, wlMemory, wlExpiry}
+var workloads = []string{wlSession, wlSet, wlGet, wlHash, wlMemory, wlExpiry}
 
 // config is the validated command line.
 type config struct {
@@ -48,6 +50,7 @@ type config struct {
 	NoVerify     bool
 	JSONFile     string // --json=FILE
 	BenchFmt     string
+	HTMLFile     string // --html FILE
 	TTL          time.Duration
 	MixText      string
 	Mix          mix
@@ -67,12 +70,12 @@ type config struct {
 }
 
 func (c *config) opWorkload() bool {
-	return c.Workload == wlSession || c.Workload == wlSet || c.Workload == wlGet
+	return c.Workload == wlSession || c.Workload == wlSet || c.Workload == wlGet || c.Workload == wlHash
 }
 
 // populates reports whether the keyspace is written before the measured run.
 func (c *config) populates() bool {
-	return (c.Workload == wlSession || c.Workload == wlGet) && !c.NoPopulate
+	return (c.Workload == wlSession || c.Workload == wlGet || c.Workload == wlHash) && !c.NoPopulate
 }
 
 // targetList is the repeatable --target flag.
@@ -131,6 +134,22 @@ Workloads (--workload):
            drawn by --dist. The keyspace is populated first (pipelined SETs)
            unless --no-populate, so reads hit. Reports ops/s, latency
            percentiles overall and per command, hit ratios, errors.
+  hash-session
+           Sessions as hashes (Spring Session / ASP.NET style), weighted by
+           --mix (default hgetall=60,hmget=20,login=15,logout=5) over
+             login    HSET key creationTime <ms> lastAccessedTime <generation>
+                      maxInactiveInterval <ttl s> attr:user <user>
+                      attr:payload <value>, then PEXPIRE key <ttl ms>
+             hgetall  HGETALL key, then PEXPIRE key <ttl ms> (sliding expiry)
+             hmget    HMGET key creationTime lastAccessedTime attr:user,
+                      then PEXPIRE key <ttl ms>
+             logout   DEL key
+           (each pair pipelined together and counted as one request, latency
+           to the second reply). The keyspace is populated with logins first
+           unless --no-populate. Verified like session: HGETALL returns the
+           five fields written (attr:payload checked as a value, the others
+           recomputed), HMGET three of them, nothing for a deleted key; HSET
+           adds 0 or 5 fields, PEXPIRE answers 0 or 1. Needs a positive --ttl.
   set      SET key <value> EX <ttl> (no EX with --ttl 0), random keys.
   get      GET key over a populated keyspace (as for session).
            set and get are the plain redis-benchmark style workloads; use -P 16
@@ -186,7 +205,14 @@ they were written with the same --value-size (sizes are recomputed) by a
 bench version with verification; anything else is WRONG.
 
 Output: a text report on stdout, or JSON with --json (on stdout), or both with
---json FILE (text on stdout, JSON to FILE). --benchfmt FILE writes one line
+--json FILE (text on stdout, JSON to FILE). --html FILE also writes a
+self-contained HTML page (no script, no network needed to view it): the
+parameters, the summary, rounds and ratio tables, and per target the
+throughput over time (ops/s sampled every second of each measured round) and
+the latency percentile curve (p0 to p99.999, on HdrHistogram's log-scaled
+1/(1-percentile) axis), as inline SVG. When stderr is a terminal, a live progress line
+there shows per round the ops so far, ops/s over the last second, the p99
+latency so far (measured ops), the elapsed time and the ETA. --benchfmt FILE writes one line
 per round in the Go benchmark format (ns/op = wall time per op, ops/s,
 p50/p90/p99/p99.9/max latency in µs); compare runs with
 "benchstat old.txt new.txt", or the targets of one run with
@@ -223,8 +249,9 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	fs.Float64Var(&cfg.ZipfS, "zipf-s", 1.1, "exponent s of --dist zipf, > 1 (larger: more skewed)")
 	fs.BoolVar(&cfg.NoVerify, "no-verify", false, "do not check the replies (see Verification above)")
 	fs.StringVar(&cfg.BenchFmt, "benchfmt", "", "also write one Go benchmark format line per round to `FILE`, for benchstat")
+	fs.StringVar(&cfg.HTMLFile, "html", "", "also write a self-contained HTML report (tables, throughput and latency percentile charts) to `FILE`")
 	fs.DurationVar(&cfg.TTL, "ttl", 1800*time.Second, "EX of SET/GETEX, whole seconds; 0 sends no EX (session/set/get); expiry defaults to 2s")
-	fs.StringVar(&cfg.MixText, "mix", defaultMix, "session command `weights` (op=weight,...) over getex, get, set, del, update, get+expire")
+	fs.StringVar(&cfg.MixText, "mix", defaultMix, "session command `weights` (op=weight,...) over getex, get, set, del, update, get+expire;\nhash-session: over login, hgetall, hmget, logout (default "+defaultHashMix+")")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: total `ops/s` on a fixed schedule, latency from intended send time (0: closed loop, as fast as possible)")
 	fs.StringVar(&cfg.Password, "password", "", "AUTH password sent on every connection")
 	fs.Var(jsonFlag{cfg}, "json", "print the report as JSON on stdout instead of text; --json FILE or --json=FILE writes it to FILE and keeps the text report on stdout")
@@ -269,14 +296,14 @@ func (c *config) validate() error {
 		return nil
 	}
 	for _, e := range []error{
-		onlyFor("mix", "--workload session", c.Workload == wlSession),
+		onlyFor("mix", "session and hash-session", c.Workload == wlSession || c.Workload == wlHash),
 		onlyFor("rate", "session, set and get", op),
 		onlyFor("requests", "session, set and get", op),
 		onlyFor("duration", "session, set and get", op),
 		onlyFor("warmup", "session, set and get", op),
 		onlyFor("P", "session, set and get (memory/expiry use --load-pipeline)", op),
 		onlyFor("c", "session, set and get (memory/expiry use --load-conns)", op),
-		onlyFor("no-populate", "session and get", c.Workload == wlSession || c.Workload == wlGet),
+		onlyFor("no-populate", "session, get and hash-session", c.Workload == wlSession || c.Workload == wlGet || c.Workload == wlHash),
 		onlyFor("flush", "memory and expiry", !op),
 		onlyFor("max-wait", "--workload expiry", c.Workload == wlExpiry),
 		onlyFor("pid", "memory and expiry", !op),
@@ -284,6 +311,7 @@ func (c *config) validate() error {
 		onlyFor("zipf-s", "--dist zipf", c.Dist == distZipf),
 		onlyFor("no-verify", "session, set and get", op),
 		onlyFor("benchfmt", "session, set and get", op),
+		onlyFor("html", "session, set, get and hash-session", op),
 	} {
 		if e != nil {
 			return e
@@ -361,10 +389,21 @@ func (c *config) validate() error {
 		return fmt.Errorf("--dist %q: want uniform or zipf", c.Dist)
 	}
 	switch c.Workload {
-	case wlSession:
+	case wlSession, wlHash:
+		if c.Workload == wlHash && !c.set["mix"] {
+			c.MixText = defaultHashMix
+		}
 		c.Mix, err = parseMix(c.MixText)
 		if err != nil {
 			return fmt.Errorf("--mix %q: %w", c.MixText, err)
+		}
+		for _, op := range c.Mix.ops {
+			if op != opDel && op.hash() != (c.Workload == wlHash) {
+				return fmt.Errorf("--mix %q: %s is not an op of --workload %s", c.MixText, opMixNames[op], c.Workload)
+			}
+		}
+		if c.Workload == wlHash && c.TTL == 0 {
+			return errors.New("--ttl 0: hash-session sends PEXPIRE key <ttl>, give a positive TTL")
 		}
 	case wlSet:
 		c.Mix, _ = parseMix("set=1")
@@ -383,9 +422,11 @@ func (c *config) validate() error {
 	return nil
 }
 
-func hasWrites(m mix) bool { return m.has(opSet) || m.has(opUpdate) }
+func hasWrites(m mix) bool { return m.has(opSet) || m.has(opUpdate) || m.has(opHLogin) }
 
-func hasReads(m mix) bool { return m.has(opGet) || m.has(opGetex) || m.has(opGetExpire) }
+func hasReads(m mix) bool {
+	return m.has(opGet) || m.has(opGetex) || m.has(opGetExpire) || m.has(opHGetAll) || m.has(opHMGet)
+}
 
 const (
 	distUniform = "uniform"
@@ -452,16 +493,31 @@ const (
 	opDel
 	opUpdate    // SET key value KEEPTTL
 	opGetExpire // GET key, then EXPIRE key ttl: one logical request
+	opHLogin    // hash-session: HSET key <5 fields>, then PEXPIRE key ttl-ms
+	opHGetAll   // hash-session: HGETALL key, then PEXPIRE key ttl-ms
+	opHMGet     // hash-session: HMGET key <3 fields>, then PEXPIRE key ttl-ms
 	numOpKinds
 )
 
 var (
-	opNames    = [numOpKinds]string{"GETEX", "GET", "SET", "DEL", "SET-KEEPTTL", "GET+EXPIRE"}
-	opMixNames = [numOpKinds]string{"getex", "get", "set", "del", "update", "get+expire"}
+	opNames    = [numOpKinds]string{"GETEX", "GET", "SET", "DEL", "SET-KEEPTTL", "GET+EXPIRE", "HSET+PEXPIRE", "HGETALL+PEXPIRE", "HMGET+PEXPIRE"}
+	opMixNames = [numOpKinds]string{"getex", "get", "set", "del", "update", "get+expire", "login", "hgetall", "hmget"}
 )
 
 // writes reports whether op writes a value (and so takes a generation).
-func (op opKind) writes() bool { return op == opSet || op == opUpdate }
+func (op opKind) writes() bool { return op == opSet || op == opUpdate || op == opHLogin }
+
+// hash reports whether op is one of the hash-session workload's (its
+// logout, DEL, is shared with session).
+func (op opKind) hash() bool { return op == opHLogin || op == opHGetAll || op == opHMGet }
+
+// replies is the number of replies of one request of op.
+func (op opKind) replies() int {
+	if op == opGetExpire || op.hash() {
+		return 2
+	}
+	return 1
+}
 
 // mix picks commands with fixed integer weights: pick(r) for r uniform in
 // [0, total) returns each op with probability weight/total exactly.
@@ -490,8 +546,11 @@ func parseMix(s string) (mix, error) {
 				op = opKind(i)
 			}
 		}
+		if strings.EqualFold(strings.TrimSpace(name), "logout") {
+			op = opDel
+		}
 		if op == numOpKinds {
-			return mix{}, fmt.Errorf("unknown op %q (want getex, get, set, del, update or get+expire)", name)
+			return mix{}, fmt.Errorf("unknown op %q (want getex, get, set, del, update or get+expire; hash-session: login, hgetall, hmget or logout)", name)
 		}
 		if seen[op] {
 			return mix{}, fmt.Errorf("op %q given twice", name)

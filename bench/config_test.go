@@ -75,7 +75,7 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"--rate", "-5"}, "must not be negative"},
 		{[]string{"--rounds", "0"}, "--rounds 0"},
 		{[]string{"--mix", "getex=1,zadd=2"}, "unknown op"},
-		{[]string{"--workload", "set", "--mix", "get=1"}, "--mix applies only to --workload session"},
+		{[]string{"--workload", "set", "--mix", "get=1"}, "--mix applies only to session and hash-session"},
 		{[]string{"--workload", "memory", "--rate", "100"}, "--rate applies only"},
 		{[]string{"--workload", "memory", "-P", "16"}, "use --load-pipeline"},
 		{[]string{"--workload", "expiry", "--requests", "100"}, "--requests applies only"},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -375,4 +376,81 @@ func TestIntegrationJSONFile(t *testing.T) {
 	require.Len(t, rep.Runs, 1)
 	assert.Equal(t, int64(200), rep.Runs[0].Ops)
 	assert.True(t, rep.Runs[0].Verified)
+}
+
+// TestIntegrationHashSession runs the hash-session workload, verified, against
+// redis-server (sessiond has no hashes yet: there it reports ERR replies and
+// exits 1), exactly with one connection and shared with several, and writes
+// the HTML report of the run.
+func TestIntegrationHashSession(t *testing.T) {
+	t.Parallel()
+	addr := startRedis(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"exact", []string{"-c", "1", "-P", "4", "--dist", "zipf", "--value-size", "skewed"}},
+		{"shared", []string{"-c", "4", "-P", "8", "--mix", "hgetall=50,hmget=20,login=20,logout=10", "--value-size", "100-3000"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			page := filepath.Join(dir, tc.name+".html")
+			args := append([]string{"--target", addr, "--workload", "hash-session", "--duration", "1200ms", "--warmup", "50ms",
+				"--keys", "300", "--html", page}, tc.args...)
+			code, rep := bench(t, context.Background(), args...)
+			require.Equal(t, exitOK, code, rep.Failures)
+			require.Len(t, rep.Runs, 1)
+			run := rep.Runs[0]
+			assert.True(t, run.Verified)
+			assert.Zero(t, run.Wrong, run.Mismatches)
+			assert.Zero(t, run.ErrorTotal, run.Errors)
+			cmds := map[string]commandResult{}
+			for _, c := range run.Commands {
+				cmds[c.Command] = c
+			}
+			require.Len(t, cmds, 4)
+			for _, c := range []string{"HGETALL+PEXPIRE", "HMGET+PEXPIRE"} {
+				assert.Greater(t, cmds[c].Count, int64(50), c)
+				assert.Greater(t, cmds[c].Count-cmds[c].Nulls, cmds[c].Nulls, "%s hits mostly", c)
+			}
+			assert.Positive(t, cmds["HSET+PEXPIRE"].Count)
+			assert.Positive(t, cmds["DEL"].Count)
+			require.NotEmpty(t, run.Throughput, "per-second samples")
+			assert.InDelta(t, 1.0, run.Throughput[0].T, 0.3)
+			assert.Len(t, run.LatencyCurve, curveNines*curveTicks+1)
+			data, err := os.ReadFile(page)
+			require.NoError(t, err)
+			figs := figureRe.FindAllStringSubmatch(string(data), -1)
+			require.Len(t, figs, 2, "throughput and latency of the one target")
+			assert.NotEmpty(t, seriesPoints(figs[0][2]), "throughput series")
+			assert.Len(t, seriesPoints(figs[1][2]), 5, "latency: all ops and the 4 commands")
+		})
+	}
+	// A session the run left behind is a hash with the five fields and a TTL
+	// of at most 1800 s.
+	kg, _ := newKeyGen("sess:", 37)
+	for i := range uint64(300) {
+		h := redisDo(t, addr, "HGETALL", kg.key(i))
+		if len(h.Elems) == 0 {
+			continue
+		}
+		assert.Len(t, h.Elems, 2*numHashFields)
+		pttl := redisDo(t, addr, "PTTL", kg.key(i))
+		assert.InDelta(t, 1_800_000, pttl.Int, 10_000)
+		return
+	}
+	t.Fatal("no session left")
+}
+
+// TestIntegrationProgress runs a round with the live progress line on (as on
+// a terminal): it shows ops/s, the p99 so far, the elapsed time and the ETA.
+func TestIntegrationProgress(t *testing.T) {
+	t.Parallel()
+	addr := startRedis(t)
+	cfg, err := parseArgs([]string{"--target", addr, "-c", "2", "--duration", "1500ms", "--warmup", "0s", "--keys", "1000"}, io.Discard)
+	require.NoError(t, err)
+	var status bytes.Buffer // written by the progress goroutine only until it is stopped
+	code := execute(context.Background(), cfg, nil, io.Discard, &progress{w: &status, enabled: true})
+	require.Equal(t, exitOK, code)
+	assert.Regexp(t, `session \S+ round 1/1 +1s  [0-9,]+ ops  [0-9,]+ ops/s  p99 [0-9,]+ µs  ETA [01]s`, status.String())
 }

@@ -39,6 +39,7 @@ type loadSpec struct {
 	pool []byte
 	size int
 	pay  *payloadGen // when set, the values are pay's generation 0 (pool and size unused)
+	hash *cmdBuilder // when set, hash-session logins (generation 0) instead of SETs
 	// onBatch, when set, is called from the loading goroutines just before a
 	// batch of keys [first, first+count) is written (disjoint ranges).
 	onBatch func(first int64, count int, sent time.Time)
@@ -91,6 +92,10 @@ func loadKeys(ctx context.Context, cfg *config, target string, spec loadSpec, pr
 				buf = buf[:0]
 				for j := range int64(count) {
 					idx := uint64(first + j)
+					if spec.hash != nil {
+						buf = spec.hash.append(buf, opHLogin, idx, 0)
+						continue
+					}
 					if ttlArg != nil {
 						buf = append(buf, "*5\r\n$3\r\nSET\r\n"...)
 					} else {
@@ -116,7 +121,11 @@ func loadKeys(ctx context.Context, cfg *config, target string, spec loadSpec, pr
 					cancel()
 					return
 				}
-				for range count {
+				replies := count
+				if spec.hash != nil {
+					replies *= opHLogin.replies()
+				}
+				for range replies {
 					kind, _, errWord, err := c.rd.skip()
 					if err != nil {
 						st.err = err
@@ -163,5 +172,9 @@ func loadKeys(ctx context.Context, cfg *config, target string, spec loadSpec, pr
 // populateSpec is the session/get pre-population: the whole keyspace.
 func populateSpec(cfg *config) loadSpec {
 	kg, _ := newKeyGen(cfg.KeyPrefix, cfg.KeySize)
-	return loadSpec{n: cfg.Keys, kg: kg, ttl: cfg.TTL, pay: newPayloadGen(cfg.sizes()), size: min(cfg.ValueSize, 4096)}
+	spec := loadSpec{n: cfg.Keys, kg: kg, ttl: cfg.TTL, pay: newPayloadGen(cfg.sizes()), size: min(cfg.ValueSize, 4096)}
+	if cfg.Workload == wlHash {
+		spec.hash = newCmdBuilder(cfg)
+	}
+	return spec
 }

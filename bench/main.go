@@ -85,6 +85,12 @@ func execute(ctx context.Context, cfg *config, args []string, stdout io.Writer, 
 			rep.ExitCode = max(rep.ExitCode, exitFailed)
 		}
 	}
+	if cfg.HTMLFile != "" {
+		if err := writeHTMLReport(cfg.HTMLFile, rep); err != nil {
+			rep.fail(fmt.Errorf("--html: %w", err))
+			rep.ExitCode = max(rep.ExitCode, exitFailed)
+		}
+	}
 	switch {
 	case cfg.JSON:
 		if err := rep.printJSON(stdout); err != nil && rep.ExitCode == exitOK {

@@ -38,6 +38,45 @@ func summarize(h *hdr.Histogram) latencySummary {
 	}
 }
 
+// pctPoint is one point of a latency percentile curve.
+type pctPoint struct {
+	Percentile float64 `json:"percentile"`
+	Us         int64   `json:"us"`
+}
+
+// Percentile curves run from p0 to p(100 - 10^-curveNines * 100), i.e.
+// p99.999, with curveTicks points per decade of 1/(1-percentile), the
+// HdrHistogram plots' log-scaled axis.
+const (
+	curveNines = 5
+	curveTicks = 10
+)
+
+// nines maps a percentile to the log-scaled axis: log10(1/(1-p/100)); 0 for
+// p0, 2 for p99, 5 for p99.999.
+func nines(p float64) float64 { return -math.Log10(1 - p/100) }
+
+// percentileCurve returns h's latency at percentiles evenly spaced on the
+// log-scaled axis, nil for an empty histogram.
+func percentileCurve(h *hdr.Histogram) []pctPoint {
+	if h == nil || h.TotalCount() == 0 {
+		return nil
+	}
+	ps := make([]float64, 0, curveNines*curveTicks+1)
+	for i := 0; i <= curveNines*curveTicks; i++ {
+		x := float64(i) / curveTicks
+		p := 100 * (1 - math.Pow(10, -x))
+		ps = append(ps, math.Round(p*1e6)/1e6)
+	}
+	vals := h.ValueAtPercentiles(ps)
+	out := make([]pctPoint, len(ps))
+	for i, p := range ps {
+		out[i] = pctPoint{Percentile: p, Us: vals[p]}
+	}
+	out[0].Us = h.Min()
+	return out
+}
+
 type commandResult struct {
 	Command string         `json:"command"`
 	Count   int64          `json:"count"`
@@ -74,6 +113,11 @@ type opRun struct {
 	Verified   bool     `json:"verified"`
 	Wrong      int64    `json:"wrong"`
 	Mismatches []string `json:"mismatches,omitempty"`
+	// Throughput: a round's ops/s, sampled once a second while measuring.
+	Throughput []rateSample `json:"throughput,omitempty"`
+	// LatencyCurve: the latency percentile distribution of all ops, from p0
+	// to p99.999 (10 points per decade of 1/(1-percentile)).
+	LatencyCurve []pctPoint `json:"latency_curve_us,omitempty"`
 
 	hist     [numOpKinds]*hdr.Histogram
 	all      *hdr.Histogram
@@ -103,6 +147,7 @@ func (r *opRun) finish() {
 		r.ErrorTotal += v
 	}
 	r.Latency = summarize(r.all)
+	r.LatencyCurve = percentileCurve(r.all)
 	if r.lag != nil {
 		l := summarize(r.lag)
 		r.SendLag = &l
@@ -365,10 +410,10 @@ func errString(errs map[string]int64) string {
 	return fmt.Sprintf("%s (%s)", commas(total), strings.Join(parts, ", "))
 }
 
-const latHeader = "  latency µs        count      min      p50      p90      p99    p99.9   p99.99      max     mean\n"
+const latHeader = "  latency µs           count      min      p50      p90      p99    p99.9   p99.99      max     mean\n"
 
 func latRow(name string, l latencySummary) string {
-	return fmt.Sprintf("  %-12s %10s %8d %8d %8d %8d %8d %8d %8d %8.1f", name, commas(l.Count), l.Min, l.P50, l.P90, l.P99, l.P999, l.P9999, l.Max, l.Mean)
+	return fmt.Sprintf("  %-15s %10s %8d %8d %8d %8d %8d %8d %8d %8.1f", name, commas(l.Count), l.Min, l.P50, l.P90, l.P99, l.P999, l.P9999, l.Max, l.Mean)
 }
 
 func (r *report) printRun(run *opRun) {
@@ -404,7 +449,7 @@ func (r *report) printRun(run *opRun) {
 	r.textf("%s\n", latRow("all", run.Latency))
 	for _, c := range run.Commands {
 		extra := ""
-		if c.Command == "GET" || c.Command == "GETEX" || c.Command == "GET+EXPIRE" {
+		if c.Command == "GET" || c.Command == "GETEX" || c.Command == "GET+EXPIRE" || c.Command == "HGETALL+PEXPIRE" || c.Command == "HMGET+PEXPIRE" {
 			extra = fmt.Sprintf("   hits %.2f%%", 100*float64(c.Count-c.Nulls-c.Errors)/math.Max(1, float64(c.Count)))
 		}
 		r.textf("%s%s\n", latRow(c.Command, c.Latency), extra)

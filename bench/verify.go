@@ -57,7 +57,7 @@ type keyState struct {
 
 func newKeyState(cfg *config, start time.Time) *keyState {
 	ks := &keyState{start: start, ttl: cfg.TTL}
-	writes := cfg.Mix.has(opSet) || cfg.Mix.has(opUpdate)
+	writes := hasWrites(cfg.Mix)
 	if cfg.populates() && !writes {
 		ks.genZeroOnly = true
 		ks.noDelete = !cfg.Mix.has(opDel)
@@ -85,12 +85,14 @@ type verifier struct {
 	keys       *keyGen
 	ks         *keyState
 	scratch    []byte // bulk replies are read into it
+	ttlSecs    []byte // hash-session: maxInactiveInterval
 	wrong      int64
 	mismatches []string
 }
 
 func newVerifier(cfg *config, pay *payloadGen, keys *keyGen, ks *keyState) *verifier {
-	return &verifier{pay: pay, keys: keys, ks: ks, scratch: make([]byte, max(min(pay.sizes.hi, maxScratch), 64))}
+	return &verifier{pay: pay, keys: keys, ks: ks, scratch: make([]byte, max(min(pay.sizes.hi, maxScratch), 64)),
+		ttlSecs: strconv.AppendInt(nil, int64(cfg.TTL/time.Second), 10)}
 }
 
 // flag records a mismatch; why is only built on this slow path.
@@ -135,12 +137,25 @@ func (v *verifier) read(idx uint64, r *replyView, now time.Time) string {
 	if r.kind != '$' {
 		return "want a bulk string or nil, got " + showReply(r)
 	}
+	if r.null {
+		return v.observe(idx, false, 0, now)
+	}
+	gen, why := v.pay.check(r.str, int(r.n), idx)
+	if why != "" {
+		return why + "; got " + showReply(r)
+	}
+	return v.observe(idx, true, gen, now)
+}
+
+// observe checks what a read found, the key absent or present with value
+// generation gen, against what is known of the key.
+func (v *verifier) observe(idx uint64, present bool, gen uint64, now time.Time) string {
 	ks := v.ks
 	st := uint64(stUnknown)
 	if ks.state != nil {
 		st = ks.state[idx]
 	}
-	if r.null {
+	if !present {
 		switch {
 		case st > stAbsent && ks.mustExist(now):
 			return fmt.Sprintf("nil, but generation %d was written and cannot have expired", st-stAbsent-1)
@@ -152,10 +167,7 @@ func (v *verifier) read(idx uint64, r *replyView, now time.Time) string {
 		}
 		return ""
 	}
-	gen, why := v.pay.check(r.str, int(r.n), idx)
 	switch {
-	case why != "":
-		return why + "; got " + showReply(r)
 	case st == stAbsent:
 		return fmt.Sprintf("generation %d for a key that was deleted (or found missing)", gen)
 	case st > stAbsent && gen != st-stAbsent-1:

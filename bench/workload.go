@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,7 @@ func recordUs(h *hdr.Histogram, v int64) bool {
 type cmdBuilder struct {
 	keys *keyGen
 	ttl  []byte // EX argument in seconds; nil: no EX
+	pttl []byte // hash-session: PEXPIRE argument in milliseconds
 	pay  *payloadGen
 }
 
@@ -59,6 +61,7 @@ func newCmdBuilder(cfg *config) *cmdBuilder {
 	b := &cmdBuilder{keys: kg, pay: newPayloadGen(cfg.sizes())}
 	if cfg.TTL > 0 {
 		b.ttl = strconv.AppendInt(nil, int64(cfg.TTL/time.Second), 10)
+		b.pttl = strconv.AppendInt(nil, cfg.TTL.Milliseconds(), 10)
 	}
 	return b
 }
@@ -106,6 +109,8 @@ func (c *cmdBuilder) append(b []byte, op opKind, idx, gen uint64) []byte {
 		b = append(b, "*3\r\n$6\r\nEXPIRE\r\n"...)
 		b = c.keys.appendBulkKey(b, idx)
 		return appendBulk(b, c.ttl)
+	case opHLogin, opHGetAll, opHMGet:
+		return c.appendHash(b, op, idx, gen)
 	}
 	panic("unknown op")
 }
@@ -125,6 +130,8 @@ func (c *cmdBuilder) describe(op opKind) string {
 		return fmt.Sprintf("SET <key> <%s> KEEPTTL", c.pay.sizes)
 	case opGetExpire:
 		return "GET <key> + EXPIRE <key> " + string(c.ttl) + " (pipelined, one request)"
+	case opHLogin, opHGetAll, opHMGet:
+		return c.describeHash(op)
 	default:
 		return opNames[op] + " <key>"
 	}
@@ -189,7 +196,8 @@ type worker struct {
 	quota int64 // requests mode: measured ops still to do; -1 in duration mode
 
 	done atomic.Int64 // all replies so far, for the progress line
-	_    [56]byte     // keep neighbouring workers' counters off this cache line
+	meas atomic.Int64 // measured (not warmup) replies so far, for the throughput samples
+	_    [48]byte     // keep neighbouring workers' counters off this cache line
 
 	stats workerStats
 	buf   []byte
@@ -199,6 +207,8 @@ type worker struct {
 	times []time.Time // open loop: intended send time per batch slot
 	zipf  *rand.Zipf  // --dist zipf; nil: uniform
 	ver   *verifier   // nil with --no-verify
+	live  *liveHist   // the progress line's latencies; nil without it
+	lats  []int64     // this batch's measured latencies, for live
 	seq   uint64      // writes so far, for their generations
 }
 
@@ -217,7 +227,10 @@ func (w *worker) readReplies(j int) (errWord []byte, null, wrong bool, err error
 	op := w.kinds[j]
 	if w.ver == nil {
 		kind, null, ew, err := w.c.rd.skip()
-		if err == nil && op == opGetExpire {
+		if err == nil && op.replies() == 2 {
+			if kind == '-' {
+				ew = append([]byte(nil), ew...) // the next read may overwrite it
+			}
 			k2, _, ew2, err2 := w.c.rd.skip()
 			if kind != '-' && k2 == '-' {
 				kind, ew = k2, ew2
@@ -227,7 +240,13 @@ func (w *worker) readReplies(j int) (errWord []byte, null, wrong bool, err error
 		if kind != '-' {
 			ew = nil
 		}
+		if op == opHMGet {
+			null = false // an array: a miss is not told apart without verification
+		}
 		return ew, null, false, err
+	}
+	if op.hash() {
+		return w.readHashReplies(j)
 	}
 	v := w.ver
 	r, err := w.c.rd.readView(v.scratch)
@@ -363,6 +382,7 @@ func (w *worker) run(ctx context.Context, ph phase) error {
 		if _, err := w.c.nc.Write(buf); err != nil {
 			return w.ioErr(ctx, "write", err)
 		}
+		var measured int64
 		for j := range n {
 			errWord, null, wrong, err := w.readReplies(j)
 			if err != nil {
@@ -381,10 +401,15 @@ func (w *worker) run(ctx context.Context, ph phase) error {
 				continue
 			}
 			op := w.kinds[j]
-			if recordUs(w.stats.hist[op], t.Sub(opTime).Microseconds()) {
+			us := t.Sub(opTime).Microseconds()
+			if recordUs(w.stats.hist[op], us) {
 				w.stats.clamped++
 			}
+			if w.live != nil {
+				w.lats = append(w.lats, us)
+			}
 			w.stats.count[op]++
+			measured++
 			switch {
 			case errWord != nil:
 				w.stats.errCount[op]++
@@ -401,6 +426,13 @@ func (w *worker) run(ctx context.Context, ph phase) error {
 		}
 		k += int64(n)
 		w.done.Add(int64(n))
+		if measured > 0 {
+			w.meas.Add(measured)
+		}
+		if len(w.lats) > 0 {
+			w.live.record(w.lats)
+			w.lats = w.lats[:0]
+		}
 	}
 	return nil
 }
@@ -506,13 +538,44 @@ func runOpRound(ctx context.Context, cfg *config, target string, round int, ks *
 		ph.end = ph.measStart.Add(cfg.Duration)
 	}
 	label := fmt.Sprintf("%s %s round %d/%d", cfg.Workload, target, round, cfg.Rounds)
-	stopProgress := prog.start(label, "ops", func() int64 {
+	spec := progressSpec{label: label, unit: "ops", done: func() int64 {
 		var n int64
 		for _, w := range workers {
 			n += w.done.Load()
 		}
 		return n
-	}, 0)
+	}}
+	if prog.on() {
+		// p99 so far: the workers' latencies are handed over once a batch.
+		acc := hdr.New(1, histMaxUs, 2)
+		for _, w := range workers {
+			w.live = &liveHist{h: hdr.New(1, histMaxUs, 2)}
+		}
+		spec.p99 = func() int64 {
+			for _, w := range workers {
+				w.live.drainInto(acc)
+			}
+			if acc.TotalCount() == 0 {
+				return -1
+			}
+			return acc.ValueAtQuantile(99)
+		}
+		spec.eta = func(_ int64, rate float64) time.Duration {
+			if cfg.Requests == 0 {
+				return max(time.Until(ph.end), 0)
+			}
+			var measured int64
+			for _, w := range workers {
+				measured += w.meas.Load()
+			}
+			if rate <= 0 {
+				return -1
+			}
+			left := float64(max(cfg.Requests-measured, 0)) / rate
+			return max(time.Until(ph.measStart), 0) + time.Duration(left*float64(time.Second))
+		}
+	}
+	stopProgress := prog.startSpec(spec)
 
 	var wg sync.WaitGroup
 	errs := make([]error, len(workers))
@@ -528,6 +591,18 @@ func runOpRound(ctx context.Context, cfg *config, target string, round int, ks *
 	}
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
+	var throughput []rateSample
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		throughput = sampleThroughput(ph.measStart, allDone, func() int64 {
+			var n int64
+			for _, w := range workers {
+				n += w.meas.Load()
+			}
+			return n
+		})
+	}()
 	// Account CPU over the measured window only.
 	var cpu *cpuSampler
 	select {
@@ -536,9 +611,11 @@ func runOpRound(ctx context.Context, cfg *config, target string, round int, ks *
 	case <-allDone:
 	}
 	<-allDone
+	<-sampled
 	stopProgress()
 
 	res := aggregateWorkers(cfg, target, round, ph, workers)
+	res.Throughput = throughput
 	if cpu != nil {
 		res.CPU = cpu.stop()
 	}
@@ -600,6 +677,70 @@ func aggregateWorkers(cfg *config, target string, round int, ph phase, workers [
 	return res
 }
 
+// rateSample is the throughput of one interval of a measured round: the
+// interval ends T seconds after the measurement started (one second long,
+// but the last may be shorter).
+type rateSample struct {
+	T         float64 `json:"t_s"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+}
+
+// sampleThroughput samples measured() once a second from measStart until
+// done is closed, and returns the ops/s of each interval (the last, partial
+// one only when it lasted at least 100 ms).
+func sampleThroughput(measStart time.Time, done <-chan struct{}, measured func() int64) []rateSample {
+	wait := time.NewTimer(time.Until(measStart))
+	defer wait.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-wait.C:
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var out []rateSample
+	var prev int64
+	last := measStart
+	for {
+		select {
+		case now := <-tick.C:
+			n := measured()
+			out = append(out, rateSample{T: now.Sub(measStart).Seconds(), OpsPerSec: float64(n-prev) / now.Sub(last).Seconds()})
+			prev, last = n, now
+		case <-done:
+			now := time.Now()
+			if dt := now.Sub(last); dt >= 100*time.Millisecond {
+				out = append(out, rateSample{T: now.Sub(measStart).Seconds(), OpsPerSec: float64(measured()-prev) / dt.Seconds()})
+			}
+			return out
+		}
+	}
+}
+
+// liveHist is a worker's recent measured latencies, for the progress line.
+type liveHist struct {
+	mu sync.Mutex
+	h  *hdr.Histogram
+}
+
+func (l *liveHist) record(us []int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, v := range us {
+		recordUs(l.h, v)
+	}
+}
+
+// drainInto moves the latencies into acc.
+func (l *liveHist) drainInto(acc *hdr.Histogram) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.h.TotalCount() > 0 {
+		acc.Merge(l.h)
+		l.h.Reset()
+	}
+}
+
 // progress prints a live status line on stderr once per second when stderr
 // is a terminal.
 type progress struct {
@@ -607,10 +748,29 @@ type progress struct {
 	enabled bool
 }
 
+func (p *progress) on() bool { return p != nil && p.enabled }
+
+// progressSpec says what the status line shows.
+type progressSpec struct {
+	label, unit string
+	done        func() int64 // ops or keys so far
+	total       int64        // > 0: adds a percentage and the ETA
+	p99         func() int64 // optional: latency p99 so far in µs, -1 when none yet
+	// eta, optional, is the time left given done() and the current rate (per
+	// second); negative when unknown. Without it the ETA comes from total.
+	eta func(done int64, rate float64) time.Duration
+}
+
 // start begins reporting done() (ops or keys) under label; total > 0 adds a
-// percentage. The returned stop waits for the printer and clears the line.
+// percentage and the ETA. The returned stop waits for the printer and
+// clears the line.
 func (p *progress) start(label, unit string, done func() int64, total int64) (stop func()) {
-	if p == nil || !p.enabled {
+	return p.startSpec(progressSpec{label: label, unit: unit, done: done, total: total})
+}
+
+// startSpec begins reporting as spec says.
+func (p *progress) startSpec(spec progressSpec) (stop func()) {
+	if !p.on() {
 		return func() {}
 	}
 	quit := make(chan struct{})
@@ -622,20 +782,28 @@ func (p *progress) start(label, unit string, done func() int64, total int64) (st
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		var prev int64
+		last := t0
 		for {
 			select {
 			case <-quit:
 				fmt.Fprint(p.w, "\r\033[K")
 				return
-			case <-tick.C:
-				n := done()
-				pct := ""
-				if total > 0 {
-					pct = fmt.Sprintf(" (%.0f%%)", 100*float64(n)/float64(total))
+			case now := <-tick.C:
+				n := spec.done()
+				rate := float64(n-prev) / now.Sub(last).Seconds()
+				prev, last = n, now
+				p99 := int64(-1)
+				if spec.p99 != nil {
+					p99 = spec.p99()
 				}
-				fmt.Fprintf(p.w, "\r\033[K%s  %4.0fs  %s %s%s  %s/s",
-					label, time.Since(t0).Seconds(), commas(n), unit, pct, commas(n-prev))
-				prev = n
+				eta := time.Duration(-1)
+				switch {
+				case spec.eta != nil:
+					eta = spec.eta(n, rate)
+				case spec.total > 0 && rate > 0:
+					eta = time.Duration(float64(max(spec.total-n, 0)) / rate * float64(time.Second))
+				}
+				fmt.Fprint(p.w, "\r\033[K"+progressLine(spec, now.Sub(t0), n, rate, p99, eta))
 			}
 		}
 	}()
@@ -643,4 +811,22 @@ func (p *progress) start(label, unit string, done func() int64, total int64) (st
 		close(quit)
 		wg.Wait()
 	}
+}
+
+// progressLine renders the status line, e.g.
+// "session 127.0.0.1:6379 round 1/1  12s  1,234,567 ops  123,456 ops/s  p99 1,234 µs  ETA 8s".
+func progressLine(spec progressSpec, elapsed time.Duration, n int64, rate float64, p99 int64, eta time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s  %4.0fs  %s %s", spec.label, elapsed.Seconds(), commas(n), spec.unit)
+	if spec.total > 0 {
+		fmt.Fprintf(&b, " (%.0f%%)", 100*float64(n)/float64(spec.total))
+	}
+	fmt.Fprintf(&b, "  %s %s/s", commasF(rate), spec.unit)
+	if p99 >= 0 {
+		fmt.Fprintf(&b, "  p99 %s µs", commas(p99))
+	}
+	if eta >= 0 {
+		fmt.Fprintf(&b, "  ETA %s", eta.Round(time.Second))
+	}
+	return b.String()
 }

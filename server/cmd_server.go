@@ -587,7 +587,7 @@ func (s *Server) info(want map[string]bool) string {
 		kv("process_id", os.Getpid())
 		kv("process_supervised", "no")
 		kv("run_id", s.runID)
-		kv("tcp_port", s.conf.vals["port"])
+		kv("tcp_port", s.conf.params["port"].get())
 		kv("server_time_usec", now.UnixMicro())
 		up := now.Sub(s.start)
 		kv("uptime_in_seconds", int64(up/time.Second))

@@ -181,3 +181,34 @@ func TestTransportStress(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentConfigAndInfo runs CONFIG SET and INFO/CONFIG GET from
+// several clients at once (the settings map is shared).
+func TestConcurrentConfigAndInfo(t *testing.T) {
+	ts := startServer(t, Config{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			c, err := redistest.DialErr(t, ts.addr)
+			if err != nil {
+				return
+			}
+			for i := range 200 {
+				var got string
+				switch (w + i) % 3 {
+				case 0:
+					got = c.DoString("CONFIG", "SET", "maxmemory-policy", "volatile-ttl", "hz", fmt.Sprint(10+i%5))
+				case 1:
+					got = c.DoString("INFO")
+				default:
+					got = c.DoString("CONFIG", "GET", "*")
+				}
+				if strings.HasPrefix(got, "-") {
+					t.Errorf("unexpected error: %q", got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -370,6 +370,8 @@ func (s *Server) expire(c *client, args [][]byte, name string, seconds, relative
 		c.w.Int(0)
 		return
 	}
+	// SetDeadline would delete for a past deadline too, but a deadline of
+	// exactly 0 (PEXPIREAT k 0) means "none" to the store.
 	if when <= tx.Now() {
 		tx.Delete(c.db, args[1])
 	} else {

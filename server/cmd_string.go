@@ -186,16 +186,6 @@ func eqFold(b []byte, word string) bool {
 	return true
 }
 
-// setValue stores a string, deleting it instead when the deadline is
-// already due (Redis's checkAlreadyExpired).
-func setValue(tx *ttl.Txn, db int, key, val []byte, deadline int64) {
-	if deadline != 0 && deadline <= tx.Now() {
-		tx.Delete(db, key)
-		return
-	}
-	tx.Set(db, key, kindString, val, deadline)
-}
-
 func (s *Server) cmdSet(c *client, args [][]byte) {
 	key, val := args[1], args[2]
 	tx := s.store.Lock(key)
@@ -204,7 +194,14 @@ func (s *Server) cmdSet(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
-	old, found := tx.Get(c.db, key)
+	// The old value matters only to GET, NX, XX and KEEPTTL; a plain SET
+	// skips the lookup. (A deadline already due makes Set delete the key,
+	// as Redis's checkAlreadyExpired does.)
+	var old ttl.Entry
+	var found bool
+	if flags&(setGet|setNX|setXX|setKeepTTL) != 0 {
+		old, found = tx.Get(c.db, key)
+	}
 	if flags&setGet != 0 {
 		if found && old.Kind != kindString {
 			c.w.Error(errWrongType)
@@ -225,7 +222,7 @@ func (s *Server) cmdSet(c *client, args [][]byte) {
 	if flags&setKeepTTL != 0 && found {
 		deadline = old.Deadline
 	}
-	setValue(&tx, c.db, key, val, deadline)
+	tx.Set(c.db, key, kindString, val, deadline)
 	if flags&setGet == 0 {
 		c.w.Status("OK")
 	}
@@ -238,7 +235,7 @@ func (s *Server) setEx(c *client, args [][]byte, name string, seconds bool) {
 	if !ok {
 		return
 	}
-	setValue(&tx, c.db, args[1], args[3], deadline)
+	tx.Set(c.db, args[1], kindString, args[3], deadline)
 	c.w.Status("OK")
 }
 

@@ -64,9 +64,11 @@ func BenchmarkDispatchParallel(b *testing.B) {
 	srv, _ := benchClient(b)
 	val := []byte(strings.Repeat("v", 700))
 	const keys = 100000
-	for i := range keys {
-		tx := srv.store.Lock([]byte(fmt.Sprintf("sess:%032x", i)))
-		tx.Set(0, []byte(fmt.Sprintf("sess:%032x", i)), kindString, val, ttl.Now()+3600_000)
+	names := make([][]byte, keys)
+	for i := range names {
+		names[i] = fmt.Appendf(nil, "sess:%032x", i)
+		tx := srv.store.Lock(names[i])
+		tx.Set(0, names[i], kindString, val, ttl.Now()+3600_000)
 		tx.Unlock()
 	}
 	b.ReportAllocs()
@@ -75,14 +77,13 @@ func BenchmarkDispatchParallel(b *testing.B) {
 		defer p1.Close()
 		defer p2.Close()
 		c := srv.newClient(p1)
-		key := make([]byte, 0, 64)
 		getex := [][]byte{[]byte("GETEX"), nil, []byte("EX"), []byte("1800")}
 		set := [][]byte{[]byte("SET"), nil, val, []byte("EX"), []byte("1800")}
 		del := [][]byte{[]byte("DEL"), nil}
 		i := 0
 		for pb.Next() {
 			i++
-			key = fmt.Appendf(key[:0], "sess:%032x", (i*7919)%keys)
+			key := names[(i*7919)%keys]
 			c.w.Reset()
 			switch r := i % 20; {
 			case r < 16:

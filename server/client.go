@@ -204,6 +204,15 @@ func (c *client) flush() {
 	c.w.Reset()
 }
 
+// closeUnregistered closes a connection no loop or goroutine serves yet.
+func (c *client) closeUnregistered() {
+	if c.fd >= 0 {
+		closeFD(c.fd)
+		return
+	}
+	c.nc.Close()
+}
+
 // closeConn closes the connection from any goroutine.
 func (c *client) closeConn() {
 	if c.lp != nil {

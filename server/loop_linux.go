@@ -8,7 +8,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -46,6 +45,8 @@ type loop struct {
 }
 
 func loopsSupported() bool { return true }
+
+func closeFD(fd int) { unix.Close(fd) }
 
 func newLoop(srv *Server) (*loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -166,14 +167,14 @@ func (l *loop) add(c *client) {
 	stopped := l.stopped
 	l.mu.Unlock()
 	if stopped {
-		unix.Close(c.fd)
+		c.closeUnregistered()
 		l.srv.removeClient(c)
 		return
 	}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{
 		Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)}); err != nil {
 		l.srv.log.Warn("cannot watch connection", "addr", c.addr, "err", err)
-		unix.Close(c.fd)
+		c.closeUnregistered()
 		l.srv.removeClient(c)
 		return
 	}
@@ -368,61 +369,35 @@ func (r loopReader) Read(p []byte) (int, error) {
 	}
 }
 
-// serveLoops accepts on a TCP listener and hands each connection's socket
-// to a loop. It returns when the listener is closed.
-func (s *Server) serveLoops(ln *net.TCPListener) error {
-	var backoff time.Duration
-	for {
-		tc, err := ln.AcceptTCP()
-		if err != nil {
-			if retry, err := s.acceptFailed(err, &backoff); !retry {
-				return err
-			}
-			continue
-		}
-		backoff = 0
-		s.connsReceived.Add(1)
-		// Take the socket over from the runtime's poller: duplicate it
-		// (the duplicate shares O_NONBLOCK) and close the runtime's copy.
-		nfd := -1
-		var derr error
-		if rc, err := tc.SyscallConn(); err == nil {
-			err = rc.Control(func(fd uintptr) {
-				nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-			})
-			if derr == nil {
-				derr = err
-			}
-		} else {
+// loopClient takes an accepted connection over from the runtime's poller
+// for an event loop: it duplicates the socket (the duplicate shares
+// O_NONBLOCK) and closes the runtime's copy. It returns nil, having logged
+// why, if the socket cannot be taken.
+func (s *Server) loopClient(tc *net.TCPConn) *client {
+	nfd := -1
+	var derr error
+	if rc, err := tc.SyscallConn(); err == nil {
+		err = rc.Control(func(fd uintptr) {
+			nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		})
+		if derr == nil {
 			derr = err
 		}
-		addr, laddr := tc.RemoteAddr().String(), tc.LocalAddr().String()
-		tc.Close()
-		if derr != nil {
-			s.log.Warn("cannot take over connection", "addr", addr, "err", derr)
-			continue
-		}
-		setSockOpts(nfd)
-		c := s.initClient(addr, laddr)
-		c.fd = nfd
-		c.rd = resp.NewReader(loopReader{c}, s.readerLimits())
-		c.rd.SetAuthRequired(!c.authed)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			unix.Close(nfd)
-			return ErrServerClosed
-		}
-		l := s.loops[s.loopNext%len(s.loops)]
-		s.loopNext++
-		c.lp = l
-		s.clients[c.id] = c
-		s.mu.Unlock()
-		if !l.post(func() { l.add(c) }) {
-			unix.Close(nfd)
-			s.removeClient(c)
-		}
+	} else {
+		derr = err
 	}
+	addr, laddr := tc.RemoteAddr().String(), tc.LocalAddr().String()
+	tc.Close()
+	if derr != nil {
+		s.log.Warn("cannot take over connection", "addr", addr, "err", derr)
+		return nil
+	}
+	setSockOpts(nfd)
+	c := s.initClient(addr, laddr)
+	c.fd = nfd
+	c.rd = resp.NewReader(loopReader{c}, s.readerLimits())
+	c.rd.SetAuthRequired(!c.authed)
+	return c
 }
 
 func setSockOpts(fd int) {

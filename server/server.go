@@ -93,13 +93,14 @@ type Server struct {
 	ioThreads     int
 	rejectedConns atomic.Int64
 
-	mu        sync.Mutex // guards the fields below
-	listeners map[net.Listener]struct{}
-	clients   map[int64]*client
-	closed    bool
-	loops     []*loop // event loops, started by the first TCP Serve
-	loopNext  int
-	wg        sync.WaitGroup // connection goroutines, loops and the cron
+	mu          sync.Mutex // guards the fields below
+	listeners   map[net.Listener]struct{}
+	clients     map[int64]*client
+	closed      bool
+	cronStarted bool
+	loops       []*loop // event loops, started by the first TCP Serve
+	loopNext    int
+	wg          sync.WaitGroup // connection goroutines, loops and the cron
 
 	shutdownReq  chan struct{} // closed by the SHUTDOWN command
 	shutdownOnce sync.Once
@@ -198,16 +199,16 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return ErrServerClosed
 	}
-	first := len(s.listeners) == 0
 	s.listeners[ln] = struct{}{}
-	if first {
+	if !s.cronStarted {
+		s.cronStarted = true
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.cron()
 		}()
 	}
-	tl, tcp := ln.(*net.TCPListener)
+	_, tcp := ln.(*net.TCPListener)
 	loops := tcp && s.useLoops
 	if loops && s.loops == nil {
 		if err := s.startLoopsLocked(); err != nil {
@@ -224,9 +225,6 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		ln.Close()
 	}()
-	if loops {
-		return s.serveLoops(tl)
-	}
 
 	var backoff time.Duration
 	for {
@@ -239,21 +237,50 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		s.connsReceived.Add(1)
-		c := s.newClient(nc)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			nc.Close()
+		var c *client
+		if loops {
+			c = s.loopClient(nc.(*net.TCPConn))
+		} else {
+			c = s.newClient(nc)
+		}
+		if c == nil {
+			continue
+		}
+		if !s.register(c) {
 			return ErrServerClosed
 		}
-		s.clients[c.id] = c
+	}
+}
+
+// register adds c to the registry and starts serving it: on its event loop,
+// or in a goroutine of its own. It reports false, having closed c, when the
+// server is closing.
+func (s *Server) register(c *client) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.closeUnregistered()
+		return false
+	}
+	s.clients[c.id] = c
+	if c.fd < 0 {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			c.serve()
 		}()
+		return true
 	}
+	l := s.loops[s.loopNext%len(s.loops)]
+	s.loopNext++
+	c.lp = l
+	s.mu.Unlock()
+	if !l.post(func() { l.add(c) }) {
+		c.closeUnregistered()
+		s.removeClient(c)
+	}
+	return true
 }
 
 // Shutdown stops accepting connections, closes idle clients, lets clients

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -714,13 +713,9 @@ func (s *Server) info(want map[string]bool) string {
 		kv("repl_backlog_histlen", 0)
 	}
 	if section("CPU") {
-		var ru syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		sec := func(t syscall.Timeval) string {
-			return fmt.Sprintf("%.6f", float64(t.Sec)+float64(t.Usec)/1e6)
-		}
-		kv("used_cpu_sys", sec(ru.Stime))
-		kv("used_cpu_user", sec(ru.Utime))
+		sys, user := cpuTimes()
+		kv("used_cpu_sys", fmt.Sprintf("%.6f", sys.Seconds()))
+		kv("used_cpu_user", fmt.Sprintf("%.6f", user.Seconds()))
 		kv("used_cpu_sys_children", "0.000000")
 		kv("used_cpu_user_children", "0.000000")
 	}
@@ -738,12 +733,4 @@ func (s *Server) info(want map[string]bool) string {
 		}
 	}
 	return b.String()
-}
-
-func totalSystemMemory() int64 {
-	var si syscall.Sysinfo_t
-	if err := syscall.Sysinfo(&si); err != nil {
-		return 0
-	}
-	return int64(si.Totalram) * int64(si.Unit)
 }

@@ -76,3 +76,20 @@ func TestFormatLongDouble(t *testing.T) {
 		assert.False(t, ok, "%q", bad)
 	}
 }
+
+func TestParseMemory(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"100", 100, true}, {"1k", 1000, true}, {"1kb", 1024, true}, {"2MB", 2 << 20, true},
+		{"1g", 1e9, true}, {"1gb", 1 << 30, true}, {"512mb", 512 << 20, true}, {" 7b ", 7, true},
+		{"", 0, false}, {"-1", 0, false}, {"1tb", 0, false}, {"x", 0, false},
+		{"9223372036854775807gb", 0, false},
+	} {
+		got, err := ParseMemory(tc.in)
+		assert.Equal(t, tc.ok, err == nil, "%q", tc.in)
+		assert.Equal(t, tc.want, got, "%q", tc.in)
+	}
+}

@@ -2,8 +2,9 @@ package server
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,8 +121,8 @@ func newSettings(cfg Config) *settings {
 		p := str(name)
 		inner := p.set
 		p.set = func(v string) error {
-			n, ok := parseMemory(v)
-			if !ok {
+			n, err := ParseMemory(v)
+			if err != nil {
 				return errors.New("argument must be a memory value")
 			}
 			return inner(strconv.FormatInt(n, 10))
@@ -179,8 +180,8 @@ func newSettings(cfg Config) *settings {
 		{name: "proto-max-bulk-len",
 			get: func() string { return strconv.FormatInt(st.maxBulk.Load(), 10) },
 			set: func(v string) error {
-				n, ok := parseMemory(v)
-				if !ok {
+				n, err := ParseMemory(v)
+				if err != nil {
 					return errors.New("argument must be a memory value")
 				}
 				if n < 1<<20 {
@@ -193,7 +194,7 @@ func newSettings(cfg Config) *settings {
 		fixed("cluster-enabled"), fixed("daemonize"), fixed("logfile"), fixed("tcp-backlog"),
 		fixed("save"), fixed("appendonly"), fixed("appendfsync"),
 		fixed("client-query-buffer-limit"), fixed("pidfile"),
-		{name: "notify-keyspace-events", get: func() string { return str("notify-keyspace-events").get() },
+		{name: "notify-keyspace-events", get: func() string { st.mu.Lock(); defer st.mu.Unlock(); return st.vals["notify-keyspace-events"] },
 			set: func(v string) error {
 				flags, ok := parseKeyspaceEvents(v)
 				if !ok {
@@ -240,8 +241,8 @@ func (st *settings) timeout() time.Duration { return time.Duration(st.idle.Load(
 func (st *settings) protoMaxBulkLen() int64 { return st.maxBulk.Load() }
 
 // match returns name/value pairs of the parameters matching the glob
-// patterns, each once, in table order (aliases are reported when asked for
-// by their exact name, as Redis does).
+// patterns, each once, in table order; aliases match like names, as in
+// Redis.
 func (st *settings) match(patterns []string) [][2]string {
 	var out [][2]string
 	seen := make(map[string]bool)
@@ -255,40 +256,43 @@ func (st *settings) match(patterns []string) [][2]string {
 			}
 			continue
 		}
+		try := func(p *param, name string) {
+			if !seen[name] && globMatch([]byte(pat), []byte(name), false) {
+				seen[name] = true
+				out = append(out, [2]string{name, p.get()})
+			}
+		}
 		for _, p := range st.order {
-			for _, name := range append([]string{p.name}, p.aliases...) {
-				if seen[name] {
-					continue
-				}
-				if ok, _ := path.Match(pat, name); ok || globMatch([]byte(pat), []byte(name), false) {
-					seen[name] = true
-					out = append(out, [2]string{name, p.get()})
-				}
+			try(p, p.name)
+			for _, a := range p.aliases {
+				try(p, a)
 			}
 		}
 	}
 	return out
 }
 
-// parseMemory parses Redis memory values: 100, 1k, 1kb, 1m, 1mb, 1g, 1gb.
-func parseMemory(v string) (int64, bool) {
-	v = strings.ToLower(v)
+// ParseMemory parses a Redis memory value as redis.conf and CONFIG SET
+// accept it: 100, 1k, 1kb, 1m, 1mb, 1g, 1gb (k = 1000, kb = 1024), case
+// insensitive. It is shared with the command line, so both agree.
+func ParseMemory(v string) (int64, error) {
+	s := strings.ToLower(strings.TrimSpace(v))
 	mul := int64(1)
 	for _, u := range []struct {
 		suffix string
 		mul    int64
-	}{{"kb", 1024}, {"mb", 1 << 20}, {"gb", 1 << 30}, {"k", 1000}, {"m", 1000000}, {"g", 1000000000}, {"b", 1}} {
-		if strings.HasSuffix(v, u.suffix) {
-			v = strings.TrimSuffix(v, u.suffix)
+	}{{"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30}, {"k", 1000}, {"m", 1000 * 1000}, {"g", 1000 * 1000 * 1000}, {"b", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s = strings.TrimSuffix(s, u.suffix)
 			mul = u.mul
 			break
 		}
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mul {
+		return 0, fmt.Errorf("invalid memory value %q", v)
 	}
-	return n * mul, true
+	return n * mul, nil
 }
 
 // parseKeyspaceEvents validates notify-keyspace-events flags and returns them

@@ -95,27 +95,6 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseMemory parses Redis memory values: 100, 1k, 1kb, 1m, 1mb, 1g, 1gb.
-func parseMemory(v string) (int64, error) {
-	s := strings.ToLower(strings.TrimSpace(v))
-	mul := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mul    int64
-	}{{"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30}, {"k", 1000}, {"m", 1000 * 1000}, {"g", 1000 * 1000 * 1000}, {"b", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s = strings.TrimSuffix(s, u.suffix)
-			mul = u.mul
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("invalid memory value %q", v)
-	}
-	return n * mul, nil
-}
-
 // applyConfigFile sets flags from a redis.conf-style file: "directive
 // value..." per line, # comments, quoted values.
 func applyConfigFile(fs *flag.FlagSet, path string) error {
@@ -200,11 +179,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return err
 	}
-	maxBulk, err := parseMemory(o.protoMaxBulkLen)
+	maxBulk, err := server.ParseMemory(o.protoMaxBulkLen)
 	if err != nil {
 		return fmt.Errorf("proto-max-bulk-len: %w", err)
 	}
-	qbuf, err := parseMemory(o.queryBufLimit)
+	qbuf, err := server.ParseMemory(o.queryBufLimit)
 	if err != nil {
 		return fmt.Errorf("client-query-buffer-limit: %w", err)
 	}

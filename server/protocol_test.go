@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -13,24 +14,51 @@ import (
 	"github.com/sessiond/sessiond/internal/redistest"
 )
 
-// readAll reads what the server sends until it closes the connection or
-// stays silent for quiet.
-func readAll(t *testing.T, nc net.Conn, quiet time.Duration) (data string, closed bool) {
+// closeWait bounds how long a test waits for a server to act; it is reached
+// only when a test is failing.
+const closeWait = 10 * time.Second
+
+// readToClose reads what the server sends until it closes the connection
+// (closed) or closeWait passes (not closed).
+func readToClose(t *testing.T, nc net.Conn) (data string, closed bool) {
 	t.Helper()
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(closeWait)))
+	b, err := io.ReadAll(nc)
+	var ne net.Error
+	return string(b), !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// sentinel follows the input of a case that must leave the connection open:
+// its reply marks the end of what the case produced, so no test waits for
+// silence.
+var (
+	sentinel      = "*2\r\n$4\r\nECHO\r\n$8\r\n--end--!\r\n"
+	sentinelReply = "$8\r\n--end--!\r\n"
+)
+
+// sendRaw sends raw bytes and returns what the server answered and whether
+// it closed the connection. A case expected to close is read to EOF; any
+// other is followed by the sentinel and read up to its reply.
+func sendRaw(t *testing.T, nc net.Conn, send string, expectClose bool) (data string, closed bool) {
+	t.Helper()
+	if expectClose {
+		_, err := nc.Write([]byte(send))
+		require.NoError(t, err)
+		return readToClose(t, nc)
+	}
+	_, err := nc.Write([]byte(send + sentinel))
+	require.NoError(t, err)
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(closeWait)))
 	var b strings.Builder
 	buf := make([]byte, 4096)
-	for {
-		require.NoError(t, nc.SetReadDeadline(time.Now().Add(quiet)))
+	for !strings.HasSuffix(b.String(), sentinelReply) {
 		n, err := nc.Read(buf)
 		b.Write(buf[:n])
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return b.String(), false
-			}
 			return b.String(), true
 		}
 	}
+	return strings.TrimSuffix(b.String(), sentinelReply), false
 }
 
 // protocolCases are malformed or tricky requests, with what Redis 7 answers
@@ -75,8 +103,7 @@ func TestProtocolErrors(t *testing.T) {
 				t.Run(tc.name, func(t *testing.T) {
 					t.Parallel()
 					c := redistest.Dial(t, ts.addr)
-					c.Send([]byte(tc.send))
-					got, closed := readAll(t, c.NetConn(), 300*time.Millisecond)
+					got, closed := sendRaw(t, c.NetConn(), tc.send, tc.closed)
 					assert.Equal(t, tc.reply, got)
 					assert.Equal(t, tc.closed, closed, "connection closed")
 				})
@@ -94,10 +121,8 @@ func TestProtocolErrorsDifferential(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := redistest.Dial(t, rd.Addr())
 			b := redistest.Dial(t, ts.addr)
-			a.Send([]byte(tc.send))
-			b.Send([]byte(tc.send))
-			ra, ca := readAll(t, a.NetConn(), 300*time.Millisecond)
-			rb, cb := readAll(t, b.NetConn(), 300*time.Millisecond)
+			ra, ca := sendRaw(t, a.NetConn(), tc.send, tc.closed)
+			rb, cb := sendRaw(t, b.NetConn(), tc.send, tc.closed)
 			assert.Equal(t, ra, rb)
 			assert.Equal(t, ca, cb, "connection closed")
 		})
@@ -111,14 +136,12 @@ func TestUnauthenticatedLimits(t *testing.T) {
 		t.Run(model, func(t *testing.T) {
 			ts := startServer(t, Config{RequirePass: "pw", IOModel: model})
 			c := redistest.Dial(t, ts.addr)
-			c.Send(redistest.EncodeCommand("SET", "k", "v", "1", "2", "3", "4", "5", "6", "7", "8"))
-			got, closed := readAll(t, c.NetConn(), 300*time.Millisecond)
+			got, closed := sendRaw(t, c.NetConn(), string(redistest.EncodeCommand("SET", "k", "v", "1", "2", "3", "4", "5", "6", "7", "8")), true)
 			assert.Equal(t, "-ERR Protocol error: unauthenticated multibulk length\r\n", got)
 			assert.True(t, closed)
 
 			c = redistest.Dial(t, ts.addr)
-			c.Send([]byte("*2\r\n$4\r\nAUTH\r\n$20000\r\n"))
-			got, closed = readAll(t, c.NetConn(), 300*time.Millisecond)
+			got, closed = sendRaw(t, c.NetConn(), "*2\r\n$4\r\nAUTH\r\n$20000\r\n", true)
 			assert.Equal(t, "-ERR Protocol error: unauthenticated bulk length\r\n", got)
 			assert.True(t, closed)
 
@@ -166,7 +189,7 @@ func TestQueryBufferLimit(t *testing.T) {
 					break
 				}
 			}
-			_, closed := readAll(t, c.NetConn(), 2*time.Second)
+			_, closed := readToClose(t, c.NetConn())
 			assert.True(t, closed || err != nil)
 			// The server is fine.
 			d := redistest.Dial(t, ts.addr)
@@ -182,14 +205,12 @@ func TestQuitAndShutdown(t *testing.T) {
 		t.Run(model, func(t *testing.T) {
 			ts := startServer(t, Config{IOModel: model})
 			c := redistest.Dial(t, ts.addr)
-			c.Send(redistest.EncodeCommand("QUIT"))
-			got, closed := readAll(t, c.NetConn(), time.Second)
+			got, closed := sendRaw(t, c.NetConn(), string(redistest.EncodeCommand("QUIT")), true)
 			assert.Equal(t, "+OK\r\n", got)
 			assert.True(t, closed)
 
 			d := redistest.Dial(t, ts.addr)
-			d.Send(redistest.EncodeCommand("SHUTDOWN", "NOSAVE"))
-			got, closed = readAll(t, d.NetConn(), time.Second)
+			got, closed = sendRaw(t, d.NetConn(), string(redistest.EncodeCommand("SHUTDOWN", "NOSAVE")), true)
 			assert.Equal(t, "", got)
 			assert.True(t, closed)
 			select {

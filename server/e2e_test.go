@@ -27,35 +27,33 @@ func newGoRedis(t *testing.T, addr string, proto int, opts ...func(*redis.Option
 // session with a TTL, each request slides the expiry in one round trip,
 // logout deletes it — over RESP2 and RESP3.
 func TestGoRedisSessionFlow(t *testing.T) {
-	for _, model := range ioModels() {
-		t.Run(model, func(t *testing.T) {
-			ts := startServer(t, Config{IOModel: model})
-			for _, proto := range []int{2, 3} {
-				t.Run(fmt.Sprintf("resp%d", proto), func(t *testing.T) {
-					ctx := context.Background()
-					rdb := newGoRedis(t, ts.addr, proto)
-					key := fmt.Sprintf("sess:flow%d", proto)
-					require.NoError(t, rdb.Set(ctx, key, `{"uid":42}`, 30*time.Minute).Err())
-					v, err := rdb.GetEx(ctx, key, 30*time.Minute).Result()
-					require.NoError(t, err)
-					assert.Equal(t, `{"uid":42}`, v)
-					ttl, err := rdb.TTL(ctx, key).Result()
-					require.NoError(t, err)
-					assert.InDelta(t, float64(30*time.Minute), float64(ttl), float64(2*time.Second))
+	forEachIOModel(t, func(t *testing.T, model string) {
+		ts := startServer(t, Config{IOModel: model})
+		for _, proto := range []int{2, 3} {
+			t.Run(fmt.Sprintf("resp%d", proto), func(t *testing.T) {
+				ctx := context.Background()
+				rdb := newGoRedis(t, ts.addr, proto)
+				key := fmt.Sprintf("sess:flow%d", proto)
+				require.NoError(t, rdb.Set(ctx, key, `{"uid":42}`, 30*time.Minute).Err())
+				v, err := rdb.GetEx(ctx, key, 30*time.Minute).Result()
+				require.NoError(t, err)
+				assert.Equal(t, `{"uid":42}`, v)
+				ttl, err := rdb.TTL(ctx, key).Result()
+				require.NoError(t, err)
+				assert.InDelta(t, float64(30*time.Minute), float64(ttl), float64(2*time.Second))
 
-					// Missing keys are nil for both protocols.
-					_, err = rdb.Get(ctx, "sess:missing").Result()
-					assert.ErrorIs(t, err, redis.Nil)
+				// Missing keys are nil for both protocols.
+				_, err = rdb.Get(ctx, "sess:missing").Result()
+				assert.ErrorIs(t, err, redis.Nil)
 
-					n, err := rdb.Del(ctx, key).Result()
-					require.NoError(t, err)
-					assert.Equal(t, int64(1), n)
-					_, err = rdb.GetEx(ctx, key, time.Minute).Result()
-					assert.ErrorIs(t, err, redis.Nil)
-				})
-			}
-		})
-	}
+				n, err := rdb.Del(ctx, key).Result()
+				require.NoError(t, err)
+				assert.Equal(t, int64(1), n)
+				_, err = rdb.GetEx(ctx, key, time.Minute).Result()
+				assert.ErrorIs(t, err, redis.Nil)
+			})
+		}
+	})
 }
 
 func TestGoRedisCommands(t *testing.T) {
@@ -120,36 +118,34 @@ func TestGoRedisCommands(t *testing.T) {
 // TestGoRedisPipeline sends thousands of commands in one pipeline and
 // checks every reply comes back in order.
 func TestGoRedisPipeline(t *testing.T) {
-	for _, model := range ioModels() {
-		t.Run(model, func(t *testing.T) {
-			ts := startServer(t, Config{IOModel: model})
-			for _, proto := range []int{2, 3} {
-				t.Run(fmt.Sprintf("resp%d", proto), func(t *testing.T) {
-					ctx := context.Background()
-					rdb := newGoRedis(t, ts.addr, proto)
-					const n = 5000
-					val := strings.Repeat("v", 700)
-					_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-						for i := range n {
-							p.Set(ctx, fmt.Sprintf("sess:p%d:%d", proto, i), val+fmt.Sprint(i), time.Hour)
-						}
-						return nil
-					})
-					require.NoError(t, err)
-					cmds, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-						for i := range n {
-							p.GetEx(ctx, fmt.Sprintf("sess:p%d:%d", proto, i), time.Hour)
-						}
-						return nil
-					})
-					require.NoError(t, err)
-					for i, cmd := range cmds {
-						require.Equal(t, val+fmt.Sprint(i), cmd.(*redis.StringCmd).Val())
+	forEachIOModel(t, func(t *testing.T, model string) {
+		ts := startServer(t, Config{IOModel: model})
+		for _, proto := range []int{2, 3} {
+			t.Run(fmt.Sprintf("resp%d", proto), func(t *testing.T) {
+				ctx := context.Background()
+				rdb := newGoRedis(t, ts.addr, proto)
+				const n = 5000
+				val := strings.Repeat("v", 700)
+				_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+					for i := range n {
+						p.Set(ctx, fmt.Sprintf("sess:p%d:%d", proto, i), val+fmt.Sprint(i), time.Hour)
 					}
+					return nil
 				})
-			}
-		})
-	}
+				require.NoError(t, err)
+				cmds, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+					for i := range n {
+						p.GetEx(ctx, fmt.Sprintf("sess:p%d:%d", proto, i), time.Hour)
+					}
+					return nil
+				})
+				require.NoError(t, err)
+				for i, cmd := range cmds {
+					require.Equal(t, val+fmt.Sprint(i), cmd.(*redis.StringCmd).Val())
+				}
+			})
+		}
+	})
 }
 
 // TestGoRedisScanAll iterates a keyspace with SCAN MATCH and sees every key

@@ -48,10 +48,14 @@ func startServer(tb testing.TB, cfg Config, setup ...func(*Server)) *testServer 
 	return &testServer{addr: ln.Addr().String(), srv: srv, store: store}
 }
 
-// ioModels are the transports every protocol-level suite runs under.
-func ioModels() []string {
+// forEachIOModel runs f as a subtest for each transport the server has
+// (epoll event loops where supported, goroutine per connection always).
+func forEachIOModel(t *testing.T, f func(t *testing.T, model string)) {
+	models := []string{"goroutine"}
 	if loopsSupported() {
-		return []string{"epoll", "goroutine"}
+		models = []string{"epoll", "goroutine"}
 	}
-	return []string{"goroutine"}
+	for _, model := range models {
+		t.Run(model, func(t *testing.T) { f(t, model) })
+	}
 }

@@ -96,20 +96,18 @@ var protocolCases = []struct {
 // TestProtocolErrors checks sessiond's answers to malformed input, byte for
 // byte, and that the server goes on serving other clients.
 func TestProtocolErrors(t *testing.T) {
-	for _, model := range ioModels() {
-		t.Run(model, func(t *testing.T) {
-			ts := startServer(t, Config{IOModel: model})
-			for _, tc := range protocolCases {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					c := redistest.Dial(t, ts.addr)
-					got, closed := sendRaw(t, c.NetConn(), tc.send, tc.closed)
-					assert.Equal(t, tc.reply, got)
-					assert.Equal(t, tc.closed, closed, "connection closed")
-				})
-			}
-		})
-	}
+	forEachIOModel(t, func(t *testing.T, model string) {
+		ts := startServer(t, Config{IOModel: model})
+		for _, tc := range protocolCases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				c := redistest.Dial(t, ts.addr)
+				got, closed := sendRaw(t, c.NetConn(), tc.send, tc.closed)
+				assert.Equal(t, tc.reply, got)
+				assert.Equal(t, tc.closed, closed, "connection closed")
+			})
+		}
+	})
 }
 
 // TestProtocolErrorsDifferential sends the same malformed input to a real
@@ -132,92 +130,84 @@ func TestProtocolErrorsDifferential(t *testing.T) {
 // TestUnauthenticatedLimits: before AUTH, at most 10 arguments of at most
 // 16 KiB (CVE-2021-32675).
 func TestUnauthenticatedLimits(t *testing.T) {
-	for _, model := range ioModels() {
-		t.Run(model, func(t *testing.T) {
-			ts := startServer(t, Config{RequirePass: "pw", IOModel: model})
-			c := redistest.Dial(t, ts.addr)
-			got, closed := sendRaw(t, c.NetConn(), string(redistest.EncodeCommand("SET", "k", "v", "1", "2", "3", "4", "5", "6", "7", "8")), true)
-			assert.Equal(t, "-ERR Protocol error: unauthenticated multibulk length\r\n", got)
-			assert.True(t, closed)
+	forEachIOModel(t, func(t *testing.T, model string) {
+		ts := startServer(t, Config{RequirePass: "pw", IOModel: model})
+		c := redistest.Dial(t, ts.addr)
+		got, closed := sendRaw(t, c.NetConn(), string(redistest.EncodeCommand("SET", "k", "v", "1", "2", "3", "4", "5", "6", "7", "8")), true)
+		assert.Equal(t, "-ERR Protocol error: unauthenticated multibulk length\r\n", got)
+		assert.True(t, closed)
 
-			c = redistest.Dial(t, ts.addr)
-			got, closed = sendRaw(t, c.NetConn(), "*2\r\n$4\r\nAUTH\r\n$20000\r\n", true)
-			assert.Equal(t, "-ERR Protocol error: unauthenticated bulk length\r\n", got)
-			assert.True(t, closed)
+		c = redistest.Dial(t, ts.addr)
+		got, closed = sendRaw(t, c.NetConn(), "*2\r\n$4\r\nAUTH\r\n$20000\r\n", true)
+		assert.Equal(t, "-ERR Protocol error: unauthenticated bulk length\r\n", got)
+		assert.True(t, closed)
 
-			c = redistest.Dial(t, ts.addr)
-			assert.Equal(t, "-NOAUTH Authentication required.\r\n", c.DoString("GET", "k"))
-			assert.Equal(t, "+OK\r\n", c.DoString("AUTH", "pw"))
-			big := strings.Repeat("x", 100000)
-			assert.Equal(t, "+OK\r\n", c.DoString("SET", "k", big))
-		})
-	}
+		c = redistest.Dial(t, ts.addr)
+		assert.Equal(t, "-NOAUTH Authentication required.\r\n", c.DoString("GET", "k"))
+		assert.Equal(t, "+OK\r\n", c.DoString("AUTH", "pw"))
+		big := strings.Repeat("x", 100000)
+		assert.Equal(t, "+OK\r\n", c.DoString("SET", "k", big))
+	})
 }
 
 // TestHandlerPanicIsContained: a panicking command answers an error, leaves
 // no lock held, and the connection and server go on.
 func TestHandlerPanicIsContained(t *testing.T) {
-	for _, model := range ioModels() {
-		t.Run(model, func(t *testing.T) {
-			ts := startServer(t, Config{IOModel: model}, func(srv *Server) {
-				srv.cmds["boom"] = &command{name: "boom", arity: 2, run: func(c *client, args [][]byte) {
-					tx := srv.store.Lock(args[1])
-					defer tx.Unlock()
-					c.w.Array(3) // a partial reply that must not reach the client
-					panic("boom")
-				}}
-			})
-			c := redistest.Dial(t, ts.addr)
-			assert.Equal(t, "-ERR internal error while executing 'boom' (logged)\r\n", c.DoString("BOOM", "k"))
-			assert.Equal(t, "+OK\r\n", c.DoString("SET", "k", "v"))
-			assert.Equal(t, "$1\r\nv\r\n", c.DoString("GET", "k"))
+	forEachIOModel(t, func(t *testing.T, model string) {
+		ts := startServer(t, Config{IOModel: model}, func(srv *Server) {
+			srv.cmds["boom"] = &command{name: "boom", arity: 2, run: func(c *client, args [][]byte) {
+				tx := srv.store.Lock(args[1])
+				defer tx.Unlock()
+				c.w.Array(3) // a partial reply that must not reach the client
+				panic("boom")
+			}}
 		})
-	}
+		c := redistest.Dial(t, ts.addr)
+		assert.Equal(t, "-ERR internal error while executing 'boom' (logged)\r\n", c.DoString("BOOM", "k"))
+		assert.Equal(t, "+OK\r\n", c.DoString("SET", "k", "v"))
+		assert.Equal(t, "$1\r\nv\r\n", c.DoString("GET", "k"))
+	})
 }
 
 // TestQueryBufferLimit closes a client whose pending request is too big.
 func TestQueryBufferLimit(t *testing.T) {
-	for _, model := range ioModels() {
-		t.Run(model, func(t *testing.T) {
-			ts := startServer(t, Config{ClientQueryBufferLimit: 1 << 20, IOModel: model})
-			c := redistest.Dial(t, ts.addr)
-			c.Send([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5000000\r\n"))
-			chunk := []byte(strings.Repeat("x", 64<<10))
-			var err error
-			for range 40 {
-				if err = c.Write(chunk); err != nil {
-					break
-				}
+	forEachIOModel(t, func(t *testing.T, model string) {
+		ts := startServer(t, Config{ClientQueryBufferLimit: 1 << 20, IOModel: model})
+		c := redistest.Dial(t, ts.addr)
+		c.Send([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5000000\r\n"))
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		var err error
+		for range 40 {
+			if err = c.Write(chunk); err != nil {
+				break
 			}
-			_, closed := readToClose(t, c.NetConn())
-			assert.True(t, closed || err != nil)
-			// The server is fine.
-			d := redistest.Dial(t, ts.addr)
-			assert.Equal(t, "+PONG\r\n", d.DoString("PING"))
-		})
-	}
+		}
+		_, closed := readToClose(t, c.NetConn())
+		assert.True(t, closed || err != nil)
+		// The server is fine.
+		d := redistest.Dial(t, ts.addr)
+		assert.Equal(t, "+PONG\r\n", d.DoString("PING"))
+	})
 }
 
 // TestQuitAndShutdown: QUIT answers +OK and closes; SHUTDOWN signals the
 // owner and closes without a reply.
 func TestQuitAndShutdown(t *testing.T) {
-	for _, model := range ioModels() {
-		t.Run(model, func(t *testing.T) {
-			ts := startServer(t, Config{IOModel: model})
-			c := redistest.Dial(t, ts.addr)
-			got, closed := sendRaw(t, c.NetConn(), string(redistest.EncodeCommand("QUIT")), true)
-			assert.Equal(t, "+OK\r\n", got)
-			assert.True(t, closed)
+	forEachIOModel(t, func(t *testing.T, model string) {
+		ts := startServer(t, Config{IOModel: model})
+		c := redistest.Dial(t, ts.addr)
+		got, closed := sendRaw(t, c.NetConn(), string(redistest.EncodeCommand("QUIT")), true)
+		assert.Equal(t, "+OK\r\n", got)
+		assert.True(t, closed)
 
-			d := redistest.Dial(t, ts.addr)
-			got, closed = sendRaw(t, d.NetConn(), string(redistest.EncodeCommand("SHUTDOWN", "NOSAVE")), true)
-			assert.Equal(t, "", got)
-			assert.True(t, closed)
-			select {
-			case <-ts.srv.ShutdownRequested():
-			case <-time.After(5 * time.Second):
-				t.Fatal("SHUTDOWN did not reach the owner")
-			}
-		})
-	}
+		d := redistest.Dial(t, ts.addr)
+		got, closed = sendRaw(t, d.NetConn(), string(redistest.EncodeCommand("SHUTDOWN", "NOSAVE")), true)
+		assert.Equal(t, "", got)
+		assert.True(t, closed)
+		select {
+		case <-ts.srv.ShutdownRequested():
+		case <-time.After(5 * time.Second):
+			t.Fatal("SHUTDOWN did not reach the owner")
+		}
+	})
 }

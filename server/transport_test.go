@@ -22,164 +22,156 @@ import (
 // order, and stop reading the client's input while its output is stuck
 // (the event loop's EPOLLOUT path), then finish when the client reads.
 func TestSlowReaderBackpressure(t *testing.T) {
-	for _, model := range ioModels() {
-		t.Run(model, func(t *testing.T) {
-			ts := startServer(t, Config{IOModel: model})
-			c := redistest.Dial(t, ts.addr)
-			val := strings.Repeat("x", 100<<10)
-			require.Equal(t, "+OK\r\n", c.DoString("SET", "big", val))
+	forEachIOModel(t, func(t *testing.T, model string) {
+		ts := startServer(t, Config{IOModel: model})
+		c := redistest.Dial(t, ts.addr)
+		val := strings.Repeat("x", 100<<10)
+		require.Equal(t, "+OK\r\n", c.DoString("SET", "big", val))
 
-			const n = 200 // 20 MB of replies
-			nc := c.NetConn()
-			req := redistest.EncodeCommand("GET", "big")
-			done := make(chan error, 1)
-			go func() {
-				var err error
-				for i := 0; i < n && err == nil; i++ {
-					_, err = nc.Write(req)
-				}
-				_, err2 := nc.Write(redistest.EncodeCommand("ECHO", "end"))
-				if err == nil {
-					err = err2
-				}
-				done <- err
-			}()
-			// Let the server fill the socket before reading anything.
-			time.Sleep(200 * time.Millisecond)
-			require.NoError(t, nc.SetReadDeadline(time.Now().Add(30*time.Second)))
-			r := bufio.NewReaderSize(nc, 1<<20)
-			want := fmt.Sprintf("$%d\r\n%s\r\n", len(val), val)
-			buf := make([]byte, len(want))
-			for i := range n {
-				_, err := io.ReadFull(r, buf)
-				require.NoError(t, err, "reply %d", i)
-				require.Equal(t, want, string(buf), "reply %d", i)
+		const n = 200 // 20 MB of replies
+		nc := c.NetConn()
+		req := redistest.EncodeCommand("GET", "big")
+		done := make(chan error, 1)
+		go func() {
+			var err error
+			for i := 0; i < n && err == nil; i++ {
+				_, err = nc.Write(req)
 			}
-			line, err := r.ReadString('\n')
-			require.NoError(t, err)
-			assert.Equal(t, "$3\r\n", line)
-			require.NoError(t, <-done)
-		})
-	}
+			_, err2 := nc.Write(redistest.EncodeCommand("ECHO", "end"))
+			if err == nil {
+				err = err2
+			}
+			done <- err
+		}()
+		// Let the server fill the socket before reading anything.
+		time.Sleep(200 * time.Millisecond)
+		require.NoError(t, nc.SetReadDeadline(time.Now().Add(30*time.Second)))
+		r := bufio.NewReaderSize(nc, 1<<20)
+		want := fmt.Sprintf("$%d\r\n%s\r\n", len(val), val)
+		buf := make([]byte, len(want))
+		for i := range n {
+			_, err := io.ReadFull(r, buf)
+			require.NoError(t, err, "reply %d", i)
+			require.Equal(t, want, string(buf), "reply %d", i)
+		}
+		line, err := r.ReadString('\n')
+		require.NoError(t, err)
+		assert.Equal(t, "$3\r\n", line)
+		require.NoError(t, <-done)
+	})
 }
 
 // TestIdleTimeout closes clients idle for longer than --timeout and keeps
 // active ones.
 func TestIdleTimeout(t *testing.T) {
-	for _, model := range ioModels() {
-		t.Run(model, func(t *testing.T) {
-			ts := startServer(t, Config{IOModel: model, Timeout: time.Second})
-			idle := redistest.Dial(t, ts.addr)
-			active := redistest.Dial(t, ts.addr)
-			require.Equal(t, "+PONG\r\n", idle.DoString("PING"))
-			// The idle client is closed within about two cron ticks; the
-			// active one keeps working meanwhile.
-			deadline := time.Now().Add(5 * time.Second)
-			closed := false
-			for !closed && time.Now().Before(deadline) {
-				require.Equal(t, "+PONG\r\n", active.DoString("PING"))
-				_ = idle.NetConn().SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-				_, err := idle.NetConn().Read(make([]byte, 1))
-				closed = err != nil && redistest.IsClosed(err)
-			}
-			assert.True(t, closed, "idle client was not closed")
+	forEachIOModel(t, func(t *testing.T, model string) {
+		ts := startServer(t, Config{IOModel: model, Timeout: time.Second})
+		idle := redistest.Dial(t, ts.addr)
+		active := redistest.Dial(t, ts.addr)
+		require.Equal(t, "+PONG\r\n", idle.DoString("PING"))
+		// The idle client is closed within about two cron ticks; the
+		// active one keeps working meanwhile.
+		deadline := time.Now().Add(5 * time.Second)
+		closed := false
+		for !closed && time.Now().Before(deadline) {
 			require.Equal(t, "+PONG\r\n", active.DoString("PING"))
-		})
-	}
+			_ = idle.NetConn().SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			_, err := idle.NetConn().Read(make([]byte, 1))
+			closed = err != nil && redistest.IsClosed(err)
+		}
+		assert.True(t, closed, "idle client was not closed")
+		require.Equal(t, "+PONG\r\n", active.DoString("PING"))
+	})
 }
 
 // TestClientKillAcrossLoops kills a client served by another loop.
 func TestClientKillAcrossLoops(t *testing.T) {
-	for _, model := range ioModels() {
-		t.Run(model, func(t *testing.T) {
-			ts := startServer(t, Config{IOModel: model, IOThreads: 2})
-			victims := make([]*redistest.Conn, 4)
-			for i := range victims {
-				victims[i] = redistest.Dial(t, ts.addr)
-				require.Equal(t, "+OK\r\n", victims[i].DoString("CLIENT", "SETNAME", "victim"))
-			}
-			killer := redistest.Dial(t, ts.addr)
-			for _, v := range victims {
-				id := strings.TrimSpace(strings.TrimPrefix(v.DoString("CLIENT", "ID"), ":"))
-				assert.Equal(t, ":1\r\n", killer.DoString("CLIENT", "KILL", "ID", id))
-				v.ExpectClosed()
-			}
-			list := killer.DoString("CLIENT", "LIST")
-			assert.NotContains(t, list, "name=victim")
-			assert.Equal(t, "+PONG\r\n", killer.DoString("PING"))
-		})
-	}
+	forEachIOModel(t, func(t *testing.T, model string) {
+		ts := startServer(t, Config{IOModel: model, IOThreads: 2})
+		victims := make([]*redistest.Conn, 4)
+		for i := range victims {
+			victims[i] = redistest.Dial(t, ts.addr)
+			require.Equal(t, "+OK\r\n", victims[i].DoString("CLIENT", "SETNAME", "victim"))
+		}
+		killer := redistest.Dial(t, ts.addr)
+		for _, v := range victims {
+			id := strings.TrimSpace(strings.TrimPrefix(v.DoString("CLIENT", "ID"), ":"))
+			assert.Equal(t, ":1\r\n", killer.DoString("CLIENT", "KILL", "ID", id))
+			v.ExpectClosed()
+		}
+		list := killer.DoString("CLIENT", "LIST")
+		assert.NotContains(t, list, "name=victim")
+		assert.Equal(t, "+PONG\r\n", killer.DoString("PING"))
+	})
 }
 
 // TestTransportStress runs pipelining clients while another client lists
 // and kills connections at random, then shuts the server down under load:
 // no panic, no race, no deadlock, and Shutdown returns.
 func TestTransportStress(t *testing.T) {
-	for _, model := range ioModels() {
-		t.Run(model, func(t *testing.T) {
-			ts := startServer(t, Config{IOModel: model, IOThreads: 2})
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for w := range 12 {
-				wg.Go(func() {
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						nc, err := net.Dial("tcp", ts.addr)
-						if err != nil {
-							return // the server is shutting down
-						}
-						var req []byte
-						for i := range 200 {
-							k := fmt.Sprintf("k%d:%d", w, i%17)
-							req = append(req, redistest.EncodeCommand("SET", k, strings.Repeat("v", i), "PX", "50")...)
-							req = append(req, redistest.EncodeCommand("GETEX", k, "EX", "10")...)
-							req = append(req, redistest.EncodeCommand("DEL", k)...)
-						}
-						_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
-						_, _ = nc.Write(req)
-						_, _ = io.Copy(io.Discard, io.LimitReader(nc, 4096))
-						nc.Close()
-					}
-				})
-			}
+	forEachIOModel(t, func(t *testing.T, model string) {
+		ts := startServer(t, Config{IOModel: model, IOThreads: 2})
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range 12 {
 			wg.Go(func() {
-				killer, err := net.Dial("tcp", ts.addr)
-				if err != nil {
-					return
-				}
-				defer killer.Close()
-				r := bufio.NewReader(killer)
-				for i := 0; ; i++ {
+				for {
 					select {
 					case <-stop:
 						return
 					default:
 					}
-					cmd := redistest.EncodeCommand("CLIENT", "LIST")
-					if i%2 == 1 {
-						cmd = redistest.EncodeCommand("CLIENT", "KILL", "ID", fmt.Sprint(i%40+1))
+					nc, err := net.Dial("tcp", ts.addr)
+					if err != nil {
+						return // the server is shutting down
 					}
-					_ = killer.SetDeadline(time.Now().Add(5 * time.Second))
-					if _, err := killer.Write(cmd); err != nil {
-						return
+					var req []byte
+					for i := range 200 {
+						k := fmt.Sprintf("k%d:%d", w, i%17)
+						req = append(req, redistest.EncodeCommand("SET", k, strings.Repeat("v", i), "PX", "50")...)
+						req = append(req, redistest.EncodeCommand("GETEX", k, "EX", "10")...)
+						req = append(req, redistest.EncodeCommand("DEL", k)...)
 					}
-					if _, err := redistest.ReadReply(r); err != nil {
-						return
-					}
+					_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+					_, _ = nc.Write(req)
+					_, _ = io.Copy(io.Discard, io.LimitReader(nc, 4096))
+					nc.Close()
 				}
 			})
-			time.Sleep(700 * time.Millisecond)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			require.NoError(t, ts.srv.Shutdown(ctx))
-			close(stop)
-			wg.Wait()
+		}
+		wg.Go(func() {
+			killer, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				return
+			}
+			defer killer.Close()
+			r := bufio.NewReader(killer)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				cmd := redistest.EncodeCommand("CLIENT", "LIST")
+				if i%2 == 1 {
+					cmd = redistest.EncodeCommand("CLIENT", "KILL", "ID", fmt.Sprint(i%40+1))
+				}
+				_ = killer.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := killer.Write(cmd); err != nil {
+					return
+				}
+				if _, err := redistest.ReadReply(r); err != nil {
+					return
+				}
+			}
 		})
-	}
+		time.Sleep(700 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, ts.srv.Shutdown(ctx))
+		close(stop)
+		wg.Wait()
+	})
 }
 
 // TestConcurrentConfigAndInfo runs CONFIG SET and INFO/CONFIG GET from

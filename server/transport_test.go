@@ -5,16 +5,19 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiond/sessiond/internal/redistest"
+	"github.com/sessiond/sessiond/ttl"
 )
 
 // TestSlowReaderBackpressure pipelines far more reply bytes than the socket
@@ -61,26 +64,80 @@ func TestSlowReaderBackpressure(t *testing.T) {
 	})
 }
 
-// TestIdleTimeout closes clients idle for longer than --timeout and keeps
-// active ones.
+// pipeListener is an in-memory listener whose connections are net.Pipe
+// pairs, so a server can run inside a synctest bubble.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
+func (l *pipeListener) Addr() net.Addr { return &net.UnixAddr{Name: "pipe", Net: "pipe"} }
+
+func (l *pipeListener) dial() net.Conn {
+	client, server := net.Pipe()
+	l.conns <- server
+	return client
+}
+
+// TestIdleTimeout closes clients idle for longer than the timeout, within
+// one cron tick, and keeps active ones — in fake time.
 func TestIdleTimeout(t *testing.T) {
-	forEachIOModel(t, func(t *testing.T, model string) {
-		ts := startServer(t, Config{IOModel: model, Timeout: time.Second})
-		idle := redistest.Dial(t, ts.addr)
-		active := redistest.Dial(t, ts.addr)
-		require.Equal(t, "+PONG\r\n", idle.DoString("PING"))
-		// The idle client is closed within about two cron ticks; the
-		// active one keeps working meanwhile.
-		deadline := time.Now().Add(5 * time.Second)
-		closed := false
-		for !closed && time.Now().Before(deadline) {
-			require.Equal(t, "+PONG\r\n", active.DoString("PING"))
-			_ = idle.NetConn().SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-			_, err := idle.NetConn().Read(make([]byte, 1))
-			closed = err != nil && redistest.IsClosed(err)
+	synctest.Test(t, func(t *testing.T) {
+		store, err := ttl.New(ttl.Config{})
+		require.NoError(t, err)
+		srv, err := New(Config{Timeout: time.Second, Logger: slog.New(slog.DiscardHandler)}, store)
+		require.NoError(t, err)
+		ln := newPipeListener()
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = store.Run(ctx) })
+		wg.Go(func() { _ = srv.Serve(ln) })
+		defer func() {
+			_ = srv.Close()
+			cancel()
+			wg.Wait()
+			_ = store.Close()
+		}()
+
+		buf := make([]byte, 7)
+		ping := func(c net.Conn) string {
+			_, err := c.Write([]byte("PING\r\n"))
+			require.NoError(t, err)
+			_, err = io.ReadFull(c, buf)
+			require.NoError(t, err)
+			return string(buf)
 		}
-		assert.True(t, closed, "idle client was not closed")
-		require.Equal(t, "+PONG\r\n", active.DoString("PING"))
+		idle, active := ln.dial(), ln.dial()
+		require.Equal(t, "+PONG\r\n", ping(idle))
+		start := time.Now()
+		closedAt := time.Duration(-1)
+		go func() {
+			_, _ = idle.Read(make([]byte, 1)) // returns when the server closes it
+			closedAt = time.Since(start)
+		}()
+		for range 30 { // 3 s of fake time, the active client busy throughout
+			time.Sleep(100 * time.Millisecond)
+			require.Equal(t, "+PONG\r\n", ping(active))
+		}
+		synctest.Wait()
+		// Idle for more than 1 s is noticed at the cron tick after that: 2 s.
+		assert.Equal(t, 2*time.Second, closedAt.Truncate(100*time.Millisecond), "idle client closed at")
+		require.Equal(t, "+PONG\r\n", ping(active))
 	})
 }
 

@@ -28,9 +28,20 @@ func startRedis(t *testing.T) string {
 	if err != nil {
 		t.Skip("redis-server is not installed; skipping the integration test")
 	}
+	return startServerProcess(t, bin, func(port string) []string {
+		return []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", t.TempDir(), "--loglevel", "warning"}
+	})
+}
+
+// startServerProcess runs a RESP server binary on a free 127.0.0.1 port
+// (args gets the port) until the test ends, and returns its address once it
+// answers PING. A port taken between choosing and binding is retried.
+func startServerProcess(t *testing.T, bin string, args func(port string) []string) string {
+	t.Helper()
 	var lastErr error
 	for range 3 {
-		addr, err := tryStartRedis(t, bin)
+		addr, err := tryStartProcess(t, bin, args)
 		if err == nil {
 			return addr
 		}
@@ -40,13 +51,12 @@ func startRedis(t *testing.T) string {
 	return ""
 }
 
-func tryStartRedis(t *testing.T, bin string) (string, error) {
+func tryStartProcess(t *testing.T, bin string, args func(port string) []string) (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	require.NoError(t, l.Close())
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--loglevel", "warning")
+	cmd := exec.Command(bin, args(port)...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
@@ -57,9 +67,10 @@ func tryStartRedis(t *testing.T, bin string) (string, error) {
 	}()
 	stop := func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		<-exited // after this the log is complete and no longer written
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	name := filepath.Base(bin)
+	addr := net.JoinHostPort("127.0.0.1", port)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := dialConn(context.Background(), addr, "")
@@ -73,12 +84,12 @@ func tryStartRedis(t *testing.T, bin string) (string, error) {
 		}
 		select {
 		case <-exited:
-			return "", fmt.Errorf("redis-server on %s exited: %s", addr, logs.String())
+			return "", fmt.Errorf("%s on %s exited: %s", name, addr, logs.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", fmt.Errorf("redis-server on %s did not come up: %v\n%s", addr, err, logs.String())
+			return "", fmt.Errorf("%s on %s did not come up: %v\n%s", name, addr, err, logs.String())
 		}
 	}
 }
@@ -270,48 +281,11 @@ func startSessiond(t *testing.T) string {
 		t.Skip("go toolchain not in PATH; cannot build sessiond")
 	}
 	bin := filepath.Join(t.TempDir(), "sessiond")
-	build := exec.Command(goBin, "build", "-o", bin, "../cmd/sessiond")
-	out, err := build.CombinedOutput()
+	out, err := exec.Command(goBin, "build", "-o", bin, "../cmd/sessiond").CombinedOutput()
 	require.NoError(t, err, "building sessiond: %s", out)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--loglevel", "warning")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+	return startServerProcess(t, bin, func(port string) []string {
+		return []string{"--port", port, "--loglevel", "warning"}
 	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := dialConn(context.Background(), addr, "")
-		if err == nil {
-			_, err = c.do("PING")
-			c.close()
-			if err == nil {
-				return addr
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("sessiond exited: %s", logs.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-exited // the log is complete, and no longer written
-			t.Fatalf("sessiond did not come up: %v\n%s", err, logs.String())
-		}
-	}
 }
 
 // TestIntegrationVerifiedMixes runs every kind of mix, with reply

@@ -166,7 +166,9 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		return
 	}
 	c.setLastCmd(cmd)
+	s.gate.mu.RLock()
 	s.call(c, cmd, args)
+	s.gate.mu.RUnlock()
 }
 
 // call runs the handler, turning a panic into an error reply for this

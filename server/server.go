@@ -76,6 +76,7 @@ type Server struct {
 	start time.Time
 	runID string
 	conf  *settings
+	gate  gate
 
 	nextID atomic.Int64
 

@@ -69,6 +69,7 @@ type client struct {
 	protoPub atomic.Int32 // protocol version, for CLIENT LIST
 	authed   bool
 	quitting bool // close after the reply is flushed
+	unsynced bool // changed data since its replies were last sent (persist.go)
 
 	created    time.Time
 	lastActive atomic.Int64            // unix nanos of the last command; read by cron
@@ -194,6 +195,7 @@ func (c *client) flush() {
 	if c.w.Len() == 0 {
 		return
 	}
+	c.awaitDurable()
 	if c.werr == nil {
 		n, err := c.nc.Write(c.w.Bytes())
 		atomic.AddInt64(&c.stats.netOutBytes, int64(n))

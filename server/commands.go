@@ -107,6 +107,7 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.serverCommands()...)
 	add(s.stringCommands()...)
 	add(s.keyCommands()...)
+	add(s.persistCommands()...)
 	return t
 }
 

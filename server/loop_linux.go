@@ -37,6 +37,10 @@ type loop struct {
 	wakefd int
 	conns  map[int]*client
 	events [loopEvents]unix.EpollEvent
+	// syncq holds clients whose replies wait for their changes to be
+	// durable (appendfsync always): one wait per batch of events covers
+	// them all (group commit).
+	syncq []*client
 
 	mu      sync.Mutex // guards tasks and stopped
 	tasks   []func()
@@ -142,6 +146,7 @@ func (l *loop) run(stop <-chan struct{}) {
 				l.process(c)
 			}
 		}
+		l.flushSynced()
 		l.runTasks()
 		select {
 		case <-stop:
@@ -207,7 +212,26 @@ func (l *loop) process(c *client) {
 		}
 	}
 	c.rbs.Store(int64(c.rd.Cap()))
+	if c.unsynced && l.srv.persist != nil && c.w.Len() > 0 {
+		l.syncq = append(l.syncq, c)
+		return
+	}
 	l.flush(c)
+}
+
+// flushSynced writes the replies held in syncq once the changes behind
+// them are durable.
+func (l *loop) flushSynced() {
+	if len(l.syncq) == 0 {
+		return
+	}
+	l.srv.waitDurable()
+	for _, c := range l.syncq {
+		c.unsynced = false
+		l.flush(c)
+	}
+	clear(l.syncq)
+	l.syncq = l.syncq[:0]
 }
 
 // flush writes the replies. What the socket does not take waits in
@@ -221,6 +245,7 @@ func (l *loop) flush(c *client) {
 		c.w.Reset()
 		return
 	}
+	c.awaitDurable()
 	buf := c.w.Bytes()
 	n, err := writeFD(c.fd, buf)
 	atomic.AddInt64(&c.stats.netOutBytes, int64(n))

@@ -42,6 +42,7 @@ func (c *client) changed(class eventClass, event string, db int, key []byte) {
 // signal reports that key in db was modified (for WATCH and persistence).
 func (c *client) signal(db int, key []byte) {
 	c.srv.signalKey(db, key)
+	c.unsynced = true
 }
 
 // event queues a keyspace notification for key in db.
@@ -51,5 +52,5 @@ func (c *client) event(class eventClass, event string, db int, key []byte) {
 
 // signalKey is signal for callers without a client (expiry, eviction).
 func (s *Server) signalKey(db int, key []byte) {
-	_, _ = db, key
+	s.signalChange(db, key)
 }

@@ -65,6 +65,13 @@ type Config struct {
 	// GOMAXPROCS. One loop gives Redis's latency profile; more give more
 	// throughput when cores are free.
 	IOThreads int
+	// Changes, when set, is told of every change to the data set
+	// (persist.go). nil means Persistence, if set.
+	Changes ChangeTracker
+	// Persistence, when set, answers SAVE, BGSAVE, LASTSAVE, INFO
+	// persistence and CONFIG of the persistence settings (persist.go);
+	// without it they report persistence off.
+	Persistence Persistence
 }
 
 // Server serves the RESP protocol over the listeners given to Serve, backed by
@@ -77,6 +84,12 @@ type Server struct {
 	runID string
 	conf  *settings
 	gate  gate
+
+	changes ChangeTracker
+	persist Persistence
+	// flushMu makes a database flush and its report to changes one step
+	// for HoldFlushes (persist.go).
+	flushMu sync.RWMutex
 
 	nextID atomic.Int64
 
@@ -176,6 +189,11 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	s.useLoops = cfg.IOModel == "epoll"
 	s.ioThreads = cfg.IOThreads
 	s.conf = newSettings(cfg)
+	s.persist = cfg.Persistence
+	s.changes = cfg.Changes
+	if s.changes == nil && cfg.Persistence != nil {
+		s.changes = cfg.Persistence
+	}
 	s.cmds = s.commandTable()
 	return s, nil
 }

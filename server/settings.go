@@ -233,6 +233,7 @@ func newSettings(cfg Config) *settings {
 			st.params[a] = p
 		}
 	}
+	st.usePersistence(cfg.Persistence)
 	return st
 }
 

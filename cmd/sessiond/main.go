@@ -56,6 +56,7 @@ type options struct {
 	logLevel        string
 	shutdownTimeout time.Duration
 	version         bool
+	persist         persistOptions
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -75,6 +76,12 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "loglevel", "notice", "log level: debug, verbose, notice, warning (or slog names)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to finish")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.persist.dir, "dir", "", "directory of the data file; setting it turns persistence on (default: off)")
+	fs.StringVar(&o.persist.dbfilename, "dbfilename", "sessiond.db", "name of the data file in --dir")
+	fs.Var(&o.persist.save, "save", "snapshot rules \"<seconds> <changes> ...\"; \"\" for none (default with --dir: \"3600 1 300 100 60 10000\")")
+	fs.StringVar(&o.persist.appendOnly, "appendonly", "no", "yes: write every change to the data file within a second (see --appendfsync)")
+	fs.StringVar(&o.persist.appendFsync, "appendfsync", "everysec", "with --appendonly yes: everysec (≤ 1 s lost on a crash), always (replies wait for the disk), no (no fsync)")
+	fs.BoolVar(&o.persist.discard, "discard-unreadable-file", false, "set a damaged or foreign data file aside and start empty, instead of refusing to start")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: sessiond [config-file] [flags]\n\n"+
 			"A Redis-compatible session store. Flags are named like redis.conf directives;\n"+
@@ -202,6 +209,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return err
 	}
 	defer store.Close()
+	pm, src, err := openPersistence(&o, store, log)
+	if err != nil {
+		return err
+	}
+	var persistence server.Persistence
+	if pm != nil {
+		persistence = &persistAdapter{Manager: pm, dir: o.persist.dir, dbfilename: o.persist.dbfilename}
+	}
 	srv, err := server.New(server.Config{
 		RequirePass:            o.requirePass,
 		Databases:              o.databases,
@@ -214,9 +229,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		Version:                version(),
 		IOModel:                o.ioModel,
 		IOThreads:              o.ioThreads,
+		Persistence:            persistence,
 	}, store)
 	if err != nil {
+		if pm != nil {
+			_ = pm.Close(false)
+		}
 		return err
+	}
+	if pm != nil {
+		src.srv = srv
+		defer pm.Close(false) // on early returns; a no-op after the final save below
 	}
 
 	var lns []net.Listener
@@ -240,12 +263,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 
 	storeCtx, stopStore := context.WithCancel(context.Background())
 	defer stopStore()
+	var pwg sync.WaitGroup
+	defer pwg.Wait()
+	persistCtx, stopPersist := context.WithCancel(context.Background())
+	defer stopPersist()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := store.Run(storeCtx); err != nil {
 			log.Error("store stopped", "err", err)
 		}
 	})
+	if pm != nil {
+		pwg.Go(func() { _ = pm.Run(persistCtx) })
+	}
 	serveErr := make(chan error, len(lns))
 	addrs := make([]net.Addr, 0, len(lns))
 	for _, ln := range lns {
@@ -275,6 +305,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("clients did not finish in time; closed them", "err", err)
+	}
+	stopPersist()
+	pwg.Wait()
+	if pm != nil {
+		if err := pm.Close(finalSave(pm)); err != nil {
+			log.Error("final save failed", "file", pm.Path(), "err", err)
+		} else {
+			log.Info("data saved", "file", pm.Path())
+		}
 	}
 	stopStore()
 	wg.Wait()

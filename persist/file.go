@@ -1,0 +1,325 @@
+package persist
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// The file is a bbolt database with three buckets:
+//
+//	meta: format, version, created (Unix ms), complete ("1" once a
+//	      snapshot was fully written)
+//	base: sequence number (8 bytes big endian) → block; a snapshot
+//	log:  sequence number → block; changes after the snapshot, in order
+//
+// A block is a run of framed records (record.go) of about blockSize
+// bytes. Sequential keys make every write an append: bbolt fills pages
+// completely and large values go to contiguous overflow pages.
+const (
+	formatName    = "sessiond-persist"
+	formatVersion = 1
+	blockSize     = 1 << 20
+)
+
+var (
+	bucketMeta = []byte("meta")
+	bucketBase = []byte("base")
+	bucketLog  = []byte("log")
+)
+
+// Errors returned when a file cannot be used. They are wrapped with the
+// file's path; compare with errors.Is.
+var (
+	// ErrLocked is returned by Open when another process (or another
+	// Manager) holds the file.
+	ErrLocked = errors.New("persist: file is in use by another process")
+	// ErrForeign is returned when the file is not a sessiond data file, or
+	// one of a newer format version.
+	ErrForeign = errors.New("persist: not a sessiond data file")
+	// ErrIncomplete is returned for a snapshot that was never finished.
+	ErrIncomplete = errors.New("persist: incomplete snapshot")
+)
+
+// file is an open data file.
+type file struct {
+	path string
+	db   *bolt.DB
+	// next sequence numbers of base and log, and the bytes of blocks in
+	// each (for compaction and INFO).
+	baseSeq, logSeq     uint64
+	baseBytes, logBytes int64
+	baseRecords         int64
+}
+
+func boltOptions(timeout time.Duration, noSync bool) *bolt.Options {
+	return &bolt.Options{
+		Timeout:      timeout,
+		FreelistType: bolt.FreelistMapType,
+		NoSync:       noSync,
+	}
+}
+
+// openFile opens (creating if missing and create is set) the data file at
+// path, taking its lock, and checks that it is a complete sessiond file.
+func openFile(path string, timeout time.Duration, create bool) (f *file, err error) {
+	if !create {
+		if _, err := os.Stat(path); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		// bbolt panics on some damaged pages; turn that into an error.
+		if r := recover(); r != nil {
+			if f != nil {
+				_ = f.db.Close()
+			}
+			f, err = nil, fmt.Errorf("%s: %w: %v", path, ErrCorrupt, r)
+		}
+	}()
+	db, err := bolt.Open(path, 0o600, boltOptions(timeout, false))
+	if err != nil {
+		return nil, classifyOpenError(path, err)
+	}
+	f = &file{path: path, db: db}
+	if err := f.init(false); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func classifyOpenError(path string, err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("%s: %w (bbolt lock timeout)", path, ErrLocked)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch),
+		errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrInvalidMapping):
+		return fmt.Errorf("%s: %w (%v)", path, ErrForeign, err)
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// init creates the buckets of a new (empty) file, or checks and reads the
+// meta of an existing one. complete marks a new file complete at once.
+func (f *file) init(fresh bool) error {
+	return f.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			if bucketCount(tx) > 0 {
+				return fmt.Errorf("%s: %w (a bbolt database without sessiond's meta bucket)", f.path, ErrForeign)
+			}
+			var err error
+			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+				return err
+			}
+			for _, b := range [][]byte{bucketBase, bucketLog} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			put := func(k, v string) error { return meta.Put([]byte(k), []byte(v)) }
+			if err := errors.Join(
+				put("format", formatName),
+				put("version", strconv.Itoa(formatVersion)),
+				put("created", strconv.FormatInt(time.Now().UnixMilli(), 10)),
+			); err != nil {
+				return err
+			}
+			if !fresh {
+				return put("complete", "1")
+			}
+			return nil
+		}
+		if string(meta.Get([]byte("format"))) != formatName {
+			return fmt.Errorf("%s: %w (format %q)", f.path, ErrForeign, meta.Get([]byte("format")))
+		}
+		if v, err := strconv.Atoi(string(meta.Get([]byte("version")))); err != nil || v < 1 || v > formatVersion {
+			return fmt.Errorf("%s: %w (format version %q; this sessiond reads up to %d)", f.path, ErrForeign, meta.Get([]byte("version")), formatVersion)
+		}
+		if string(meta.Get([]byte("complete"))) != "1" {
+			return fmt.Errorf("%s: %w", f.path, ErrIncomplete)
+		}
+		base, log := tx.Bucket(bucketBase), tx.Bucket(bucketLog)
+		if base == nil || log == nil {
+			return fmt.Errorf("%s: %w: a bucket is missing", f.path, ErrCorrupt)
+		}
+		f.baseSeq, f.baseBytes = scanBucket(base)
+		f.logSeq, f.logBytes = scanBucket(log)
+		if v := meta.Get([]byte("base_records")); v != nil {
+			f.baseRecords, _ = strconv.ParseInt(string(v), 10, 64)
+		}
+		return nil
+	})
+}
+
+func bucketCount(tx *bolt.Tx) int {
+	n := 0
+	_ = tx.ForEach(func([]byte, *bolt.Bucket) error { n++; return nil })
+	return n
+}
+
+// scanBucket returns the next sequence number of a block bucket and the
+// bytes of its blocks. It reads only the leaf pages (the keys and the
+// value sizes), not the blocks' overflow pages.
+func scanBucket(b *bolt.Bucket) (next uint64, size int64) {
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		size += int64(len(v))
+	}
+	if k, _ := c.Last(); len(k) == 8 {
+		next = binary.BigEndian.Uint64(k) + 1
+	}
+	return next, size
+}
+
+// createTemp creates a fresh file at path (removing what is there), for a
+// snapshot: written without fsync per transaction, synced once by finish.
+func createTemp(path string, timeout time.Duration) (*file, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	db, err := bolt.Open(path, 0o600, boltOptions(timeout, true))
+	if err != nil {
+		return nil, classifyOpenError(path, err)
+	}
+	f := &file{path: path, db: db}
+	if err := f.init(true); err != nil {
+		_ = db.Close()
+		_ = os.Remove(path)
+		return nil, err
+	}
+	return f, nil
+}
+
+// appendBlocks appends blocks to bucket in one transaction. The blocks must
+// stay unchanged until it returns.
+func (f *file) appendBlocks(bucket []byte, blocks [][]byte, records int64) error {
+	if len(blocks) == 0 {
+		return nil
+	}
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		b.FillPercent = 1 // keys only ever grow
+		seq := f.seqOf(bucket)
+		var k [8]byte
+		for _, blk := range blocks {
+			binary.BigEndian.PutUint64(k[:], seq)
+			if err := b.Put(k[:], blk); err != nil {
+				return err
+			}
+			seq++
+		}
+		if bytes.Equal(bucket, bucketBase) && records > 0 {
+			meta := tx.Bucket(bucketMeta)
+			return meta.Put([]byte("base_records"), []byte(strconv.FormatInt(f.baseRecords+records, 10)))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var n int64
+	for _, blk := range blocks {
+		n += int64(len(blk))
+	}
+	if bytes.Equal(bucket, bucketBase) {
+		f.baseSeq += uint64(len(blocks))
+		f.baseBytes += n
+		f.baseRecords += records
+	} else {
+		f.logSeq += uint64(len(blocks))
+		f.logBytes += n
+	}
+	return nil
+}
+
+func (f *file) seqOf(bucket []byte) uint64 {
+	if bytes.Equal(bucket, bucketBase) {
+		return f.baseSeq
+	}
+	return f.logSeq
+}
+
+// finish marks a temporary snapshot complete and makes it durable (the
+// data pages, then the meta page that points at them).
+func (f *file) finish() error {
+	f.db.NoSync = false
+	if err := f.db.Sync(); err != nil {
+		return err
+	}
+	return f.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put([]byte("complete"), []byte("1"))
+	})
+}
+
+// size returns the bytes of blocks in the file.
+func (f *file) size() int64 { return f.baseBytes + f.logBytes }
+
+func (f *file) close() error {
+	if f == nil || f.db == nil {
+		return nil
+	}
+	err := f.db.Close()
+	f.db = nil
+	return err
+}
+
+// each calls fn for every block of bucket, in order, inside one read
+// transaction; a block is valid only until the transaction ends (the
+// return of each), so fn may hand it to workers that finish before.
+func (f *file) each(bucket []byte, fn func(seq uint64, block []byte) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: %w: %v", f.path, ErrCorrupt, r)
+		}
+	}()
+	return f.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return fmt.Errorf("%s: %w: bucket %s is missing", f.path, ErrCorrupt, bucket)
+		}
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) != 8 {
+				return fmt.Errorf("%s: %w: bad block key %x in %s", f.path, ErrCorrupt, k, bucket)
+			}
+			if err := fn(binary.BigEndian.Uint64(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// replaceWith renames tmp over f's path and makes the rename durable; tmp
+// becomes the file at path (its lock stays held: the lock belongs to the
+// open file, so the path is locked before and after).
+func replaceFile(tmp *file, path string) error {
+	if err := os.Rename(tmp.path, path); err != nil {
+		return err
+	}
+	tmp.path = path
+	return syncDir(filepath.Dir(path))
+}

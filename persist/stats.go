@@ -25,14 +25,14 @@ type Stats struct {
 	Loaded           LoadStats
 
 	// Write-behind (AppendOnly) figures.
-	DirtyKeys          int
-	Flushes            int64
-	FlushFailures      int64
-	LastFlush          time.Time
-	LastFlushRecords   int
-	LastFlushDuration  time.Duration
-	LastWriteOK        bool
-	FileBytes          int64 // bytes of blocks in the file
+	DirtyKeys           int
+	Flushes             int64
+	FlushFailures       int64
+	LastFlush           time.Time
+	LastFlushRecords    int
+	LastFlushDuration   time.Duration
+	LastWriteOK         bool
+	FileBytes           int64 // bytes of blocks in the file
 	BaseBytes, LogBytes int64
 
 	// Err is the last error that persistence met and still has (a file

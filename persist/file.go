@@ -60,17 +60,24 @@ type file struct {
 	baseRecords         int64
 }
 
-func boltOptions(timeout time.Duration, noSync bool) *bolt.Options {
+// fileOpts are how files are opened.
+type fileOpts struct {
+	timeout time.Duration // bbolt's lock timeout
+	maxSize int           // bbolt's MaxSize; 0 = none
+}
+
+func boltOptions(o fileOpts, noSync bool) *bolt.Options {
 	return &bolt.Options{
-		Timeout:      timeout,
+		Timeout:      o.timeout,
 		FreelistType: bolt.FreelistMapType,
 		NoSync:       noSync,
+		MaxSize:      o.maxSize,
 	}
 }
 
 // openFile opens (creating if missing and create is set) the data file at
 // path, taking its lock, and checks that it is a complete sessiond file.
-func openFile(path string, timeout time.Duration, create bool) (f *file, err error) {
+func openFile(path string, o fileOpts, create bool) (f *file, err error) {
 	if !create {
 		if _, err := os.Stat(path); err != nil {
 			return nil, err
@@ -85,7 +92,7 @@ func openFile(path string, timeout time.Duration, create bool) (f *file, err err
 			f, err = nil, fmt.Errorf("%s: %w: %v", path, ErrCorrupt, r)
 		}
 	}()
-	db, err := bolt.Open(path, 0o600, boltOptions(timeout, false))
+	db, err := bolt.Open(path, 0o600, boltOptions(o, false))
 	if err != nil {
 		return nil, classifyOpenError(path, err)
 	}
@@ -183,11 +190,11 @@ func scanBucket(b *bolt.Bucket) (next uint64, size int64) {
 
 // createTemp creates a fresh file at path (removing what is there), for a
 // snapshot: written without fsync per transaction, synced once by finish.
-func createTemp(path string, timeout time.Duration) (*file, error) {
+func createTemp(path string, o fileOpts) (*file, error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, boltOptions(timeout, true))
+	db, err := bolt.Open(path, 0o600, boltOptions(o, true))
 	if err != nil {
 		return nil, classifyOpenError(path, err)
 	}
@@ -260,9 +267,6 @@ func (f *file) finish() error {
 		return tx.Bucket(bucketMeta).Put([]byte("complete"), []byte("1"))
 	})
 }
-
-// size returns the bytes of blocks in the file.
-func (f *file) size() int64 { return f.baseBytes + f.logBytes }
 
 func (f *file) close() error {
 	if f == nil || f.db == nil {

@@ -83,6 +83,9 @@ type Config struct {
 	// auto-aof-rewrite-min-size and -percentage). 0 means 64 MiB and 100.
 	CompactMinSize int64
 	CompactPercent int
+	// MaxFileSize bounds the data file: writes that would grow it further
+	// fail, as on a full disk. 0 means no bound.
+	MaxFileSize int64
 	// DiscardUnreadable makes Open and Load set a damaged or foreign file
 	// aside (renamed to <path>.bad-<unix time>) and start empty, instead
 	// of failing.
@@ -111,14 +114,14 @@ const retryDelay = 5 * time.Second
 // the keys changed since the last flush, compacted into a fresh snapshot
 // as it grows. Its methods are safe for concurrent use.
 type Manager struct {
-	path        string
-	src         Source
-	log         *slog.Logger
-	lockTimeout time.Duration
-	interval    time.Duration
-	compactMin  int64
-	compactPct  int
-	discard     bool
+	path       string
+	src        Source
+	log        *slog.Logger
+	fopts      fileOpts
+	interval   time.Duration
+	compactMin int64
+	compactPct int
+	discard    bool
 
 	changes   atomic.Int64 // changes reported since Open
 	tracking  atomic.Bool  // AppendOnly: KeyChanged records keys
@@ -240,7 +243,7 @@ func Open(cfg Config, src Source) (*Manager, error) {
 		path:        path,
 		src:         src,
 		log:         cfg.Logger,
-		lockTimeout: cfg.LockTimeout,
+		fopts:       fileOpts{timeout: cfg.LockTimeout, maxSize: int(cfg.MaxFileSize)},
 		interval:    cfg.FlushInterval,
 		compactMin:  cfg.CompactMinSize,
 		compactPct:  cfg.CompactPercent,
@@ -259,7 +262,7 @@ func Open(cfg Config, src Source) (*Manager, error) {
 	m.tracking.Store(cfg.AppendOnly)
 	m.always.Store(cfg.AppendOnly && cfg.Fsync == FsyncAlways)
 
-	f, err := openFile(path, cfg.LockTimeout, true)
+	f, err := openFile(path, m.fopts, true)
 	switch {
 	case err == nil:
 		m.cur = f
@@ -295,7 +298,7 @@ func (m *Manager) setAside(why error) (*file, error) {
 		return nil, fmt.Errorf("setting aside %s: %w", m.path, err)
 	}
 	m.log.Warn("data file unreadable; set aside, starting empty", "file", m.path, "moved_to", bad, "err", why)
-	return openFile(m.path, m.lockTimeout, true)
+	return openFile(m.path, m.fopts, true)
 }
 
 // Path returns the data file's absolute path.
@@ -757,7 +760,7 @@ func (m *Manager) save(appendOnly bool) (err error) {
 		}()
 	}
 	tmpPath := m.path + ".tmp"
-	tmp, err := createTemp(tmpPath, m.lockTimeout)
+	tmp, err := createTemp(tmpPath, m.fopts)
 	if err != nil {
 		return err
 	}

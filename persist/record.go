@@ -130,7 +130,7 @@ func decodeRecord(b []byte, r *Record) (int, error) {
 		return 0, fmt.Errorf("%w: truncated header", ErrCorrupt)
 	}
 	sum := binary.LittleEndian.Uint32(b)
-	blen, n := binary.Uvarint(b[4:])
+	blen, n := uvarint(b[4:])
 	if n <= 0 || blen > uint64(len(b)-4-n) {
 		return 0, fmt.Errorf("%w: bad length", ErrCorrupt)
 	}
@@ -143,7 +143,7 @@ func decodeRecord(b []byte, r *Record) (int, error) {
 		return 0, fmt.Errorf("%w: short body", ErrCorrupt)
 	}
 	*r = Record{Op: Op(body[0])}
-	db, m := binary.Uvarint(body[1:])
+	db, m := uvarint(body[1:])
 	if m <= 0 || db > MaxDB {
 		return 0, fmt.Errorf("%w: bad database", ErrCorrupt)
 	}
@@ -151,7 +151,7 @@ func decodeRecord(b []byte, r *Record) (int, error) {
 	p := body[1+m:]
 	switch r.Op {
 	case OpPut, OpDelete:
-		klen, m := binary.Uvarint(p)
+		klen, m := uvarint(p)
 		if m <= 0 || klen > uint64(len(p)-m) {
 			return 0, fmt.Errorf("%w: bad key length", ErrCorrupt)
 		}
@@ -167,7 +167,11 @@ func decodeRecord(b []byte, r *Record) (int, error) {
 			return 0, fmt.Errorf("%w: truncated put", ErrCorrupt)
 		}
 		r.Kind = p[0]
-		dl, m2 := binary.Varint(p[1:])
+		udl, m2 := uvarint(p[1:])
+		dl := int64(udl >> 1)
+		if udl&1 != 0 {
+			dl = ^dl
+		}
 		if m2 <= 0 || dl < 0 {
 			return 0, fmt.Errorf("%w: bad deadline", ErrCorrupt)
 		}
@@ -181,6 +185,16 @@ func decodeRecord(b []byte, r *Record) (int, error) {
 		return 0, fmt.Errorf("%w: unknown op %d", ErrCorrupt, body[0])
 	}
 	return total, nil
+}
+
+// uvarint is binary.Uvarint that also refuses non-minimal encodings, so
+// that every record has exactly one encoding.
+func uvarint(b []byte) (uint64, int) {
+	v, n := binary.Uvarint(b)
+	if n > 0 && n != uvarintLen(v) {
+		return 0, -1
+	}
+	return v, n
 }
 
 // eachRecord calls fn for every record of a block, stopping at the first

@@ -20,7 +20,9 @@ type SaveRule struct {
 var DefaultSaveRules = []SaveRule{{3600, 1}, {300, 100}, {60, 10000}}
 
 // ErrSaveRules is returned by ParseSaveRules for a malformed value.
-var ErrSaveRules = errors.New("Invalid save parameters") //nolint:staticcheck // Redis's own wording, shown to clients
+//
+//lint:ignore ST1005 Redis's wording, shown to clients as is
+var ErrSaveRules = errors.New("Invalid save parameters")
 
 // ParseSaveRules parses "<seconds> <changes> ..." pairs; "" means none.
 func ParseSaveRules(s string) ([]SaveRule, error) {

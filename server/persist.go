@@ -47,7 +47,9 @@ type Persistence interface {
 
 // ErrSaveInProgress is returned by Persistence.Save and BackgroundSave
 // while a save runs.
-var ErrSaveInProgress = errors.New("Background save already in progress") //nolint:staticcheck // Redis's wording
+//
+//lint:ignore ST1005 Redis's wording, shown to clients as is
+var ErrSaveInProgress = errors.New("Background save already in progress")
 
 // PersistStatus is what INFO persistence and CONFIG GET report.
 type PersistStatus struct {

@@ -185,7 +185,8 @@ func (p *persistAdapter) SetConfig(name, value string) error {
 	case "save":
 		rules, err := persist.ParseSaveRules(value)
 		if err != nil {
-			return errors.New("Invalid save parameters") //nolint:staticcheck // Redis's wording
+			//lint:ignore ST1005 Redis's wording, shown to clients as is
+			return errors.New("Invalid save parameters")
 		}
 		p.SetSaveRules(rules)
 		return nil

@@ -40,7 +40,10 @@ type Key struct {
 	Key []byte
 }
 
-// Sink is what a Manager restores a file into, at start-up.
+// Sink is what a Manager restores a file into, at start-up. A Sink that
+// also has a method Keys() int64 reports how many keys it holds after
+// the load, which LoadStats.Keys then gives (else it counts the OpPut
+// records restored, a key rewritten in the log each time).
 type Sink interface {
 	// Restore applies r: OpPut stores the key (replacing it), OpDelete
 	// removes it, OpFlushDB and OpFlushAll empty databases. OpPut records
@@ -193,7 +196,7 @@ func (c *changeSet) merge(keys map[string]struct{}, ops []Record) {
 
 // LoadStats describes what Load restored.
 type LoadStats struct {
-	Keys     int64         // OpPut records stored
+	Keys     int64         // keys loaded (see Sink)
 	Expired  int64         // OpPut records skipped because their deadline had passed
 	Records  int64         // records read
 	Bytes    int64         // bytes of blocks read
@@ -333,6 +336,9 @@ func (m *Manager) Load(sink Sink) (LoadStats, error) {
 	}
 	if err != nil {
 		return st, err
+	}
+	if k, ok := sink.(interface{ Keys() int64 }); ok {
+		st.Keys = k.Keys()
 	}
 	dropResident(m.cur)
 	m.mu.Lock()

@@ -92,6 +92,15 @@ func (s *storeSource) captureKey(k persist.Key, emit func(*persist.Record) error
 	return emit(&r)
 }
 
+// Keys returns the keys the store holds.
+func (k *storeSink) Keys() int64 {
+	var n int64
+	for _, c := range k.store.Stats().Keys {
+		n += int64(c)
+	}
+	return n
+}
+
 // storeSink restores records into the store at start-up.
 type storeSink struct {
 	store     *ttl.Store
@@ -270,11 +279,9 @@ func (o *persistOptions) config() (persist.Config, error) {
 // openPersistence opens the data file and loads it into store, when the
 // flags ask for persistence; otherwise it returns nils.
 func openPersistence(o *options, store *ttl.Store, log *slog.Logger) (*persist.Manager, *storeSource, error) {
-	if !o.persist.enabled() {
-		return nil, nil, nil
-	}
-	cfg, err := o.persist.config()
-	if err != nil {
+	enabled := o.persist.enabled()
+	cfg, err := o.persist.config() // validated even when off
+	if err != nil || !enabled {
 		return nil, nil, err
 	}
 	cfg.Logger = log

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessiond/sessiond/internal/redistest"
+)
+
+// stopRun sends SHUTDOWN and waits for run to return.
+func stopRun(t *testing.T, addr string, done <-chan error) {
+	t.Helper()
+	c := redistest.Dial(t, addr)
+	c.SendCommand("SHUTDOWN")
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after SHUTDOWN")
+	}
+}
+
+func TestRestartKeepsSessions(t *testing.T) {
+	dir := t.TempDir()
+	addr, done := startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
+	c := redistest.Dial(t, addr)
+	assert.Equal(t, "+OK\r\n", c.DoString("SET", "sess:1", "alice", "EX", "1800"))
+	assert.Equal(t, "+OK\r\n", c.DoString("SET", "plain", "v"))
+	assert.Equal(t, "+OK\r\n", c.DoString("SELECT", "5"))
+	assert.Equal(t, "+OK\r\n", c.DoString("SET", "sess:5", "bob", "PXAT", "4102444800000"))
+	assert.Equal(t, "+OK\r\n", c.DoString("SET", "gone", "x", "PX", "1"))
+	assert.Contains(t, c.DoString("CONFIG", "GET", "save"), "3600 1 300 100 60 10000")
+	stopRun(t, addr, done) // graceful: the final snapshot
+
+	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
+	c = redistest.Dial(t, addr)
+	assert.Equal(t, "$5\r\nalice\r\n", c.DoString("GET", "sess:1"))
+	ttl, err := strconv.Atoi(strings.Trim(c.DoString("TTL", "sess:1"), ":\r\n"))
+	require.NoError(t, err)
+	assert.InDelta(t, 1800, ttl, 30)
+	assert.Equal(t, ":-1\r\n", c.DoString("TTL", "plain"))
+	assert.Equal(t, "+OK\r\n", c.DoString("SELECT", "5"))
+	assert.Equal(t, ":4102444800000\r\n", c.DoString("PEXPIRETIME", "sess:5"))
+	assert.Equal(t, "$-1\r\n", c.DoString("GET", "gone"))
+	info := c.DoString("INFO", "persistence")
+	assert.Contains(t, info, "rdb_last_load_keys_loaded:3\r\n")
+	stopRun(t, addr, done)
+}
+
+func TestSecondInstanceFailsFast(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	startRun(t, ctx, "--port", "0", "--loglevel", "warning", "--dir", dir)
+	start := time.Now()
+	err := run(context.Background(), []string{"--port", "0", "--dir", dir}, &bytes.Buffer{}, &bytes.Buffer{}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), filepath.Join(dir, "sessiond.db"))
+	assert.Contains(t, err.Error(), "in use by another process")
+	assert.Less(t, time.Since(start), 10*time.Second)
+}
+
+func TestUnreadableFileRefusedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sessiond.db")
+	require.NoError(t, os.WriteFile(path, bytes.Repeat([]byte("REDIS0011\xfe\x00"), 1000), 0o600))
+	err := run(context.Background(), []string{"--port", "0", "--dir", dir}, &bytes.Buffer{}, &bytes.Buffer{}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), path)
+	assert.Contains(t, err.Error(), "not a sessiond data file")
+	assert.Contains(t, err.Error(), "--discard-unreadable-file")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, _ := startRun(t, ctx, "--port", "0", "--loglevel", "warning", "--dir", dir, "--discard-unreadable-file")
+	c := redistest.Dial(t, addr)
+	assert.Equal(t, ":0\r\n", c.DoString("DBSIZE"))
+	bad, _ := filepath.Glob(path + ".bad-*")
+	assert.Len(t, bad, 1)
+}
+
+func TestPersistFlags(t *testing.T) {
+	for _, bad := range [][]string{
+		{"--appendonly", "maybe"},
+		{"--appendonly", "yes", "--appendfsync", "sometimes"},
+		{"--save", "60"},
+		{"--save", "x y"},
+		{"--dir", t.TempDir(), "--dbfilename", "a/b.db"},
+	} {
+		err := run(context.Background(), append([]string{"--port", "0"}, bad...), &bytes.Buffer{}, &bytes.Buffer{}, nil)
+		assert.Error(t, err, "%v", bad)
+	}
+	// Without --dir, --save or --appendonly yes, persistence is off and
+	// nothing is written.
+	wd := t.TempDir()
+	t.Chdir(wd)
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, done := startRun(t, ctx, "--port", "0", "--loglevel", "warning")
+	c := redistest.Dial(t, addr)
+	assert.Contains(t, c.DoString("SAVE"), "persistence is off")
+	cancel()
+	require.NoError(t, <-done)
+	entries, err := os.ReadDir(wd)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+}

@@ -369,3 +369,42 @@ func (st *settings) usePersistence(p Persistence) {
 		}
 	}
 }
+
+// KindName names a value kind as TYPE does ("string", "hash", ...).
+func KindName(kind uint8) string { return typeName(ttl.Kind(kind)) }
+
+// commandExporter is implemented by object kinds whose values can be
+// written out as the commands that rebuild them (for sessiond
+// export-snapshot --format resp): e.g. HSET key f v ... and HPEXPIREAT
+// for fields with deadlines.
+type commandExporter interface {
+	exportCommands(key []byte) [][][]byte
+}
+
+// RestoreCommands returns the commands that rebuild a value under key on
+// a Redis server or sessiond, from AppendValue's encoding: SET … PXAT for
+// a string; for an object kind, DEL, the kind's own commands and
+// PEXPIREAT. Parts of an object already past now are left out.
+func RestoreCommands(kind uint8, payload, key []byte, deadline, now int64) ([][][]byte, error) {
+	pxat := []byte(strconv.FormatInt(deadline, 10))
+	if ttl.Kind(kind) == kindString {
+		cmd := [][]byte{[]byte("SET"), key, payload}
+		if deadline != 0 {
+			cmd = append(cmd, []byte("PXAT"), pxat)
+		}
+		return [][][]byte{cmd}, nil
+	}
+	e, ok, err := DecodeValue(kind, payload, deadline, now)
+	if err != nil || !ok {
+		return nil, err
+	}
+	ex, isEx := e.Obj.(commandExporter)
+	if !isEx {
+		return nil, fmt.Errorf("server: %s values cannot be exported as commands yet", KindName(kind))
+	}
+	cmds := append([][][]byte{{[]byte("DEL"), key}}, ex.exportCommands(key)...)
+	if deadline != 0 {
+		cmds = append(cmds, [][]byte{[]byte("PEXPIREAT"), key, pxat})
+	}
+	return cmds, nil
+}

@@ -63,6 +63,15 @@ func sessiondBin(t *testing.T) string {
 	return binPath
 }
 
+// TestMain removes the binary the crash tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // proc is a running sessiond.
 type proc struct {
 	cmd  *exec.Cmd

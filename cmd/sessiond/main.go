@@ -83,7 +83,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.persist.appendFsync, "appendfsync", "everysec", "with --appendonly yes: everysec (≤ 1 s lost on a crash), always (replies wait for the disk), no (no fsync)")
 	fs.BoolVar(&o.persist.discard, "discard-unreadable-file", false, "set a damaged or foreign data file aside and start empty, instead of refusing to start")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sessiond [config-file] [flags]\n\n"+
+		fmt.Fprintf(stderr, "Usage: sessiond [config-file] [flags]\n"+
+			"       sessiond check-snapshot FILE\n"+
+			"       sessiond export-snapshot [--format resp|json] FILE\n\n"+
 			"A Redis-compatible session store. Flags are named like redis.conf directives;\n"+
 			"a config file holds the same directives, one per line (\"port 6380\").\n"+
 			"Flags given on the command line override the file.\n\nFlags:\n")
@@ -164,6 +166,14 @@ func version() string {
 // run is the whole program. ready, when not nil, receives the listening
 // addresses once the server accepts connections (for tests).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func([]net.Addr)) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "check-snapshot":
+			return runCheckSnapshot(args[1:], stdout, stderr)
+		case "export-snapshot":
+			return runExportSnapshot(args[1:], stdout, stderr)
+		}
+	}
 	var o options
 	fs := newFlagSet(&o, stderr)
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {

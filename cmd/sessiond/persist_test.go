@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -112,4 +114,86 @@ func TestPersistFlags(t *testing.T) {
 	entries, err := os.ReadDir(wd)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
+}
+
+// writeDataFile runs sessiond on dir with a few sessions and stops it.
+func writeDataFile(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	addr, done := startRun(t, context.Background(), append([]string{"--port", "0", "--loglevel", "warning", "--dir", dir}, args...)...)
+	c := redistest.Dial(t, addr)
+	for _, cmd := range [][]string{
+		{"SET", "sess:a", "alice", "PXAT", "4102444800000"},
+		{"SET", "sess:b", "bob"},
+		{"SET", "bin", "\xff\x00\x01"},
+		{"SET", "short", "x", "PX", "1"},
+		{"SELECT", "2"},
+		{"SET", "sess:c", `{"uid":3}`, "PXAT", "4102444800123"},
+		{"SET", "doomed", "1"},
+		{"DEL", "doomed"},
+	} {
+		c.Do(cmd...)
+	}
+	stopRun(t, addr, done)
+	return filepath.Join(dir, "sessiond.db")
+}
+
+func TestCheckSnapshot(t *testing.T) {
+	for _, mode := range [][]string{nil, {"--appendonly", "yes"}} {
+		t.Run(strings.Join(mode, " "), func(t *testing.T) {
+			path := writeDataFile(t, t.TempDir(), mode...)
+			var out bytes.Buffer
+			require.NoError(t, run(context.Background(), []string{"check-snapshot", path}, &out, &bytes.Buffer{}, nil))
+			assert.Contains(t, out.String(), "keys: 4 live")
+			assert.Contains(t, out.String(), "db0: keys=3 string=3\n")
+			assert.Contains(t, out.String(), "db2: keys=1 string=1\n")
+			assert.Contains(t, out.String(), "status: OK\n")
+		})
+	}
+	// A damaged file: status BAD, an error (exit status 1).
+	path := writeDataFile(t, t.TempDir())
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	i := bytes.Index(b, []byte("alice"))
+	require.Positive(t, i)
+	b[i] = 'A'
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	var out bytes.Buffer
+	err = run(context.Background(), []string{"check-snapshot", path}, &out, &bytes.Buffer{}, nil)
+	require.Error(t, err)
+	assert.Contains(t, out.String(), "status: BAD")
+	assert.Contains(t, out.String(), "checksum mismatch")
+}
+
+func TestExportSnapshotJSON(t *testing.T) {
+	path := writeDataFile(t, t.TempDir(), "--appendonly", "yes")
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"export-snapshot", "--format", "json", path}, &out, &bytes.Buffer{}, nil))
+	assert.Equal(t, `{"db":0,"key":"bin","type":"string","value_base64":"/wAB"}`+"\n"+
+		`{"db":0,"key":"sess:a","type":"string","value":"alice","expire_at_ms":4102444800000}`+"\n"+
+		`{"db":0,"key":"sess:b","type":"string","value":"bob"}`+"\n"+
+		`{"db":2,"key":"sess:c","type":"string","value":"{\"uid\":3}","expire_at_ms":4102444800123}`+"\n",
+		out.String())
+}
+
+func TestExportSnapshotIntoRedis(t *testing.T) {
+	path := writeDataFile(t, t.TempDir())
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"export-snapshot", path}, &out, &bytes.Buffer{}, nil))
+	cli := redistest.RedisCLI(t)
+	rd := redistest.StartRedis(t)
+	host, port, err := net.SplitHostPort(rd.Addr())
+	require.NoError(t, err)
+	cmd := exec.Command(cli, "-h", host, "-p", port, "--pipe")
+	cmd.Stdin = &out
+	res, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(res))
+	assert.Contains(t, string(res), "errors: 0, replies: 6")
+	c := redistest.Dial(t, rd.Addr())
+	assert.Equal(t, "$5\r\nalice\r\n", c.DoString("GET", "sess:a"))
+	assert.Equal(t, ":4102444800000\r\n", c.DoString("PEXPIRETIME", "sess:a"))
+	assert.Equal(t, ":-1\r\n", c.DoString("PEXPIRETIME", "sess:b"))
+	assert.Equal(t, "$3\r\n\xff\x00\x01\r\n", c.DoString("GET", "bin"))
+	assert.Equal(t, "+OK\r\n", c.DoString("SELECT", "2"))
+	assert.Equal(t, ":4102444800123\r\n", c.DoString("PEXPIRETIME", "sess:c"))
+	assert.Equal(t, ":1\r\n", c.DoString("DBSIZE"))
 }

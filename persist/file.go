@@ -18,12 +18,15 @@ import (
 //
 //	meta: format, version, created (Unix ms), complete ("1" once a
 //	      snapshot was fully written)
-//	base: sequence number (8 bytes big endian) → block; a snapshot
-//	log:  sequence number → block; changes after the snapshot, in order
+//	base: chunk number (8 bytes big endian) → bucket of
+//	      block number (8 bytes big endian) → block; a snapshot
+//	log:  the same; changes after the snapshot, in order
 //
 // A block is a run of framed records (record.go) of about blockSize
-// bytes. Sequential keys make every write an append: bbolt fills pages
-// completely and large values go to contiguous overflow pages.
+// bytes. Each transaction writes one chunk: a new bucket, so that it only
+// adds pages. (bbolt keeps values inline in leaf pages, up to four per
+// leaf; blocks appended to one bucket would make every transaction read
+// and rewrite the last leaf's megabytes.)
 const (
 	formatName    = "sessiond-persist"
 	formatVersion = 1
@@ -53,7 +56,7 @@ var (
 type file struct {
 	path string
 	db   *bolt.DB
-	// next sequence numbers of base and log, and the bytes of blocks in
+	// next chunk numbers of base and log, and the bytes of blocks in
 	// each (for compaction and INFO).
 	baseSeq, logSeq     uint64
 	baseBytes, logBytes int64
@@ -174,13 +177,21 @@ func bucketCount(tx *bolt.Tx) int {
 	return n
 }
 
-// scanBucket returns the next sequence number of a block bucket and the
-// bytes of its blocks. It reads only the leaf pages (the keys and the
-// value sizes), not the blocks' overflow pages.
+// scanBucket returns the next chunk number of a block bucket and the
+// bytes of its blocks. It reads only the leaf pages' headers (keys and
+// value sizes), not the blocks.
 func scanBucket(b *bolt.Bucket) (next uint64, size int64) {
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		size += int64(len(v))
+		if v != nil {
+			continue
+		}
+		if chunk := b.Bucket(k); chunk != nil {
+			cc := chunk.Cursor()
+			for bk, bv := cc.First(); bk != nil; bk, bv = cc.Next() {
+				size += int64(len(bv))
+			}
+		}
 	}
 	if k, _ := c.Last(); len(k) == 8 {
 		next = binary.BigEndian.Uint64(k) + 1
@@ -214,16 +225,20 @@ func (f *file) appendBlocks(bucket []byte, blocks [][]byte, records int64) error
 		return nil
 	}
 	err := f.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		b.FillPercent = 1 // keys only ever grow
-		seq := f.seqOf(bucket)
+		parent := tx.Bucket(bucket)
+		parent.FillPercent = 1 // keys only ever grow
 		var k [8]byte
-		for _, blk := range blocks {
-			binary.BigEndian.PutUint64(k[:], seq)
+		binary.BigEndian.PutUint64(k[:], f.seqOf(bucket))
+		b, err := parent.CreateBucket(k[:])
+		if err != nil {
+			return err
+		}
+		b.FillPercent = 1
+		for i, blk := range blocks {
+			binary.BigEndian.PutUint64(k[:], uint64(i))
 			if err := b.Put(k[:], blk); err != nil {
 				return err
 			}
-			seq++
 		}
 		if bytes.Equal(bucket, bucketBase) && records > 0 {
 			meta := tx.Bucket(bucketMeta)
@@ -239,11 +254,11 @@ func (f *file) appendBlocks(bucket []byte, blocks [][]byte, records int64) error
 		n += int64(len(blk))
 	}
 	if bytes.Equal(bucket, bucketBase) {
-		f.baseSeq += uint64(len(blocks))
+		f.baseSeq++
 		f.baseBytes += n
 		f.baseRecords += records
 	} else {
-		f.logSeq += uint64(len(blocks))
+		f.logSeq++
 		f.logBytes += n
 	}
 	return nil
@@ -279,7 +294,8 @@ func (f *file) close() error {
 
 // each calls fn for every block of bucket, in order, inside one read
 // transaction; a block is valid only until the transaction ends (the
-// return of each), so fn may hand it to workers that finish before.
+// return of each), so fn may hand it to workers that finish before. seq
+// numbers the blocks from 0.
 func (f *file) each(bucket []byte, fn func(seq uint64, block []byte) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -291,13 +307,22 @@ func (f *file) each(bucket []byte, fn func(seq uint64, block []byte) error) (err
 		if b == nil {
 			return fmt.Errorf("%s: %w: bucket %s is missing", f.path, ErrCorrupt, bucket)
 		}
+		var seq uint64
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(k) != 8 {
-				return fmt.Errorf("%s: %w: bad block key %x in %s", f.path, ErrCorrupt, k, bucket)
+			chunk := b.Bucket(k)
+			if len(k) != 8 || v != nil || chunk == nil {
+				return fmt.Errorf("%s: %w: bad chunk %x in %s", f.path, ErrCorrupt, k, bucket)
 			}
-			if err := fn(binary.BigEndian.Uint64(k), v); err != nil {
-				return err
+			cc := chunk.Cursor()
+			for bk, bv := cc.First(); bk != nil; bk, bv = cc.Next() {
+				if len(bk) != 8 || bv == nil {
+					return fmt.Errorf("%s: %w: bad block key %x in %s", f.path, ErrCorrupt, bk, bucket)
+				}
+				if err := fn(seq, bv); err != nil {
+					return err
+				}
+				seq++
 			}
 		}
 		return nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -776,20 +777,9 @@ func (m *Manager) save(appendOnly bool) (err error) {
 			_ = os.Remove(tmpPath)
 		}
 	}()
-	w := &blockWriter{}
-	for i := range m.src.Parts() {
-		if err := m.src.CapturePart(i, func(r *Record) error {
-			w.add(r)
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := tmp.appendBlocks(bucketBase, w.blocks, w.records); err != nil {
-			return err
-		}
-		w.reset()
+	if err := writeSnapshot(tmp, m.src); err != nil {
+		return err
 	}
-	w = nil
 	if err := tmp.finish(); err != nil {
 		return err
 	}
@@ -821,6 +811,66 @@ func (m *Manager) save(appendOnly bool) (err error) {
 		m.markHandled(seq)
 	}
 	return nil
+}
+
+// writeSnapshot writes every part of src into f's snapshot bucket. Two
+// goroutines overlap the work: this one captures part i+1 while a writer
+// commits part i, so at most two parts' records are in memory. Each part
+// is committed in transactions of at most txnBlocks blocks (bbolt copies
+// a transaction's pages once more before writing them), and the kernel is
+// asked to start writing back after each, so the final fsync has little
+// left to do.
+func writeSnapshot(f *file, src Source) error {
+	const txnBlocks = 8
+	wb := newWriteback(f.path)
+	defer wb.close()
+	full := make(chan *blockWriter, 1)
+	free := make(chan *blockWriter, 2)
+	free <- &blockWriter{}
+	free <- &blockWriter{}
+	werr := make(chan error, 1)
+	go func() {
+		var err error
+		for w := range full {
+			for i := 0; err == nil && i < len(w.blocks); i += txnBlocks {
+				j := min(i+txnBlocks, len(w.blocks))
+				recs := int64(0)
+				if j == len(w.blocks) {
+					recs = w.records // counted once per part
+				}
+				if err = f.appendBlocks(bucketBase, w.blocks[i:j], recs); err == nil {
+					wb.start()
+				}
+			}
+			w.reset()
+			free <- w
+			// bbolt copies each transaction into fresh page buffers:
+			// collect them now rather than let the heap grow to twice
+			// its size. The heap is mostly pointer-free: a cycle is
+			// cheap, and it runs concurrently with serving.
+			runtime.GC()
+		}
+		werr <- err
+	}()
+	var err error
+	for i := range src.Parts() {
+		w := <-free
+		err = src.CapturePart(i, func(r *Record) error {
+			w.add(r)
+			return nil
+		})
+		if err != nil {
+			free <- w
+			break
+		}
+		full <- w
+	}
+	close(full)
+	if werr := <-werr; err == nil {
+		err = werr
+	}
+	debug.FreeOSMemory() // the buffers go back to the OS
+	return err
 }
 
 // Close ends the Manager: it waits for a running save, then writes the

@@ -270,6 +270,7 @@ func Open(cfg Config, src Source) (*Manager, error) {
 	switch {
 	case err == nil:
 		m.cur = f
+		_ = os.Remove(path + ".tmp") // an unfinished snapshot of a crashed run
 	case errors.Is(err, ErrLocked):
 		return nil, err
 	case unreadable(err):

@@ -89,9 +89,14 @@ func (s *Server) cmdFlushAll(c *client, args [][]byte) {
 }
 
 func (s *Server) cmdShutdown(c *client, args [][]byte) {
+	save := int32(0)
 	for _, a := range args[1:] {
 		switch strings.ToLower(string(a)) {
-		case "nosave", "save", "now", "force":
+		case "nosave":
+			save = -1
+		case "save":
+			save = 1
+		case "now", "force":
 		case "abort":
 			c.w.Error("ERR No shutdown in progress.")
 			return
@@ -105,6 +110,7 @@ func (s *Server) cmdShutdown(c *client, args [][]byte) {
 		return
 	}
 	s.log.Info("shutdown requested by client", "id", c.id, "addr", c.addr)
+	s.shutdownSave.Store(save)
 	s.requestShutdown()
 	// Redis closes the connection without a reply when shutdown succeeds.
 	c.quitting = true

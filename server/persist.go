@@ -112,6 +112,11 @@ func (s *Server) HoldFlushes(fn func()) {
 	fn()
 }
 
+// ShutdownSave tells what the SHUTDOWN command asked of the final save:
+// 1 for SHUTDOWN SAVE (save even without save rules), -1 for NOSAVE, 0
+// when it said neither (or the shutdown came from a signal).
+func (s *Server) ShutdownSave() int { return int(s.shutdownSave.Load()) }
+
 // awaitDurable holds a client's replies until its changes are durable,
 // when the persistence policy asks for it.
 func (c *client) awaitDurable() {

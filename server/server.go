@@ -89,7 +89,8 @@ type Server struct {
 	persist Persistence
 	// flushMu makes a database flush and its report to changes one step
 	// for HoldFlushes (persist.go).
-	flushMu sync.RWMutex
+	flushMu      sync.RWMutex
+	shutdownSave atomic.Int32 // SHUTDOWN SAVE (1) or NOSAVE (-1)
 
 	nextID atomic.Int64
 

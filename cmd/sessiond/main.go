@@ -319,7 +319,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	stopPersist()
 	pwg.Wait()
 	if pm != nil {
-		if err := pm.Close(finalSave(pm)); err != nil {
+		if err := pm.Close(finalSave(pm, srv.ShutdownSave())); err != nil {
 			log.Error("final save failed", "file", pm.Path(), "err", err)
 		} else {
 			log.Info("data saved", "file", pm.Path())

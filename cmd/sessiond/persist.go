@@ -302,9 +302,10 @@ func openPersistence(o *options, store *ttl.Store, log *slog.Logger) (*persist.M
 	return pm, src, nil
 }
 
-// finalSave reports whether shutdown ends with a snapshot: when snapshot
-// rules are configured (as Redis does). The write-behind mode flushes its
-// pending changes regardless.
-func finalSave(pm *persist.Manager) bool {
-	return len(pm.Stats().Save) > 0
+// finalSave reports whether shutdown ends with a snapshot: as Redis does,
+// when snapshot rules are configured, unless SHUTDOWN NOSAVE, and always
+// for SHUTDOWN SAVE (asked > 0). The write-behind mode writes its pending
+// changes regardless.
+func finalSave(pm *persist.Manager, asked int) bool {
+	return asked > 0 || asked == 0 && len(pm.Stats().Save) > 0
 }

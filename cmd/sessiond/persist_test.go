@@ -197,3 +197,30 @@ func TestExportSnapshotIntoRedis(t *testing.T) {
 	assert.Equal(t, ":4102444800123\r\n", c.DoString("PEXPIRETIME", "sess:c"))
 	assert.Equal(t, ":1\r\n", c.DoString("DBSIZE"))
 }
+
+func TestShutdownSaveAndNoSave(t *testing.T) {
+	dir := t.TempDir()
+	// --save "": no final snapshot, unless SHUTDOWN SAVE.
+	addr, done := startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir, "--save", "")
+	c := redistest.Dial(t, addr)
+	c.Do("SET", "k", "1")
+	c.SendCommand("SHUTDOWN")
+	require.NoError(t, <-done)
+	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir, "--save", "")
+	c = redistest.Dial(t, addr)
+	assert.Equal(t, ":0\r\n", c.DoString("DBSIZE"))
+	c.Do("SET", "k", "2")
+	c.SendCommand("SHUTDOWN", "SAVE")
+	require.NoError(t, <-done)
+	// Default rules: a final snapshot, unless SHUTDOWN NOSAVE.
+	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
+	c = redistest.Dial(t, addr)
+	assert.Equal(t, "$1\r\n2\r\n", c.DoString("GET", "k"))
+	c.Do("SET", "k", "3")
+	c.SendCommand("SHUTDOWN", "NOSAVE")
+	require.NoError(t, <-done)
+	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
+	c = redistest.Dial(t, addr)
+	assert.Equal(t, "$1\r\n2\r\n", c.DoString("GET", "k"))
+	stopRun(t, addr, done)
+}

@@ -150,6 +150,8 @@ type Manager struct {
 	// fmu serializes writes to the live file and its replacement.
 	fmu sync.Mutex
 	cur *file // guarded by fmu; nil when the file could not be opened
+	// baseBytes and logBytes copy cur's sizes for readers without fmu.
+	baseBytes, logBytes atomic.Int64
 
 	// mu guards the settings and the status below.
 	mu           sync.Mutex
@@ -288,6 +290,7 @@ func Open(cfg Config, src Source) (*Manager, error) {
 	if m.cur != nil {
 		m.setNoSync()
 	}
+	m.noteSizesLocked()
 	return m, nil
 }
 
@@ -334,6 +337,7 @@ func (m *Manager) Load(sink Sink) (LoadStats, error) {
 		}
 		m.cur = f
 		m.setNoSync()
+		m.noteSizesLocked()
 		st, err = LoadStats{}, nil
 	}
 	if err != nil {
@@ -431,6 +435,16 @@ func loadFile(f *file, sink Sink, now int64) (LoadStats, error) {
 }
 
 var errStop = errors.New("stop")
+
+// noteSizesLocked copies cur's sizes; fmu is held (or m not yet shared).
+func (m *Manager) noteSizesLocked() {
+	var base, log int64
+	if m.cur != nil {
+		base, log = m.cur.baseBytes, m.cur.logBytes
+	}
+	m.baseBytes.Store(base)
+	m.logBytes.Store(log)
+}
 
 func (m *Manager) setNoSync() {
 	m.mu.Lock()
@@ -560,6 +574,7 @@ func (m *Manager) flushLog() error {
 	w, cs, seq, err := m.captureChanges(false)
 	if err == nil && len(w.blocks) > 0 {
 		err = m.cur.appendBlocks(bucketLog, w.blocks, 0)
+		m.noteSizesLocked()
 	}
 	m.mu.Lock()
 	if err != nil {
@@ -656,12 +671,8 @@ func (m *Manager) pending() bool {
 }
 
 func (m *Manager) logTooBig() bool {
-	m.fmu.Lock()
-	defer m.fmu.Unlock()
-	if m.cur == nil {
-		return false
-	}
-	return m.cur.logBytes > m.compactMin && m.cur.logBytes > m.cur.baseBytes*int64(m.compactPct)/100
+	log := m.logBytes.Load()
+	return log > m.compactMin && log > m.baseBytes.Load()*int64(m.compactPct)/100
 }
 
 // autoSave starts a background save unless one runs or the last one failed
@@ -805,6 +816,7 @@ func (m *Manager) save(appendOnly bool) (err error) {
 	old := m.cur
 	m.cur = tmp
 	m.setNoSync()
+	m.noteSizesLocked()
 	if old != nil {
 		_ = old.close()
 	}

@@ -45,13 +45,7 @@ func (m *Manager) Stats() Stats {
 	m.dmu.Lock()
 	dirty := len(m.dirty)
 	m.dmu.Unlock()
-	var base, logb int64
-	if m.fmu.TryLock() {
-		if m.cur != nil {
-			base, logb = m.cur.baseBytes, m.cur.logBytes
-		}
-		m.fmu.Unlock()
-	}
+	base, logb := m.baseBytes.Load(), m.logBytes.Load()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := Stats{

@@ -197,12 +197,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return fmt.Errorf("port must be between 0 and 65535")
 	}
 
-	store, err := ttl.New(ttl.Config{Shards: o.shards, Databases: o.databases})
+	var srv *server.Server // set before store.Run starts, the only caller of the callback
+	store, err := ttl.New(ttl.Config{Shards: o.shards, Databases: o.databases,
+		OnObjectExpire: func(db int, key []byte, removed bool) { srv.ObjectExpired(db, key, removed) }})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	srv, err := server.New(server.Config{
+	srv, err = server.New(server.Config{
 		RequirePass:            o.requirePass,
 		Databases:              o.databases,
 		Timeout:                time.Duration(o.timeout) * time.Second,

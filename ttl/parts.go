@@ -136,6 +136,7 @@ func (sh *shard) expirePartsDueLocked(now int64, budget int) int {
 		e := sh.ent(it.id)
 		if e.expiredAt(now) {
 			// The key itself expired: the wheel frees it with its parts.
+			sh.unwakeLocked(it.id)
 			continue
 		}
 		before := sh.expiredParts

@@ -376,3 +376,51 @@ func TestPartExpiryMisbehavingObject(t *testing.T) {
 		require.LessOrEqual(t, o.calls, 102, "at most one retry per ms")
 	})
 }
+
+// TestPartExpiryReadersAcrossResets: Scan and RandomKey delete keys whose
+// last parts expired while they walk; the entry table may be reset (the
+// shard's last key went) and the index shrink under them.
+func TestPartExpiryReadersAcrossResets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(t, Config{Shards: 1})
+		t0 := Now()
+		// The object's id just below the end of the first segment, then ids
+		// past it, all freed.
+		for i := range 1500 {
+			if i == segSize-firstID-5 {
+				setObj(s, 0, []byte("obj"), newPartObj(map[string]int64{"x": t0 + 1}), 0)
+			}
+			set(s, 0, key(i), []byte("v"), 0)
+		}
+		for i := range 1500 {
+			require.True(t, del(s, 0, key(i)))
+		}
+		time.Sleep(2 * time.Millisecond)
+		n := 0
+		for c := s.Scan(0, 0, 10, func([]byte, Entry) { n++ }); c != 0; {
+			c = s.Scan(0, c, 10, func([]byte, Entry) { n++ })
+		}
+		require.Zero(t, n)
+		require.Zero(t, s.Len(0))
+		checkStore(t, s)
+
+		// Many dead objects around one live key: RandomKey finds the key.
+		t0 = Now()
+		for i := range 300 {
+			setObj(s, 0, key(i), newPartObj(map[string]int64{"x": t0 + 1}), 0)
+		}
+		set(s, 0, []byte("live"), []byte("v"), 0)
+		time.Sleep(2 * time.Millisecond)
+		var got []byte
+		for range 100 {
+			k, ok := s.RandomKey(0, nil)
+			require.True(t, ok)
+			if string(k) == "live" {
+				got = k
+				break
+			}
+		}
+		require.Equal(t, "live", string(got))
+		checkStore(t, s)
+	})
+}

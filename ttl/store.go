@@ -225,7 +225,10 @@ func (sh *shard) scan(db int, id uint32, now int64, count int, found, budget *in
 			continue
 		}
 		if sh.partsDueLocked(id, now) && sh.expirePartsLocked(id, e, -1, now, math.MaxInt, false) {
-			continue // its last parts expired
+			// Its last parts expired and its key went; if it was the
+			// shard's last entry, the entry table was reset.
+			end = min(end, sh.nids)
+			continue
 		}
 		*found++
 		fn(sh.entryLocked(id, e))
@@ -269,15 +272,30 @@ func (s *Store) RandomKey(db int, dst []byte) ([]byte, bool) {
 // probes random slots, then sweeps a bounded run of slots, so that expired
 // entries nobody met yet do not hide the live ones.
 func (sh *shard) randomLocked(ix *dbIndex, now int64) []byte {
+	// A probe that meets an object whose last parts expired deletes its
+	// key, which may resize the index: probe again, each time with one key
+	// fewer (work Run would do anyway).
+	for {
+		k, removed := sh.randomProbeLocked(ix, now)
+		if !removed {
+			return k
+		}
+	}
+}
+
+// randomProbeLocked is one round of randomLocked's probes. It stops with
+// removed set when it deleted a key (see randomLocked).
+func (sh *shard) randomProbeLocked(ix *dbIndex, now int64) (key []byte, removed bool) {
 	n := len(ix.ids)
 	if ix.count == 0 {
-		return nil
+		return nil, false
 	}
 	try := func(pos int) []byte {
 		if id := ix.ids[pos]; id != 0 {
 			if e := sh.ent(id); !e.expiredAt(now) {
 				if sh.partsDueLocked(id, now) && sh.expirePartsLocked(id, e, pos, now, math.MaxInt, false) {
-					return nil // its last parts expired (the slot now holds another id, or none)
+					removed = true
+					return nil
 				}
 				k, _ := recordKey(sh.arena.bytes(e.loc()))
 				return k
@@ -286,21 +304,21 @@ func (sh *shard) randomLocked(ix *dbIndex, now int64) []byte {
 		return nil
 	}
 	for range 16 {
-		if k := try(rand.IntN(n)); k != nil {
-			return k
+		if k := try(rand.IntN(n)); k != nil || removed {
+			return k, removed
 		}
 	}
 	pos := rand.IntN(n)
 	for range min(n, 4096) {
-		if k := try(pos); k != nil {
-			return k
+		if k := try(pos); k != nil || removed {
+			return k, removed
 		}
 		pos++
 		if pos == n {
 			pos = 0
 		}
 	}
-	return nil
+	return nil, false
 }
 
 // Len returns the number of live keys in db. Expired keys not yet freed

@@ -670,3 +670,37 @@ func BenchmarkHashSession(b *testing.B) {
 		}
 	})
 }
+
+// TestHScanNoValues: HSCAN's NOVALUES (Redis 7.4,
+// https://redis.io/docs/latest/commands/hscan/) answers the fields only;
+// the reference redis-server 7.0 lacks it.
+func TestHScanNoValues(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHashHarness(t, false)
+		require.Equal(t, ":3\r\n", h.do("HSET", "h", "a", "1", "b", "2", "ab", "3"))
+		require.Equal(t, "*2\r\n$1\r\n0\r\n"+bulks("a", "b", "ab"), h.do("HSCAN", "h", "0", "NOVALUES"))
+		require.Equal(t, "*2\r\n$1\r\n0\r\n"+bulks("a", "ab"), h.do("HSCAN", "h", "0", "MATCH", "a*", "novalues", "COUNT", "5"))
+		require.Equal(t, "*2\r\n$1\r\n0\r\n"+bulks("a", "1", "b", "2", "ab", "3"), h.do("HSCAN", "h", "0"))
+		require.Equal(t, "*2\r\n$1\r\n0\r\n*0\r\n", h.do("HSCAN", "missing", "0", "NOVALUES"))
+		// A big hash: COUNT fields per call, from the last one down.
+		for i := range 40 {
+			h.do("HSET", "big", fmt.Sprintf("f%02d", i), "v")
+		}
+		require.Equal(t, "*2\r\n$2\r\n37\r\n"+bulks("f39", "f38", "f37"), h.do("HSCAN", "big", "0", "COUNT", "3", "NOVALUES"))
+		require.Equal(t, "*2\r\n$2\r\n35\r\n"+bulks("f36", "v", "f35", "v"), h.do("HSCAN", "big", "37", "COUNT", "2"))
+		var fields []string
+		for cursor := "0"; ; {
+			reply := h.do("HSCAN", "big", cursor, "COUNT", "7", "NOVALUES")
+			parts := strings.Split(reply, "\r\n")
+			cursor = parts[2]
+			for i := 5; i < len(parts)-1; i += 2 {
+				fields = append(fields, parts[i])
+			}
+			if cursor == "0" {
+				break
+			}
+		}
+		require.Len(t, fields, 40)
+		require.Equal(t, "-ERR syntax error\r\n", h.do("HSCAN", "h", "0", "NOVALUE"))
+	})
+}

@@ -682,6 +682,7 @@ func (s *Server) info(want map[string]bool) string {
 		kv("sync_partial_ok", 0)
 		kv("sync_partial_err", 0)
 		kv("expired_keys", st.Expired)
+		kv("expired_subkeys", st.ExpiredParts)
 		kv("expired_stale_perc", "0.00")
 		kv("expired_time_cap_reached_count", 0)
 		kv("evicted_keys", 0)

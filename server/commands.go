@@ -73,6 +73,8 @@ func (cmd *command) acl() []string {
 		cats = append(cats, "@string")
 	case "connection":
 		cats = append(cats, "@connection")
+	case "hash":
+		cats = append(cats, "@hash")
 	}
 	if cmd.flags&flagFast != 0 {
 		cats = append(cats, "@fast")
@@ -109,6 +111,7 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.keyCommands()...)
 	add(s.pubsubCommands()...)
 	add(s.transactionCommands()...)
+	add(s.hashCommands()...)
 	return t
 }
 

@@ -199,9 +199,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return fmt.Errorf("port must be between 0 and 65535")
 	}
 
-	var srv *server.Server // set before the store's Run starts
+	var srv *server.Server // set before store.Run starts, the only caller of the callbacks
 	store, err := ttl.New(ttl.Config{Shards: o.shards, Databases: o.databases,
-		OnExpire: func(db int, keys [][]byte) { srv.KeysExpired(db, keys) }})
+		OnExpire:       func(db int, keys [][]byte) { srv.KeysExpired(db, keys) },
+		OnObjectExpire: func(db int, key []byte, removed bool) { srv.ObjectExpired(db, key, removed) }})
 	if err != nil {
 		return err
 	}

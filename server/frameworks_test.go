@@ -97,8 +97,12 @@ func forEachTarget(t *testing.T, f func(t *testing.T, tg *fwTarget), extra ...st
 		rd := redistest.StartRedis(t)
 		run := runTarget(t, "redis", rd.Addr(), f)
 		if !t.Failed() {
-			ref = run
 			t.Logf("commands sent: %s", strings.Join(run.commands, " "))
+			// Probes Redis itself does not know (SENTINEL on a
+			// standalone server) are not needed from sessiond either.
+			unknown := missingCommands(t, rd.Addr(), run.commands)
+			run.commands = slices.DeleteFunc(run.commands, func(c string) bool { return slices.Contains(unknown, c) })
+			ref = run
 		}
 	})
 	t.Run("sessiond", func(t *testing.T) {

@@ -41,7 +41,7 @@ import (
 // with a 30-minute lifetime is created), read it back in a new request,
 // modify it, touch it (the test shortens the key's TTL on the server, a
 // plain request must move it back to 30 minutes), log out (the key is gone
-// and the old cookie no longer logs anyone in), and log in with a 1-second
+// and the old cookie no longer logs anyone in), and log in with a 2-second
 // session that expires on the server and is no longer served.
 //
 // Frameworks: gorilla/sessions with rbcervilla/redisstore (go-redis v9) and
@@ -63,7 +63,7 @@ import (
 
 const (
 	fwTTL      = 1800 * time.Second // the frameworks' session lifetime
-	fwShortTTL = 1 * time.Second    // the short sessions' lifetime
+	fwShortTTL = 2 * time.Second    // the short sessions' lifetime
 	fwTimeout  = 30 * time.Second   // one request, or starting an app
 )
 
@@ -435,7 +435,7 @@ func TestFrameworkGorillaRedistore(t *testing.T) {
 // TestFrameworkSCS: alexedwards/scs v2 with its redisstore (redigo), which
 // commits every session with MULTI / SET / PEXPIREAT / EXEC. Sessions slide
 // with IdleTimeout (every request re-commits); short sessions come from a
-// second manager with a 1-second Lifetime and its own cookie.
+// second manager with a 2-second Lifetime and its own cookie.
 func TestFrameworkSCS(t *testing.T) {
 	t.Parallel()
 	forEachTarget(t, func(t *testing.T, tg *fwTarget) {

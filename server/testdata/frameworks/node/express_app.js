@@ -13,7 +13,7 @@ const express = require('express');
 const session = require('express-session');
 
 const TTL = 1800; // seconds
-const SHORT = 1;
+const SHORT = 2;
 
 const [host, port] = process.env.SESSIOND_ADDR.split(':');
 const kind = process.argv[2];

@@ -7,12 +7,12 @@
 //       -d redis.session.locking_enabled=1 ... -S 127.0.0.1:0 app.php
 //
 // Endpoints: see webFlow in server/frameworks_test.go. Short sessions
-// (login?short=1) use their own cookie name and a 1-second lifetime.
+// (login?short=1) use their own cookie name and a 2-second lifetime.
 
 $short = isset($_GET['short']) || isset($_COOKIE['SHORTSESSID']);
 if ($short) {
     session_name('SHORTSESSID');
-    ini_set('session.gc_maxlifetime', '1');
+    ini_set('session.gc_maxlifetime', '2');
 }
 header('Content-Type: text/plain');
 

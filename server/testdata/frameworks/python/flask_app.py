@@ -63,7 +63,7 @@ def make_app(cookie, lifetime):
 
 
 LONG = make_app("session", 1800)
-SHORT = make_app("short_session", 1)
+SHORT = make_app("short_session", 2)
 
 
 def dispatch(environ, start_response):

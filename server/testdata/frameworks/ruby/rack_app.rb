@@ -11,7 +11,7 @@ require 'rack/session/redis'
 require 'webrick'
 
 TTL = 1800
-SHORT = 1
+SHORT = 2
 
 host, port = ENV.fetch('SESSIOND_ADDR').split(':')
 

@@ -293,6 +293,9 @@ func (s *Server) outputLimit(pubsub bool) (hard, soft int64, softFor time.Durati
 // client that reads nothing is closed softFor after reaching it.
 func (c *client) checkOutput(pending int64, pubsub bool) bool {
 	c.omem.Store(pending)
+	if c.omemPubSub.Load() != pubsub {
+		c.omemPubSub.Store(pubsub)
+	}
 	hard, soft, softFor := c.srv.outputLimit(pubsub)
 	if hard > 0 && pending >= hard {
 		c.outputLimitReached(pending, "hard")
@@ -441,17 +444,34 @@ func (s *Server) applyKeepAlive(nc net.Conn) {
 }
 
 // enforceLimits is the cron's pass over the clients: it closes those idle
-// longer than timeout (if set) and those whose output stayed over the soft
-// limit for too long.
+// longer than timeout (if set) and those whose unsent output is over the
+// hard limit, or has been over the soft limit for too long. (The owner
+// checks the limits as output grows; the cron catches a client that has
+// stopped reading, whose output no longer changes, also after CONFIG SET
+// lowers the limits.)
 func (s *Server) enforceLimits(now time.Time) {
 	timeout := s.conf.timeout()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.clients {
-		if d := c.obufDeadline.Load(); d != 0 && now.UnixNano() > d {
-			c.outputLimitReached(c.omem.Load(), "soft")
-			c.closeConn()
-			continue
+		if pending := c.omem.Load(); pending > 0 {
+			hard, soft, softFor := s.outputLimit(c.omemPubSub.Load())
+			over := ""
+			if hard > 0 && pending >= hard {
+				over = "hard"
+			} else if soft > 0 && pending >= soft {
+				d := c.obufDeadline.Load()
+				if d == 0 {
+					c.obufDeadline.CompareAndSwap(0, now.UnixNano()+int64(softFor))
+				} else if now.UnixNano() > d {
+					over = "soft"
+				}
+			}
+			if over != "" {
+				c.outputLimitReached(pending, over)
+				c.closeConn()
+				continue
+			}
 		}
 		if timeout > 0 && now.Sub(time.Unix(0, c.lastActive.Load())) > timeout && !c.busy.Load() {
 			s.log.Debug("closing idle client", "id", c.id, "addr", c.addr)

@@ -266,7 +266,7 @@ func (l *loop) flush(c *client) {
 	case n < len(buf):
 		c.pending = append(c.pending[:0], buf[n:]...)
 		c.w.Reset()
-		if !c.checkOutput(int64(len(c.pending)), false) {
+		if !c.checkOutput(unsent(c), false) {
 			c.pending, c.werr = nil, errOutputLimit
 			l.close(c)
 			return
@@ -294,7 +294,7 @@ func (l *loop) writable(c *client) {
 	rest := copy(c.pending, c.pending[n:])
 	c.pending = c.pending[:rest]
 	if rest > 0 {
-		if !c.checkOutput(int64(rest), false) {
+		if !c.checkOutput(unsent(c), false) {
 			c.pending, c.werr = nil, errOutputLimit
 			l.close(c)
 		}
@@ -307,6 +307,18 @@ func (l *loop) writable(c *client) {
 	l.watch(c, unix.EPOLLIN|unix.EPOLLRDHUP)
 	c.reads = 0 // buffered commands only; epoll reports new input
 	l.process(c)
+}
+
+// unsent returns the reply bytes c has not taken: those in c.pending and
+// those still in the socket's send queue (SIOCOUTQ). Counting the latter
+// makes the output limits see a client that stopped reading whatever the
+// kernel's buffer sizes; the loop stops producing replies for it anyway.
+func unsent(c *client) int64 {
+	n := int64(len(c.pending))
+	if q, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ); err == nil && q > 0 {
+		n += int64(q)
+	}
+	return n
 }
 
 func (l *loop) watch(c *client, events uint32) {

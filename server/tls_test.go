@@ -397,6 +397,7 @@ func TestTLSRefusals(t *testing.T) {
 	got, closed := readToClose(t, conn)
 	assert.Equal(t, refuseProtected, got, "no certificate, no password, not loopback")
 	assert.True(t, closed)
+	waitFor(t, "the refused client's slot", func() bool { return clientCount(t, admin) == 1 })
 
 	remote = &tls.Config{RootCAs: f.ca.pool, ServerName: "localhost", Certificates: []tls.Certificate{f.client}}
 	d.Config = remote

@@ -579,6 +579,13 @@ func (s *Server) parkIfHeld(c *client) bool {
 	return true
 }
 
+// forgetParked drops a closed client from the clients to resume.
+func (s *Server) forgetParked(c *client) {
+	s.pause.mu.Lock()
+	delete(s.pause.parked, c)
+	s.pause.mu.Unlock()
+}
+
 // setPause changes the pause and wakes everything waiting on it.
 func (s *Server) setPause(mode pauseMode, end time.Time) {
 	s.pause.mu.Lock()

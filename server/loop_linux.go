@@ -334,6 +334,9 @@ func (l *loop) close(c *client) {
 		return
 	}
 	c.closed = true
+	if c.parked != nil {
+		l.srv.forgetParked(c)
+	}
 	if len(c.pending) > 0 {
 		_, _ = writeFD(c.fd, c.pending) // best effort, nonblocking
 	}

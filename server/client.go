@@ -88,11 +88,11 @@ type client struct {
 	tmp        []byte   // scratch for handlers
 	keyScratch [][]byte // scratch key lists (MSET)
 
-	// Limits (limits.go). omem (unsent replies) and qbuf are for CLIENT
-	// LIST and the output limits; obufDeadline
-	// (unix nanos, 0 when under the soft limit) is when the output buffer's
-	// soft limit runs out, read by the cron. parked is an event-loop
-	// client's command held by CLIENT PAUSE (a copy), parkedCmd its entry.
+	// Limits (limits.go). omem (unsent reply bytes) and qbuf are for
+	// CLIENT LIST and the output limits; obufDeadline (unix nanos, 0 while
+	// under the soft limit) is when the soft limit runs out, read by the
+	// cron. parked is an event-loop client's command held by CLIENT PAUSE
+	// (a copy), parkedCmd its table entry; both owned by the loop.
 	omem         atomic.Int64
 	omemPubSub   atomic.Bool // omem is a pub/sub client's: that class's limits
 	qbuf         atomic.Int64

@@ -194,6 +194,21 @@ func (s *Server) cmdConfigSet(c *client, args [][]byte) {
 		}
 		undo = append(undo, change{ch.p, ch.arg, old})
 	}
+	// Then each distinct apply once (the TLS files are re-read together).
+	applied := map[*applier]bool{}
+	for _, ch := range changes {
+		if ch.p.apply == nil || applied[ch.p.apply] {
+			continue
+		}
+		applied[ch.p.apply] = true
+		if err := ch.p.apply.run(); err != nil {
+			for _, u := range slices.Backward(undo) {
+				_ = u.p.set(u.val)
+			}
+			c.w.Error("ERR CONFIG SET failed (possibly related to argument '" + sanitize(ch.arg) + "') - " + err.Error())
+			return
+		}
+	}
 	c.w.Status("OK")
 }
 

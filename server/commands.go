@@ -186,6 +186,9 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		c.w.Error("ERR wrong number of arguments for '" + cmd.name + "' command")
 		return
 	}
+	if s.pause.active.Load() && s.paused(c, cmd, args) {
+		return // parked until CLIENT PAUSE ends (limits.go)
+	}
 	c.setLastCmd(cmd)
 	s.gate.mu.RLock()
 	s.call(c, cmd, args)

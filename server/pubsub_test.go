@@ -74,9 +74,7 @@ func TestGoRedisPubSub(t *testing.T) {
 // it cannot grow the server's memory; the publisher and others go on.
 func TestSlowSubscriberIsCutOff(t *testing.T) {
 	forEachIOModel(t, func(t *testing.T, model string) {
-		ts := startServer(t, Config{IOModel: model}, func(s *Server) {
-			s.pubsubLimit.Store(&outputLimit{hard: 1 << 20})
-		})
+		ts := startServer(t, Config{IOModel: model, ClientOutputBufferLimit: "pubsub 1mb 0 0"})
 		slow, err := net.Dial("tcp", ts.addr)
 		require.NoError(t, err)
 		defer slow.Close()

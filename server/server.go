@@ -46,6 +46,15 @@ type Config struct {
 	MaxInlineLen int
 	// ClientQueryBufferLimit bounds one client's pending request. 0 means 1 GiB.
 	ClientQueryBufferLimit int64
+	// MaxMemory (maxmemory) bounds the memory used, in bytes: above it,
+	// commands evict keys by MaxMemoryPolicy, or writes are refused with
+	// Redis's OOM error. 0 means no limit.
+	MaxMemory int64
+	// MaxMemoryPolicy is Redis's maxmemory-policy ("" means noeviction;
+	// volatile-ttl suits sessions) and MaxMemorySamples its
+	// maxmemory-samples (0 means 5).
+	MaxMemoryPolicy  string
+	MaxMemorySamples int
 	// Logger receives the server's logs. nil means slog.Default().
 	Logger *slog.Logger
 	// Port is reported by INFO (tcp_port) and CONFIG GET port.
@@ -80,6 +89,7 @@ type Server struct {
 	runID string
 	conf  *settings
 	gate  gate
+	mem   memState // maxmemory and eviction (maxmemory.go)
 
 	ps          pubsub // channel subscriptions
 	pubsubLimit atomic.Pointer[outputLimit]
@@ -190,6 +200,9 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	s.pubsubLimit.Store(&lim)
 	if err := s.conf.params["notify-keyspace-events"].set(cfg.NotifyKeyspaceEvents); err != nil {
 		return nil, fmt.Errorf("%w: notify-keyspace-events: %v", ErrConfig, err)
+	}
+	if err := s.initMaxmemory(cfg); err != nil {
+		return nil, err
 	}
 	s.cmds = s.commandTable()
 	return s, nil

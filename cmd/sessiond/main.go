@@ -57,6 +57,10 @@ type options struct {
 	logLevel        string
 	shutdownTimeout time.Duration
 	version         bool
+
+	maxMemory        string
+	maxMemoryPolicy  string
+	maxMemorySamples int
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -77,6 +81,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "loglevel", "notice", "log level: debug, verbose, notice, warning (or slog names)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to finish")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.maxMemory, "maxmemory", "0", "memory limit (e.g. 1gb); above it keys are evicted by --maxmemory-policy or writes refused (0 = none)")
+	fs.StringVar(&o.maxMemoryPolicy, "maxmemory-policy", "noeviction", "what goes at maxmemory: noeviction, volatile-ttl (sessions nearest expiry: recommended), volatile-lru, volatile-lfu, volatile-random, allkeys-lru, allkeys-lfu, allkeys-random")
+	fs.IntVar(&o.maxMemorySamples, "maxmemory-samples", 5, "keys sampled per eviction by the LRU, LFU and TTL policies")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: sessiond [config-file] [flags]\n\n"+
 			"A Redis-compatible session store. Flags are named like redis.conf directives;\n"+
@@ -189,6 +196,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return fmt.Errorf("client-query-buffer-limit: %w", err)
 	}
+	maxMemory, err := server.ParseMemory(o.maxMemory)
+	if err != nil {
+		return fmt.Errorf("maxmemory: %w", err)
+	}
 	if o.timeout < 0 {
 		return fmt.Errorf("timeout must not be negative")
 	}
@@ -219,6 +230,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		IOModel:                o.ioModel,
 		IOThreads:              o.ioThreads,
 		NotifyKeyspaceEvents:   o.notifyEvents,
+		MaxMemory:              maxMemory,
+		MaxMemoryPolicy:        o.maxMemoryPolicy,
+		MaxMemorySamples:       o.maxMemorySamples,
 	}, store)
 	if err != nil {
 		return err

@@ -1,14 +1,19 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,4 +242,185 @@ func TestMaxmemoryConfigValidation(t *testing.T) {
 		_, err := New(cfg, store)
 		assert.ErrorIs(t, err, ErrConfig, "%+v", cfg)
 	}
+}
+
+// TestMaxmemoryEndurance runs the built sessiond with maxmemory 64mb under
+// endless writes of 1 KiB sessions by several pipelining clients for a few
+// seconds (tens of times the limit in all), per policy: the memory it
+// accounts stays within the limit plus the slack of a command, and its RSS
+// within 1.25 times the limit.
+func TestMaxmemoryEndurance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("endurance test")
+	}
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("needs /proc to read the server's RSS")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go toolchain not in PATH; cannot build sessiond")
+	}
+	bin := filepath.Join(t.TempDir(), "sessiond")
+	out, err := exec.Command(goBin, "build", "-o", bin, "../cmd/sessiond").CombinedOutput()
+	require.NoError(t, err, "building sessiond: %s", out)
+	const limit = 64 << 20
+	for _, policy := range []string{"volatile-ttl", "allkeys-lru"} {
+		t.Run(policy, func(t *testing.T) {
+			pid, addr := startSessiondProcess(t, bin, "--maxmemory", "64mb", "--maxmemory-policy", policy)
+			r := floodSessions(t, addr, pid, 4*time.Second)
+			t.Logf("%s: %d sessions written (%d MiB), %d evicted; max used_memory %.1f MiB, max RSS %.1f MiB (%.2f× maxmemory); at the end used %.1f MiB, RSS %.1f MiB",
+				policy, r.written, r.written>>10, r.evicted, mib(r.maxUsed), mib(r.maxRSS), float64(r.maxRSS)/limit, mib(r.lastUsed), mib(r.lastRSS))
+			assert.Greater(t, r.written, int64(2*limit>>10), "the writes went well past the limit")
+			assert.Positive(t, r.evicted)
+			assert.LessOrEqual(t, r.maxUsed, int64(limit+2<<20), "accounted memory")
+			assert.LessOrEqual(t, r.maxRSS, int64(limit*5/4), "RSS")
+		})
+	}
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// startSessiondProcess runs bin on a free loopback port until the test
+// ends and returns its pid and address once it answers PING.
+func startSessiondProcess(t *testing.T, bin string, args ...string) (int, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	require.NoError(t, ln.Close())
+	cmd := exec.Command(bin, append([]string{"--port", port, "--loglevel", "warning"}, args...)...)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("sessiond output:\n%s", logs.String())
+		}
+	})
+	addr := net.JoinHostPort("127.0.0.1", port)
+	require.Eventually(t, func() bool {
+		c, err := redistest.DialErr(t, addr)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		if c.Write(redistest.EncodeCommand("PING")) != nil {
+			return false
+		}
+		r, err := c.ReadReply()
+		return err == nil && string(r) == "+PONG\r\n"
+	}, 10*time.Second, 20*time.Millisecond, "sessiond did not start: %s", &logs)
+	return cmd.Process.Pid, addr
+}
+
+type floodResult struct {
+	written, evicted  int64
+	maxUsed, maxRSS   int64
+	lastUsed, lastRSS int64
+}
+
+// floodSessions writes 1 KiB sessions with EX 1800 from 4 connections,
+// 64 commands per pipeline, for d, sampling INFO used_memory and the
+// process's VmRSS every 20 ms.
+func floodSessions(t *testing.T, addr string, pid int, d time.Duration) floodResult {
+	t.Helper()
+	var res floodResult
+	var written atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Go(func() {
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer nc.Close()
+			rd := bufio.NewReaderSize(nc, 64<<10)
+			val := strings.Repeat("s", 1024)
+			var buf []byte
+			for i := 0; ; {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				buf = buf[:0]
+				for range 64 {
+					k := fmt.Sprintf("sess:%d:%012d", w, i)
+					i++
+					buf = fmt.Appendf(buf, "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$2\r\nEX\r\n$4\r\n1800\r\n", len(k), k, len(val), val)
+				}
+				if _, err := nc.Write(buf); err != nil {
+					errs <- err
+					return
+				}
+				for range 64 {
+					line, err := rd.ReadString('\n')
+					if err != nil {
+						errs <- err
+						return
+					}
+					if line != "+OK\r\n" {
+						errs <- fmt.Errorf("SET answered %q", line)
+						return
+					}
+				}
+				written.Add(64)
+			}
+		})
+	}
+	c := redistest.Dial(t, addr)
+	sample := func() {
+		used := infoInt(t, c, "memory", "used_memory")
+		rss := vmRSS(t, pid)
+		res.maxUsed, res.maxRSS = max(res.maxUsed, used), max(res.maxRSS, rss)
+		res.lastUsed, res.lastRSS = used, rss
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	end := time.After(d)
+loop:
+	for {
+		select {
+		case <-tick.C:
+			sample()
+		case err := <-errs:
+			close(stop)
+			wg.Wait()
+			require.NoError(t, err)
+		case <-end:
+			break loop
+		}
+	}
+	tick.Stop()
+	close(stop)
+	wg.Wait()
+	sample()
+	res.written = written.Load()
+	res.evicted = infoInt(t, c, "stats", "evicted_keys")
+	return res
+}
+
+// vmRSS reads the resident set size of process pid, in bytes.
+func vmRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(t, err)
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			require.NoError(t, err)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS in /proc/<pid>/status")
+	return 0
 }

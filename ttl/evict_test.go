@@ -324,3 +324,60 @@ func TestForSlotsOrder(t *testing.T) {
 	slices.Sort(dls)
 	assert.Equal(t, dls, seen, "slots come in deadline order")
 }
+
+// Evictions interleaved with writes, reads, deadline changes, deletes,
+// expiry and flushes, under every policy, keep the store consistent.
+func TestEvictRandomOps(t *testing.T) {
+	for p := NoEviction; p <= AllKeysRandom; p++ {
+		t.Run(p.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newStore(t, Config{Shards: 2, Databases: 2, ChunkSize: 64 << 10})
+				s.SetEviction(p, 3)
+				r := rand.New(rand.NewPCG(1, uint64(p)))
+				for step := range 6000 {
+					k := key(r.IntN(3000))
+					db := r.IntN(2)
+					switch op := r.IntN(100); {
+					case op < 50:
+						var dl int64
+						if r.IntN(3) > 0 {
+							dl = Now() + int64(r.IntN(5000))
+						}
+						set(s, db, k, value(step, 1+r.IntN(2000)), dl)
+					case op < 70:
+						get(s, db, k)
+					case op < 80:
+						tx := s.Lock(k)
+						tx.SetDeadline(db, k, Now()+int64(r.IntN(3000)))
+						tx.Unlock()
+					case op < 85:
+						del(s, db, k)
+					case op < 86:
+						tx := s.Lock(k)
+						tx.SetObject(db, k, 2, fakeObj(r.IntN(100)), 0)
+						tx.Unlock()
+					case op < 99:
+						before := s.MappedBytes()
+						freed, _ := s.Evict(int64(r.IntN(256<<10)), 1+r.IntN(100), func(db int, key []byte) {
+							require.Less(t, db, 2)
+							require.Regexp(t, `^key:`, string(key))
+						})
+						require.LessOrEqual(t, before-s.MappedBytes(), freed, "freed counts mapped memory and objects")
+					default:
+						if r.IntN(20) == 0 {
+							s.Flush(-1)
+						} else {
+							time.Sleep(time.Duration(r.IntN(500)) * time.Millisecond)
+							s.Drain()
+						}
+					}
+					if step%1000 == 0 {
+						checkStore(t, s)
+					}
+				}
+				checkStore(t, s)
+				require.Equal(t, s.Stats().ArenaBytes, s.MappedBytes())
+			})
+		})
+	}
+}

@@ -223,6 +223,7 @@ func (s *Server) cmdConfigResetStat(c *client, _ [][]byte) {
 	s.mu.Unlock()
 	s.connsReceived.Store(0)
 	s.rejectedConns.Store(0)
+	s.mem.evicted.Store(0)
 	c.w.Status("OK")
 }
 
@@ -632,7 +633,7 @@ func (s *Server) info(want map[string]bool) string {
 	}
 	if section("Memory") {
 		goMem := goMemory()
-		used := st.ArenaBytes + goMem
+		used := s.usedMemory()
 		r := rss()
 		peak := s.notePeak(used)
 		kv("used_memory", used)
@@ -651,7 +652,7 @@ func (s *Server) info(want map[string]bool) string {
 		kv("used_memory_go", goMem)
 		kv("total_system_memory", totalSystemMemory())
 		kv("total_system_memory_human", human(totalSystemMemory()))
-		maxmem, _ := strconv.ParseInt(s.conf.params["maxmemory"].get(), 10, 64)
+		maxmem := s.mem.max.Load()
 		kv("maxmemory", maxmem)
 		kv("maxmemory_human", human(maxmem))
 		kv("maxmemory_policy", s.conf.params["maxmemory-policy"].get())
@@ -700,7 +701,7 @@ func (s *Server) info(want map[string]bool) string {
 		kv("expired_subkeys", st.ExpiredParts)
 		kv("expired_stale_perc", "0.00")
 		kv("expired_time_cap_reached_count", 0)
-		kv("evicted_keys", 0)
+		kv("evicted_keys", s.mem.evicted.Load())
 		kv("evicted_clients", 0)
 		kv("keyspace_hits", tot.hits)
 		kv("keyspace_misses", tot.misses)

@@ -167,6 +167,9 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		return
 	}
 	arityOK := (cmd.arity <= 0 || len(args) == cmd.arity) && len(args) >= -cmd.arity
+	if arityOK && s.mem.max.Load() != 0 && !s.memoryOK(c, cmd) {
+		return
+	}
 	if c.subs.nsub.Load()+c.subs.npsub.Load() > 0 && c.w.Proto() == 2 && !subscribedOK(cmd.name) {
 		c.reject("ERR Can't execute '" + cmd.name + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
 		return

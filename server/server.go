@@ -46,6 +46,15 @@ type Config struct {
 	MaxInlineLen int
 	// ClientQueryBufferLimit bounds one client's pending request. 0 means 1 GiB.
 	ClientQueryBufferLimit int64
+	// MaxMemory (maxmemory) bounds the memory used, in bytes: above it,
+	// commands evict keys by MaxMemoryPolicy, or writes are refused with
+	// Redis's OOM error. 0 means no limit.
+	MaxMemory int64
+	// MaxMemoryPolicy is Redis's maxmemory-policy ("" means noeviction;
+	// volatile-ttl suits sessions) and MaxMemorySamples its
+	// maxmemory-samples (0 means 5).
+	MaxMemoryPolicy  string
+	MaxMemorySamples int
 	// Logger receives the server's logs. nil means slog.Default().
 	Logger *slog.Logger
 	// Port is reported by INFO (tcp_port) and CONFIG GET port.
@@ -112,6 +121,7 @@ type Server struct {
 	lim   limits     // maxclients, keepalive, protected mode, output limits (limits.go)
 	pause pauseState // CLIENT PAUSE (limits.go)
 	tls   tlsState   // certificates for ServeTLS (tls.go)
+	mem   memState   // maxmemory and eviction (maxmemory.go)
 
 	ps       pubsub   // channel subscriptions
 	watchers watchers // WATCHed keys
@@ -235,6 +245,9 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 		if err := s.ReloadTLS(); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
+	}
+	if err := s.initMaxmemory(cfg); err != nil {
+		return nil, err
 	}
 	s.cmds = s.commandTable()
 	return s, nil

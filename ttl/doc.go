@@ -78,6 +78,21 @@
 // an expired part: Get, Delete, SetDeadline, Scan and RandomKey have a due
 // object expire its parts first. OnObjectExpire hears of every removal,
 // from Run, after the shard is unlocked.
+// # Eviction
+//
+// A caller over its memory limit calls Evict, which removes keys by the
+// Policy set with SetEviction (Redis's maxmemory-policy names) and reports
+// the memory given back to the OS: chunks unmapped and Objects dropped.
+// volatile-ttl takes the entries of the earliest occupied wheel slot of
+// the shard whose earliest slot comes first. LRU and LFU policies keep 4
+// bytes per entry id in a table parallel to the entry table, allocated
+// only while such a policy is set and updated by every lookup (a 64 ms
+// clock, or Redis's logarithmic counter with decay); they and the random
+// policies sample entries, keeping a pool of the best 16 per shard. As
+// scattered removals leave holes in chunks, Evict compacts the sparsest
+// chunk whenever a shard's dead bytes pass an eighth of its mapped bytes,
+// so mapped memory tracks the live records. MappedBytes is the off-heap
+// total, one atomic load.
 //
 // # Concurrency
 //

@@ -81,7 +81,8 @@ type shard struct {
 	pheap        []pitem
 	pcur         int
 	pend         partOut
-	expiredParts uint64 // parts removed by ExpireParts
+	expiredParts uint64     // parts removed by ExpireParts
+	ev           shardEvict // access information and eviction pool (evict.go)
 
 	// nextDue is the Unix ms at which Run should visit the shard next,
 	// math.MaxInt64 for never. Written with mu held, read by Run without.
@@ -95,6 +96,7 @@ func (sh *shard) init(s *Store, now int64) {
 	sh.seed = s.seed
 	sh.dbs = make([]dbIndex, s.ndb)
 	sh.arena = newArena(s.chunkSize)
+	sh.arena.total = &s.ev.mapped
 	sh.resetIDsLocked(now)
 	sh.nextDue.Store(math.MaxInt64)
 }
@@ -176,6 +178,9 @@ func (sh *shard) lookupLocked(ix *dbIndex, key []byte, h uint64, now int64) (int
 	if e.expiredAt(now) {
 		sh.expireMetLocked(ix, pos, id, e)
 		return -1, 0, nil
+	}
+	if sh.ev.track != trackNone {
+		sh.accessedLocked(id, now)
 	}
 	return pos, id, e
 }
@@ -281,6 +286,9 @@ func (sh *shard) putLocked(db int, key []byte, h uint64, kind Kind, blob []byte,
 	} else {
 		id, e = sh.allocIDLocked()
 		e.meta = packMeta(loc, kind, db)
+		if sh.ev.track != trackNone {
+			sh.createdLocked(id, now)
+		}
 		sh.indexAddLocked(ix, id, h)
 		if deadline != 0 {
 			e.deadline = deadline

@@ -41,6 +41,8 @@ type Store struct {
 	expMu sync.Mutex
 	out   expOut
 
+	ev storeEvict // eviction policy and state (evict.go)
+
 	closeMu sync.Mutex
 	closed  bool // guarded by closeMu
 }

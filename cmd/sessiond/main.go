@@ -58,15 +58,18 @@ type options struct {
 	shutdownTimeout time.Duration
 	version         bool
 
-	maxClients     int
-	tcpKeepAlive   int
-	protectedMode  string
-	obufLimits     repeated
-	tlsPort        int
-	tlsCertFile    string
-	tlsKeyFile     string
-	tlsCACertFile  string
-	tlsAuthClients string
+	maxClients       int
+	tcpKeepAlive     int
+	protectedMode    string
+	obufLimits       repeated
+	tlsPort          int
+	tlsCertFile      string
+	tlsKeyFile       string
+	tlsCACertFile    string
+	tlsAuthClients   string
+	maxMemory        string
+	maxMemoryPolicy  string
+	maxMemorySamples int
 }
 
 // repeated is a flag that may be given several times (like
@@ -103,6 +106,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "private key (PEM) of tls-cert-file")
 	fs.StringVar(&o.tlsCACertFile, "tls-ca-cert-file", "", "CA certificates (PEM) that client certificates are checked against")
 	fs.StringVar(&o.tlsAuthClients, "tls-auth-clients", "yes", "client certificates: yes (required), optional, or no")
+	fs.StringVar(&o.maxMemory, "maxmemory", "0", "memory limit (e.g. 1gb); above it keys are evicted by --maxmemory-policy or writes refused (0 = none)")
+	fs.StringVar(&o.maxMemoryPolicy, "maxmemory-policy", "noeviction", "what goes at maxmemory: noeviction, volatile-ttl (sessions nearest expiry: recommended), volatile-lru, volatile-lfu, volatile-random, allkeys-lru, allkeys-lfu, allkeys-random")
+	fs.IntVar(&o.maxMemorySamples, "maxmemory-samples", 5, "keys sampled per eviction by the LRU, LFU and TTL policies")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: sessiond [config-file] [flags]\n\n"+
 			"A Redis-compatible session store. Flags are named like redis.conf directives;\n"+
@@ -215,6 +221,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return fmt.Errorf("client-query-buffer-limit: %w", err)
 	}
+	maxMemory, err := server.ParseMemory(o.maxMemory)
+	if err != nil {
+		return fmt.Errorf("maxmemory: %w", err)
+	}
 	if o.timeout < 0 {
 		return fmt.Errorf("timeout must not be negative")
 	}
@@ -288,6 +298,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		TLSCACertFile:           o.tlsCACertFile,
 		TLSAuthClients:          strings.ToLower(o.tlsAuthClients),
 		NotifyKeyspaceEvents:    o.notifyEvents,
+		MaxMemory:               maxMemory,
+		MaxMemoryPolicy:         o.maxMemoryPolicy,
+		MaxMemorySamples:        o.maxMemorySamples,
 	}, store)
 	if err != nil {
 		return err

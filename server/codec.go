@@ -18,7 +18,14 @@ type persistedObject interface {
 // decodeObject rebuilds an object kind's value from appendBinary's output.
 // Parts already past now (hash fields) are dropped.
 func decodeObject(kind ttl.Kind, b []byte, now int64) (ttl.Object, error) {
-	_ = b
 	_ = now
+	switch kind {
+	case kindSet:
+		set, err := decodeSet(b)
+		if err != nil {
+			return nil, err
+		}
+		return set, nil
+	}
 	return nil, fmt.Errorf("server: no decoder for kind %d", kind)
 }

@@ -73,6 +73,10 @@ func (cmd *command) acl() []string {
 		cats = append(cats, "@string")
 	case "connection":
 		cats = append(cats, "@connection")
+	case "set":
+		cats = append(cats, "@set")
+	case "sorted-set":
+		cats = append(cats, "@sortedset")
 	}
 	if cmd.flags&flagFast != 0 {
 		cats = append(cats, "@fast")
@@ -107,6 +111,7 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.serverCommands()...)
 	add(s.stringCommands()...)
 	add(s.keyCommands()...)
+	add(s.setCommands()...)
 	return t
 }
 

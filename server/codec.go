@@ -26,6 +26,12 @@ func decodeObject(kind ttl.Kind, b []byte, now int64) (ttl.Object, error) {
 			return nil, err
 		}
 		return set, nil
+	case kindZSet:
+		z, err := decodeZSet(b)
+		if err != nil {
+			return nil, err
+		}
+		return z, nil
 	}
 	return nil, fmt.Errorf("server: no decoder for kind %d", kind)
 }

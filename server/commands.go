@@ -112,6 +112,7 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.stringCommands()...)
 	add(s.keyCommands()...)
 	add(s.setCommands()...)
+	add(s.zsetCommands()...)
 	return t
 }
 

@@ -233,7 +233,7 @@ func (s *Server) cmdZScore(c *client, args [][]byte) {
 		c.w.Null()
 		return
 	}
-	if n := z.node(string(args[2])); n != nil {
+	if n := z.nodeOf(args[2]); n != nil {
 		c.w.Double(n.score)
 	} else {
 		c.w.Null()
@@ -251,7 +251,7 @@ func (s *Server) cmdZMScore(c *client, args [][]byte) {
 	for _, m := range args[2:] {
 		var n *znode
 		if z != nil {
-			n = z.node(string(m))
+			n = z.nodeOf(m)
 		}
 		if n != nil {
 			c.w.Double(n.score)
@@ -480,12 +480,12 @@ func zrangeByRank(k *zrangeSink, z *zsetObj, start, end int64, reverse bool) {
 // of them and sending at most limit (all when negative). A negative offset
 // gives nothing, as in Redis.
 func zrangeByRange(k *zrangeSink, z *zsetObj, r zrange, offset, limit int64, reverse bool) {
-	first, last := z.zsl.firstIn(r), z.zsl.lastIn(r)
+	first, lo := z.zsl.firstIn(r)
+	last, hi := z.zsl.lastIn(r)
 	if first == nil || last == nil || offset < 0 {
 		k.begin(0)
 		return
 	}
-	lo, hi := z.zsl.rankOf(first), z.zsl.rankOf(last)
 	avail := int64(hi - lo + 1)
 	if offset >= avail {
 		k.begin(0)
@@ -495,10 +495,23 @@ func zrangeByRange(k *zrangeSink, z *zsetObj, r zrange, offset, limit int64, rev
 	if limit >= 0 {
 		n = min(n, limit)
 	}
-	var x *znode
+	x := first
 	if reverse {
+		x = last
+	}
+	switch {
+	case offset == 0:
+	case offset <= 16:
+		for range offset {
+			if reverse {
+				x = x.backward
+			} else {
+				x = x.level[0].forward
+			}
+		}
+	case reverse:
 		x = z.zsl.byRank(hi - int(offset))
-	} else {
+	default:
 		x = z.zsl.byRank(lo + int(offset))
 	}
 	k.emitRun(x, int(n), reverse)
@@ -610,7 +623,7 @@ func (s *Server) zremRange(c *client, args [][]byte, rtype int) {
 			x = next
 		}
 	} else {
-		for x := z.zsl.firstIn(rng); x != nil && rng.nodeLteMax(x); {
+		for x, _ := z.zsl.firstIn(rng); x != nil && rng.nodeLteMax(x); {
 			next := x.level[0].forward
 			z.removeNode(x)
 			removed++
@@ -700,12 +713,13 @@ func (s *Server) zcount(c *client, args [][]byte, lex bool) {
 		c.w.Int(0)
 		return
 	}
-	first, last := z.zsl.firstIn(rng), z.zsl.lastIn(rng)
+	first, lo := z.zsl.firstIn(rng)
+	last, hi := z.zsl.lastIn(rng)
 	if first == nil || last == nil {
 		c.w.Int(0)
 		return
 	}
-	c.w.Int(int64(z.zsl.rankOf(last) - z.zsl.rankOf(first) + 1))
+	c.w.Int(int64(hi - lo + 1))
 }
 
 func (s *Server) cmdZCount(c *client, args [][]byte)    { s.zcount(c, args, false) }

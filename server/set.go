@@ -81,6 +81,11 @@ func (t *memberTab[V]) find(key string) int {
 	return -1
 }
 
+// findBytes is find for a key held as bytes, without copying them.
+func (t *memberTab[V]) findBytes(key []byte) int {
+	return t.find(unsafe.String(unsafe.SliceData(key), len(key)))
+}
+
 // at returns the entry at index i (valid until the next insert or remove).
 func (t *memberTab[V]) at(i int) *memberEnt[V] { return &t.ents[i] }
 
@@ -91,6 +96,12 @@ func (t *memberTab[V]) insert(key string, val V) (int, bool) {
 	if i := t.find(key); i >= 0 {
 		return i, false
 	}
+	return t.insertNew(key, val), true
+}
+
+// insertNew adds key, which must not be in the table, and returns its
+// index.
+func (t *memberTab[V]) insertNew(key string, val V) int {
 	if len(t.ents) >= len(t.heads) {
 		t.resize(len(t.heads) * 2)
 	}
@@ -99,7 +110,7 @@ func (t *memberTab[V]) insert(key string, val V) (int, bool) {
 	t.ents = append(t.ents, memberEnt[V]{key: key, val: val, hash: h, next: t.heads[b]})
 	t.heads[b] = int32(len(t.ents))
 	t.keyBytes += len(key)
-	return len(t.ents) - 1, true
+	return len(t.ents) - 1
 }
 
 // remove deletes key and returns its value.
@@ -258,11 +269,11 @@ func (s *setObj) add(member []byte) bool {
 		}
 		s.convert(1)
 	}
-	if s.tab.find(string(member)) >= 0 {
+	if s.tab.findBytes(member) >= 0 {
 		return false
 	}
-	_, added := s.tab.insert(string(member), struct{}{})
-	return added
+	s.tab.insertNew(string(member), struct{}{})
+	return true
 }
 
 // addString is add for a member the caller already holds as a string.
@@ -288,7 +299,7 @@ func (s *setObj) remove(member []byte) bool {
 		s.ints = slices.Delete(s.ints, i, i+1)
 		return true
 	}
-	_, ok := s.tab.remove(string(member))
+	_, ok := s.tab.remove(unsafe.String(unsafe.SliceData(member), len(member)))
 	return ok
 }
 
@@ -301,7 +312,7 @@ func (s *setObj) has(member []byte) bool {
 		_, found := s.intsetFind(v)
 		return found
 	}
-	return s.tab.find(string(member)) >= 0
+	return s.tab.findBytes(member) >= 0
 }
 
 // hasString is has for a string member (no copy for the hash table).

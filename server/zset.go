@@ -327,39 +327,43 @@ func (l *zskiplist) inRange(r zrange) bool {
 	return r.nodeGteMin(l.tail) && r.nodeLteMax(l.first())
 }
 
-// firstIn returns the first node in r, or nil.
-func (l *zskiplist) firstIn(r zrange) *znode {
+// firstIn returns the first node in r and its 1-based rank, or nil.
+func (l *zskiplist) firstIn(r zrange) (*znode, int) {
 	if !l.inRange(r) {
-		return nil
+		return nil, 0
 	}
+	rank := 0
 	cur := l.head
 	for i := len(l.head.level) - 1; i >= 0; i-- {
 		for f := cur.level[i].forward; f != nil && !r.nodeGteMin(f); f = cur.level[i].forward {
+			rank += cur.level[i].span
 			cur = f
 		}
 	}
 	x := cur.level[0].forward
 	if x == nil || !r.nodeLteMax(x) {
-		return nil
+		return nil, 0
 	}
-	return x
+	return x, rank + 1
 }
 
-// lastIn returns the last node in r, or nil.
-func (l *zskiplist) lastIn(r zrange) *znode {
+// lastIn returns the last node in r and its 1-based rank, or nil.
+func (l *zskiplist) lastIn(r zrange) (*znode, int) {
 	if !l.inRange(r) {
-		return nil
+		return nil, 0
 	}
+	rank := 0
 	cur := l.head
 	for i := len(l.head.level) - 1; i >= 0; i-- {
 		for f := cur.level[i].forward; f != nil && r.nodeLteMax(f); f = cur.level[i].forward {
+			rank += cur.level[i].span
 			cur = f
 		}
 	}
 	if cur == l.head || !r.nodeGteMin(cur) {
-		return nil
+		return nil, 0
 	}
-	return cur
+	return cur, rank
 }
 
 // ---- zsetObj ----
@@ -388,13 +392,21 @@ func (z *zsetObj) node(member string) *znode {
 	return nil
 }
 
+// nodeOf is node for a member held as bytes (not copied).
+func (z *zsetObj) nodeOf(member []byte) *znode {
+	if i := z.dict.findBytes(member); i >= 0 {
+		return z.dict.at(i).val
+	}
+	return nil
+}
+
 // insertNew adds a member that is not in the set.
 func (z *zsetObj) insertNew(score float64, member string) {
 	if score == 0 {
 		score = 0 // no -0: Redis's compact encoding stores it as 0
 	}
 	n := z.zsl.insert(score, member)
-	z.dict.insert(member, n)
+	z.dict.insertNew(member, n)
 }
 
 // setScore changes n's score.
@@ -433,7 +445,7 @@ func (z *zsetObj) add(score float64, member []byte, flags int) (newScore float64
 	if math.IsNaN(score) {
 		return 0, 0, false
 	}
-	if n := z.node(string(member)); n != nil {
+	if n := z.nodeOf(member); n != nil {
 		if flags&zaddNX != 0 {
 			return 0, zaddNop, true
 		}
@@ -462,7 +474,7 @@ func (z *zsetObj) add(score float64, member []byte, flags int) (newScore float64
 
 // remove deletes member and reports whether it was there.
 func (z *zsetObj) remove(member []byte) bool {
-	n := z.node(string(member))
+	n := z.nodeOf(member)
 	if n == nil {
 		return false
 	}
@@ -472,7 +484,7 @@ func (z *zsetObj) remove(member []byte) bool {
 
 // rank returns member's 0-based rank (from the top when reverse) and score.
 func (z *zsetObj) rank(member []byte, reverse bool) (int, float64, bool) {
-	n := z.node(string(member))
+	n := z.nodeOf(member)
 	if n == nil {
 		return 0, 0, false
 	}

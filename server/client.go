@@ -84,6 +84,13 @@ type client struct {
 	libVer  string
 	killed  bool
 
+	out   pushState   // messages pushed by other goroutines
+	subs  subState    // pub/sub subscriptions
+	multi *multiState // queued commands after MULTI, nil outside one
+	// multiLen is len(multi.queue), -1 outside MULTI, for CLIENT LIST.
+	multiLen atomic.Int32
+	watch    watchState // keys under WATCH
+
 	lower      []byte   // scratch for lower-casing command names
 	tmp        []byte   // scratch for handlers
 	keyScratch [][]byte // scratch key lists (MSET)
@@ -126,6 +133,7 @@ func (s *Server) initClient(addr, laddr string) *client {
 	}
 	c.lastActive.Store(c.created.UnixNano())
 	c.protoPub.Store(2)
+	c.multiLen.Store(-1)
 	c.authed = s.conf.requirePass() == ""
 	return c
 }
@@ -166,6 +174,7 @@ func (c *client) serve() {
 	defer func() {
 		c.flush()
 		c.nc.Close()
+		c.stopPush()
 		c.srv.removeClient(c)
 	}()
 	for {
@@ -190,6 +199,17 @@ func (c *client) flush() {
 	if c.lp != nil {
 		c.lp.flush(c)
 		return
+	}
+	if c.out.started {
+		c.out.wmu.Lock()
+		defer c.out.wmu.Unlock()
+		if b := c.takeOutbox(); len(b) > 0 && c.werr == nil {
+			n, err := c.nc.Write(b)
+			atomic.AddInt64(&c.stats.netOutBytes, int64(n))
+			if err != nil {
+				c.werr = err
+			}
+		}
 	}
 	if c.w.Len() == 0 {
 		return

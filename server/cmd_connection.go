@@ -56,6 +56,17 @@ func (s *Server) connectionCommands() []*command {
 }
 
 func (s *Server) cmdPing(c *client, args [][]byte) {
+	if len(args) <= 2 && c.w.Proto() == 2 && c.subscriptions() > 0 {
+		// A RESP2 subscriber gets its PONG in the shape of a message.
+		c.w.Array(2)
+		c.w.BulkString("pong")
+		if len(args) == 2 {
+			c.w.Bulk(args[1])
+		} else {
+			c.w.BulkString("")
+		}
+		return
+	}
 	switch len(args) {
 	case 1:
 		c.w.Status("PONG")
@@ -74,6 +85,9 @@ func (s *Server) cmdQuit(c *client, _ [][]byte) {
 }
 
 func (s *Server) cmdReset(c *client, _ [][]byte) {
+	c.endMulti()
+	s.unwatchAll(c)
+	s.leavePubSub(c)
 	c.setDB(0)
 	c.setProto(2)
 	c.setAuthed(s.conf.requirePass() == "")
@@ -299,12 +313,21 @@ func (s *Server) clientLine(c *client, now time.Time) string {
 	field("name", name)
 	field("age", itoa(int64(now.Sub(c.created)/time.Second)))
 	field("idle", itoa(int64(idle)))
-	field("flags", "N")
+	nsub, npsub := c.subs.nsub.Load(), c.subs.npsub.Load()
+	flags := "N"
+	if nsub+npsub > 0 {
+		flags = "P"
+	}
+	multi := int64(c.multiLen.Load())
+	if multi >= 0 && flags == "N" {
+		flags = "x"
+	}
+	field("flags", flags)
 	field("db", itoa(int64(c.dbSnapshot())))
-	field("sub", "0")
-	field("psub", "0")
+	field("sub", itoa(int64(nsub)))
+	field("psub", itoa(int64(npsub)))
 	field("ssub", "0")
-	field("multi", "-1")
+	field("multi", itoa(multi))
 	field("qbuf", "0")
 	field("qbuf-free", itoa(c.rbs.Load()))
 	field("argv-mem", "0")

@@ -50,6 +50,7 @@ func (s *Server) cmdDel(c *client, args [][]byte) {
 	var n int64
 	for _, k := range keys {
 		if tx.Delete(c.db, k) {
+			c.changed(evGeneric, "del", c.db, k)
 			n++
 		}
 	}
@@ -144,6 +145,8 @@ func (s *Server) rename(c *client, args [][]byte, nx bool) {
 	// source is deleted.
 	copyEntry(&tx, c.db, dst, e, e.Deadline, false)
 	tx.Delete(c.db, src)
+	c.changed(evGeneric, "rename_from", c.db, src)
+	c.changed(evGeneric, "rename_to", c.db, dst)
 	if nx {
 		c.w.Int(1)
 	} else {
@@ -198,6 +201,7 @@ func (s *Server) cmdCopy(c *client, args [][]byte) {
 		c.w.Error("ERR this value kind cannot be copied")
 		return
 	}
+	c.changed(evGeneric, "copy_to", db, dst)
 	c.w.Int(1)
 }
 
@@ -374,8 +378,10 @@ func (s *Server) expire(c *client, args [][]byte, name string, seconds, relative
 	// exactly 0 (PEXPIREAT k 0) means "none" to the store.
 	if when <= tx.Now() {
 		tx.Delete(c.db, args[1])
+		c.changed(evGeneric, "del", c.db, args[1])
 	} else {
 		tx.SetDeadline(c.db, args[1], when)
+		c.changed(evGeneric, "expire", c.db, args[1])
 	}
 	c.w.Int(1)
 }
@@ -425,6 +431,7 @@ func (s *Server) cmdPersist(c *client, args [][]byte) {
 		return
 	}
 	tx.SetDeadline(c.db, args[1], 0)
+	c.changed(evGeneric, "persist", c.db, args[1])
 	c.w.Int(1)
 }
 

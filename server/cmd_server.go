@@ -75,6 +75,7 @@ func (s *Server) cmdFlushDB(c *client, args [][]byte) {
 		c.w.Error(errSyntax)
 		return
 	}
+	s.signalDB(c.db)
 	s.store.Flush(c.db)
 	c.w.Status("OK")
 }
@@ -84,6 +85,7 @@ func (s *Server) cmdFlushAll(c *client, args [][]byte) {
 		c.w.Error(errSyntax)
 		return
 	}
+	s.signalDB(-1)
 	s.store.Flush(-1)
 	c.w.Status("OK")
 }
@@ -686,8 +688,9 @@ func (s *Server) info(want map[string]bool) string {
 		kv("evicted_clients", 0)
 		kv("keyspace_hits", tot.hits)
 		kv("keyspace_misses", tot.misses)
-		kv("pubsub_channels", 0)
-		kv("pubsub_patterns", 0)
+		chans, pats := s.pubsubCounts()
+		kv("pubsub_channels", chans)
+		kv("pubsub_patterns", pats)
 		kv("pubsubshard_channels", 0)
 		kv("latest_fork_usec", 0)
 		kv("total_forks", 0)

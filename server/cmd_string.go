@@ -237,6 +237,10 @@ func (s *Server) cmdSet(c *client, args [][]byte) {
 		deadline = old.Deadline
 	}
 	tx.Set(c.db, key, kindString, val, deadline)
+	c.changed(evString, "set", c.db, key)
+	if deadline != 0 && flags&setKeepTTL == 0 {
+		c.event(evGeneric, "expire", c.db, key)
+	}
 	if flags&setGet == 0 {
 		c.w.Status("OK")
 	}
@@ -250,6 +254,8 @@ func (s *Server) setEx(c *client, args [][]byte, name string, seconds bool) {
 		return
 	}
 	tx.Set(c.db, args[1], kindString, args[3], deadline)
+	c.changed(evString, "set", c.db, args[1])
+	c.event(evGeneric, "expire", c.db, args[1])
 	c.w.Status("OK")
 }
 
@@ -264,6 +270,7 @@ func (s *Server) cmdSetNX(c *client, args [][]byte) {
 		return
 	}
 	tx.Set(c.db, args[1], kindString, args[2], 0)
+	c.changed(evString, "set", c.db, args[1])
 	c.w.Int(1)
 }
 
@@ -293,8 +300,14 @@ func (s *Server) cmdGetEx(c *client, args [][]byte) {
 	switch {
 	case deadline != 0:
 		tx.SetDeadline(c.db, key, deadline)
+		if deadline <= tx.Now() {
+			c.changed(evGeneric, "del", c.db, key)
+		} else {
+			c.changed(evGeneric, "expire", c.db, key)
+		}
 	case flags&setPersist != 0 && e.Deadline != 0:
 		tx.SetDeadline(c.db, key, 0)
+		c.changed(evGeneric, "persist", c.db, key)
 	}
 }
 
@@ -311,6 +324,7 @@ func (s *Server) cmdGetDel(c *client, args [][]byte) {
 	}
 	c.w.Bulk(e.Blob)
 	tx.Delete(c.db, args[1])
+	c.changed(evGeneric, "del", c.db, args[1])
 }
 
 func (s *Server) cmdGetSet(c *client, args [][]byte) {
@@ -327,6 +341,7 @@ func (s *Server) cmdGetSet(c *client, args [][]byte) {
 		c.w.Null()
 	}
 	tx.Set(c.db, args[1], kindString, args[2], 0)
+	c.changed(evString, "set", c.db, args[1])
 }
 
 func (s *Server) cmdMGet(c *client, args [][]byte) {
@@ -369,6 +384,7 @@ func (s *Server) cmdMSet(c *client, args [][]byte) {
 	defer tx.Unlock()
 	for i := 1; i < len(args); i += 2 {
 		tx.Set(c.db, args[i], kindString, args[i+1], 0)
+		c.changed(evString, "set", c.db, args[i])
 	}
 	c.w.Status("OK")
 }
@@ -388,6 +404,7 @@ func (s *Server) cmdMSetNX(c *client, args [][]byte) {
 	}
 	for i := 1; i < len(args); i += 2 {
 		tx.Set(c.db, args[i], kindString, args[i+1], 0)
+		c.changed(evString, "set", c.db, args[i])
 	}
 	c.w.Int(1)
 }
@@ -398,6 +415,7 @@ func (s *Server) cmdAppend(c *client, args [][]byte) {
 	e, found := tx.Get(c.db, args[1])
 	if !found {
 		tx.Set(c.db, args[1], kindString, args[2], 0)
+		c.changed(evString, "append", c.db, args[1])
 		c.w.Int(int64(len(args[2])))
 		return
 	}
@@ -412,6 +430,7 @@ func (s *Server) cmdAppend(c *client, args [][]byte) {
 	}
 	buf := append(append(c.tmp[:0], e.Blob...), args[2]...)
 	tx.Set(c.db, args[1], kindString, buf, e.Deadline)
+	c.changed(evString, "append", c.db, args[1])
 	c.keepTmp(buf)
 	c.w.Int(n)
 }
@@ -516,6 +535,7 @@ func (s *Server) cmdSetRange(c *client, args [][]byte) {
 	copy(buf, e.Blob)
 	copy(buf[off:], val)
 	tx.Set(c.db, args[1], kindString, buf, e.Deadline)
+	c.changed(evString, "setrange", c.db, args[1])
 	c.keepTmp(buf)
 	c.w.Int(size)
 }
@@ -545,6 +565,7 @@ func (s *Server) incrBy(c *client, key []byte, delta int64) {
 	cur += delta
 	buf := strconv.AppendInt(c.tmp[:0], cur, 10)
 	tx.Set(c.db, key, kindString, buf, e.Deadline)
+	c.changed(evString, "incrby", c.db, key)
 	c.tmp = buf[:0]
 	c.w.Int(cur)
 }
@@ -649,6 +670,7 @@ func (s *Server) cmdIncrByFloat(c *client, args [][]byte) {
 	}
 	out := formatLongDouble(sum)
 	tx.Set(c.db, args[1], kindString, []byte(out), e.Deadline)
+	c.changed(evString, "incrbyfloat", c.db, args[1])
 	c.w.BulkString(out)
 }
 

@@ -111,6 +111,8 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.serverCommands()...)
 	add(s.stringCommands()...)
 	add(s.keyCommands()...)
+	add(s.pubsubCommands()...)
+	add(s.transactionCommands()...)
 	add(s.setCommands()...)
 	add(s.zsetCommands()...)
 	return t
@@ -148,26 +150,42 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 	c.lastActive.Store(time.Now().UnixNano())
 	cmd := s.lookup(c, args[0])
 	if cmd == nil {
-		c.w.Error(unknownCommandError(args))
+		c.reject(unknownCommandError(args))
 		return
 	}
 	if cmd.subs != nil && len(args) >= 2 {
 		sub := cmd.subs[strings.ToLower(string(args[1]))]
 		if sub == nil {
 			if !c.authed && cmd.flags&flagNoAuth == 0 {
-				c.w.Error(errNoAuth)
+				c.reject(errNoAuth)
 				return
 			}
-			c.w.Error("ERR unknown subcommand '" + truncate(sanitize(string(args[1])), 128) + "'. Try " + strings.ToUpper(string(args[0])) + " HELP.")
+			c.reject("ERR unknown subcommand '" + truncate(sanitize(string(args[1])), 128) + "'. Try " + strings.ToUpper(string(args[0])) + " HELP.")
 			return
 		}
 		cmd = sub
 	}
 	if !c.authed && cmd.flags&flagNoAuth == 0 {
-		c.w.Error(errNoAuth)
+		c.reject(errNoAuth)
 		return
 	}
-	if (cmd.arity > 0 && len(args) != cmd.arity) || len(args) < -cmd.arity {
+	arityOK := (cmd.arity <= 0 || len(args) == cmd.arity) && len(args) >= -cmd.arity
+	if c.subs.nsub.Load()+c.subs.npsub.Load() > 0 && c.w.Proto() == 2 && !subscribedOK(cmd.name) {
+		c.reject("ERR Can't execute '" + cmd.name + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+		return
+	}
+	if c.multi != nil && !inMultiDirect(cmd.name) {
+		s.queue(c, cmd, args, arityOK)
+		return
+	}
+	if !arityOK {
+		if cmd.name == "exec" {
+			// EXEC's rejections end the transaction, as in Redis.
+			c.endMulti()
+			s.unwatchAll(c)
+			c.w.Error("EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command")
+			return
+		}
 		c.w.Error("ERR wrong number of arguments for '" + cmd.name + "' command")
 		return
 	}
@@ -175,6 +193,15 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 	s.gate.mu.RLock()
 	s.call(c, cmd, args)
 	s.gate.mu.RUnlock()
+}
+
+// reject answers a command that cannot run; inside MULTI it also dooms the
+// transaction, as in Redis.
+func (c *client) reject(msg string) {
+	if c.multi != nil {
+		c.multi.aborted = true
+	}
+	c.w.Error(msg)
 }
 
 // call runs the handler, turning a panic into an error reply for this

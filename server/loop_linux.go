@@ -214,10 +214,20 @@ func (l *loop) process(c *client) {
 // c.pending, and the connection stops reading until it drains (so a client
 // that does not read cannot grow our memory by pipelining).
 func (l *loop) flush(c *client) {
+	if c.out.has.Load() && !c.closed {
+		if b := c.takeOutbox(); len(b) > 0 {
+			c.w.Prepend(b) // messages first, then replies
+		}
+	}
 	if c.closed || c.w.Len() == 0 {
 		return
 	}
 	if c.werr != nil {
+		c.w.Reset()
+		return
+	}
+	if len(c.pending) > 0 {
+		c.pending = append(c.pending, c.w.Bytes()...)
 		c.w.Reset()
 		return
 	}
@@ -237,6 +247,38 @@ func (l *loop) flush(c *client) {
 		return
 	}
 	c.w.Reset()
+}
+
+// drainPush writes c's outbox (messages other goroutines pushed) behind
+// any pending bytes. A subscriber whose unsent output passes the pub/sub
+// hard limit is disconnected.
+func (l *loop) drainPush(c *client) {
+	if c.closed {
+		return
+	}
+	b := c.takeOutbox()
+	if len(b) == 0 {
+		return
+	}
+	if len(c.pending) > 0 {
+		c.pending = append(c.pending, b...)
+		if hard, _, _ := l.srv.pubsubOutputLimit(); hard > 0 && int64(len(c.pending)) > hard {
+			l.srv.log.Warn("closing client over the pubsub output buffer limit", "id", c.id, "addr", c.addr)
+			c.pending = nil
+			l.close(c)
+		}
+		return
+	}
+	n, err := writeFD(c.fd, b)
+	atomic.AddInt64(&c.stats.netOutBytes, int64(n))
+	switch {
+	case err != nil && !errors.Is(err, unix.EAGAIN):
+		c.werr = err
+		l.close(c)
+	case n < len(b):
+		c.pending = append(c.pending[:0], b[n:]...)
+		l.watch(c, unix.EPOLLOUT)
+	}
 }
 
 // writable sends pending replies; once they are all out the connection
@@ -278,6 +320,7 @@ func (l *loop) close(c *client) {
 		return
 	}
 	c.closed = true
+	c.stopPush()
 	if len(c.pending) > 0 {
 		_, _ = writeFD(c.fd, c.pending) // best effort, nonblocking
 	}

@@ -18,5 +18,6 @@ func (l *loop) add(*client)                       {}
 func (l *loop) close(*client)                     {}
 func (l *loop) flush(*client)                     {}
 func (l *loop) discard()                          {}
+func (l *loop) drainPush(*client)                 {}
 func (s *Server) loopClient(*net.TCPConn) *client { panic("unreachable") }
 func closeFD(int)                                 {}

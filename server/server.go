@@ -65,6 +65,9 @@ type Config struct {
 	// GOMAXPROCS. One loop gives Redis's latency profile; more give more
 	// throughput when cores are free.
 	IOThreads int
+	// NotifyKeyspaceEvents enables keyspace notifications, in Redis's
+	// notify-keyspace-events syntax ("" = none, "Ex" = expired events).
+	NotifyKeyspaceEvents string
 }
 
 // Server serves the RESP protocol over the listeners given to Serve, backed by
@@ -77,6 +80,10 @@ type Server struct {
 	runID string
 	conf  *settings
 	gate  gate
+
+	ps          pubsub // channel subscriptions
+	pubsubLimit atomic.Pointer[outputLimit]
+	watchers    watchers // WATCHed keys
 
 	nextID atomic.Int64
 
@@ -138,6 +145,9 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("%w: negative timeout", ErrConfig)
 	}
+	if _, _, ok := parseKeyspaceEvents(cfg.NotifyKeyspaceEvents); !ok {
+		return nil, fmt.Errorf("%w: notify-keyspace-events: invalid event class character (use 'Ag$lshzxeKEtmdn')", ErrConfig)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -176,6 +186,11 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	s.useLoops = cfg.IOModel == "epoll"
 	s.ioThreads = cfg.IOThreads
 	s.conf = newSettings(cfg)
+	lim := defaultPubsubLimit()
+	s.pubsubLimit.Store(&lim)
+	if err := s.conf.params["notify-keyspace-events"].set(cfg.NotifyKeyspaceEvents); err != nil {
+		return nil, fmt.Errorf("%w: notify-keyspace-events: %v", ErrConfig, err)
+	}
 	s.cmds = s.commandTable()
 	return s, nil
 }
@@ -406,6 +421,8 @@ func (s *Server) cron() {
 }
 
 func (s *Server) removeClient(c *client) {
+	s.leavePubSub(c)
+	s.unwatchAll(c)
 	s.mu.Lock()
 	delete(s.clients, c.id)
 	s.mu.Unlock()

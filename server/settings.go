@@ -22,6 +22,7 @@ type settings struct {
 	pass    atomic.Pointer[string]
 	idle    atomic.Int64 // timeout in seconds
 	maxBulk atomic.Int64
+	notify  atomic.Uint32 // notify-keyspace-events as an eventClass mask
 
 	mu     sync.Mutex        // guards vals
 	vals   map[string]string // parameters stored and reported verbatim
@@ -196,12 +197,13 @@ func newSettings(cfg Config) *settings {
 		fixed("client-query-buffer-limit"), fixed("pidfile"),
 		{name: "notify-keyspace-events", get: func() string { st.mu.Lock(); defer st.mu.Unlock(); return st.vals["notify-keyspace-events"] },
 			set: func(v string) error {
-				flags, ok := parseKeyspaceEvents(v)
+				flags, mask, ok := parseKeyspaceEvents(v)
 				if !ok {
 					return redisText("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
 				}
 				st.mu.Lock()
 				st.vals["notify-keyspace-events"] = flags
+				st.notify.Store(uint32(mask))
 				st.mu.Unlock()
 				return nil
 			}},
@@ -295,84 +297,67 @@ func ParseMemory(v string) (int64, error) {
 	return n * mul, nil
 }
 
-// parseKeyspaceEvents validates notify-keyspace-events flags and returns them
-// in Redis's canonical form.
-func parseKeyspaceEvents(v string) (string, bool) {
-	const (
-		gen = 1 << iota
-		str
-		list
-		set
-		hash
-		zset
-		expired
-		evicted
-		keyspace
-		keyevent
-		stream
-		keymiss
-		module
-		newkey
-	)
-	all := gen | str | list | set | hash | zset | expired | evicted | stream | module
-	var f int
+// parseKeyspaceEvents validates notify-keyspace-events flags and returns
+// them in Redis's canonical form, with the classes they enable.
+func parseKeyspaceEvents(v string) (string, eventClass, bool) {
+	var f eventClass
 	for _, ch := range v {
 		switch ch {
 		case 'A':
-			f |= all
+			f |= evAll
 		case 'g':
-			f |= gen
+			f |= evGeneric
 		case '$':
-			f |= str
+			f |= evString
 		case 'l':
-			f |= list
+			f |= evList
 		case 's':
-			f |= set
+			f |= evSet
 		case 'h':
-			f |= hash
+			f |= evHash
 		case 'z':
-			f |= zset
+			f |= evZSet
 		case 'x':
-			f |= expired
+			f |= evExpired
 		case 'e':
-			f |= evicted
+			f |= evEvicted
 		case 'K':
-			f |= keyspace
+			f |= evKeyspace
 		case 'E':
-			f |= keyevent
+			f |= evKeyevent
 		case 't':
-			f |= stream
+			f |= evStream
 		case 'm':
-			f |= keymiss
+			f |= evKeyMiss
 		case 'd':
-			f |= module
+			f |= evModule
 		case 'n':
-			f |= newkey
+			f |= evNew
 		default:
-			return "", false
+			return "", 0, false
 		}
 	}
 	var b strings.Builder
-	if f&all == all {
+	if f&evAll == evAll {
 		b.WriteByte('A')
 	} else {
 		for _, x := range []struct {
-			bit int
+			bit eventClass
 			ch  byte
-		}{{gen, 'g'}, {str, '$'}, {list, 'l'}, {set, 's'}, {hash, 'h'}, {zset, 'z'}, {expired, 'x'}, {evicted, 'e'}, {stream, 't'}, {module, 'd'}, {newkey, 'n'}} {
+		}{{evGeneric, 'g'}, {evString, '$'}, {evList, 'l'}, {evSet, 's'}, {evHash, 'h'}, {evZSet, 'z'}, {evExpired, 'x'}, {evEvicted, 'e'}, {evStream, 't'}, {evModule, 'd'}, {evNew, 'n'}} {
 			if f&x.bit != 0 {
 				b.WriteByte(x.ch)
 			}
 		}
 	}
-	if f&keyspace != 0 {
+	if f&evKeyspace != 0 {
 		b.WriteByte('K')
 	}
-	if f&keyevent != 0 {
+	if f&evKeyevent != 0 {
 		b.WriteByte('E')
 	}
-	if f&keymiss != 0 {
+	if f&evKeyMiss != 0 {
 		b.WriteByte('m')
 	}
-	return b.String(), true
+	return b.String(), f, true
 }

@@ -52,6 +52,7 @@ type options struct {
 	shards          int
 	ioModel         string
 	ioThreads       int
+	notifyEvents    string
 	logFormat       string
 	logLevel        string
 	shutdownTimeout time.Duration
@@ -69,6 +70,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.protoMaxBulkLen, "proto-max-bulk-len", "512mb", "largest bulk argument a client may send")
 	fs.StringVar(&o.queryBufLimit, "client-query-buffer-limit", "1gb", "largest pending request of one client")
 	fs.IntVar(&o.shards, "shards", 0, "store shards, a power of two (0 = 32)")
+	fs.StringVar(&o.notifyEvents, "notify-keyspace-events", "", "keyspace notification classes, as Redis's (e.g. Ex for expired events)")
 	fs.StringVar(&o.ioModel, "io-model", "", "connection handling: epoll (event loops, Linux) or goroutine (default: epoll where available)")
 	fs.IntVar(&o.ioThreads, "io-threads", 0, "event loops for the epoll model (0 = GOMAXPROCS; 1 = Redis's latency profile)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -197,12 +199,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return fmt.Errorf("port must be between 0 and 65535")
 	}
 
-	store, err := ttl.New(ttl.Config{Shards: o.shards, Databases: o.databases})
+	var srv *server.Server // set before the store's Run starts
+	store, err := ttl.New(ttl.Config{Shards: o.shards, Databases: o.databases,
+		OnExpire: func(db int, keys [][]byte) { srv.KeysExpired(db, keys) }})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	srv, err := server.New(server.Config{
+	srv, err = server.New(server.Config{
 		RequirePass:            o.requirePass,
 		Databases:              o.databases,
 		Timeout:                time.Duration(o.timeout) * time.Second,
@@ -214,6 +218,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		Version:                version(),
 		IOModel:                o.ioModel,
 		IOThreads:              o.ioThreads,
+		NotifyKeyspaceEvents:   o.notifyEvents,
 	}, store)
 	if err != nil {
 		return err

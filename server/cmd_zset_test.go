@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sessiond/sessiond/internal/redistest"
+	"github.com/sessiond/sessiond/ttl"
 )
 
 // TestGoRedisTaggedCacheFlow is what Laravel's tagged cache does with
@@ -240,4 +244,73 @@ func BenchmarkZSetCommands(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzSetZSetCommands feeds arbitrary set and sorted set command streams
+// to the command layer (lines are commands, spaces separate arguments;
+// other commands are skipped): every command answers exactly one
+// well-formed reply and never reaches the panic handler, and the objects
+// keep their invariants.
+func FuzzSetZSetCommands(f *testing.F) {
+	for _, seed := range []string{
+		"SADD s 1 2 x\nSREM s 2\nSPOP s 2\nSRANDMEMBER s -3\nSSCAN s 0 MATCH * COUNT 1\nSMOVE s t x",
+		"SADD a 1 2\nSADD b 2 3\nSINTERSTORE c a b\nSUNION a b c\nSDIFFSTORE a a b\nSINTERCARD 2 a b LIMIT 1",
+		"ZADD z NX CH 1 a 2 b inf c\nZINCRBY z -inf c\nZRANGE z (1 +inf BYSCORE REV LIMIT 0 -1 WITHSCORES\nZRANGESTORE d z 0 -1",
+		"ZADD z 0 a 0 b 0 c\nZRANGEBYLEX z [a (c LIMIT 1 1\nZREMRANGEBYLEX z - +\nZPOPMAX z 2\nZRANK z a WITHSCORE",
+		"ZADD z 1 a 2 b 3 c\nZREMRANGEBYRANK z -9223372036854775808 9223372036854775807\nZCOUNT z ( 0x1p3\nZSCAN z 0 COUNT 2",
+	} {
+		f.Add(seed)
+	}
+	d := newDirectClient(f)
+	f.Fuzz(func(t *testing.T, script string) {
+		d.store.Flush(-1)
+		for line := range strings.SplitSeq(script, "\n") {
+			args := strings.Fields(line)
+			if len(args) == 0 || len(args) > 64 {
+				continue
+			}
+			if c := args[0][0] | 0x20; c != 's' && c != 'z' {
+				continue
+			}
+			if strings.EqualFold(args[0], "shutdown") || strings.EqualFold(args[0], "select") {
+				continue
+			}
+			bargs := make([][]byte, len(args))
+			for i, a := range args {
+				bargs[i] = []byte(a)
+			}
+			d.c.w.Reset()
+			d.srv.dispatch(d.c, bargs)
+			out := d.c.w.Bytes()
+			require.NotContains(t, string(out), "internal error", "%q", line)
+			n, err := redistest.ReplyLen(out)
+			require.NoError(t, err, "%q: %q", line, out)
+			require.Equal(t, len(out), n, "%q: more than one reply", line)
+		}
+		// Every object left is consistent.
+		var cursor uint64
+		for {
+			cursor = d.store.Scan(0, cursor, 100, func(_ []byte, e ttl.Entry) {
+				switch o := e.Obj.(type) {
+				case *zsetObj:
+					m := &zmodel{}
+					for n := o.zsl.first(); n != nil; n = n.level[0].forward {
+						m.pairs = append(m.pairs, zpair{n.member, n.score})
+					}
+					require.True(t, slices.IsSortedFunc(m.pairs, zpairCmp))
+					require.Positive(t, o.card())
+					require.Equal(t, o.card(), o.dict.len())
+				case *setObj:
+					require.Positive(t, o.card())
+					if o.tab == nil {
+						require.True(t, slices.IsSorted(o.ints))
+						require.LessOrEqual(t, len(o.ints), setMaxIntsetEntries)
+					}
+				}
+			})
+			if cursor == 0 {
+				break
+			}
+		}
+	})
 }

@@ -401,6 +401,31 @@ func (s *setObj) appendBinary(dst []byte) []byte {
 	return dst
 }
 
+// strictUvarint reads a minimally encoded uvarint (k ≤ 0 on error), so that
+// every value has one encoding.
+func strictUvarint(b []byte) (uint64, int) {
+	v, k := binary.Uvarint(b)
+	if k > 0 && k != strictUvarintSize(v) {
+		return 0, -1
+	}
+	return v, k
+}
+
+// strictVarint reads a minimally encoded varint (k ≤ 0 on error).
+func strictVarint(b []byte) (int64, int) {
+	v, k := binary.Varint(b)
+	ux := uint64(v) << 1
+	if v < 0 {
+		ux = ^ux
+	}
+	if k > 0 && k != strictUvarintSize(ux) {
+		return 0, -1
+	}
+	return v, k
+}
+
+func strictUvarintSize(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
+
 // errMalformedSet is wrapped by decodeSet's errors.
 var errMalformedSet = errors.New("server: malformed set encoding")
 
@@ -413,7 +438,7 @@ func decodeSet(b []byte) (*setObj, error) {
 	}
 	enc := b[1]
 	b = b[2:]
-	n, k := binary.Uvarint(b)
+	n, k := strictUvarint(b)
 	if k <= 0 || n == 0 || n > uint64(len(b)) {
 		return nil, fmt.Errorf("%w: bad member count", errMalformedSet)
 	}
@@ -425,7 +450,7 @@ func decodeSet(b []byte) (*setObj, error) {
 		}
 		s := &setObj{ints: make([]int64, 0, n)}
 		for range n {
-			v, k := binary.Varint(b)
+			v, k := strictVarint(b)
 			if k <= 0 {
 				return nil, fmt.Errorf("%w: truncated integer", errMalformedSet)
 			}
@@ -442,7 +467,7 @@ func decodeSet(b []byte) (*setObj, error) {
 	case setCodecStrings:
 		s := &setObj{tab: newMemberTab[struct{}](int(n))}
 		for range n {
-			l, k := binary.Uvarint(b)
+			l, k := strictUvarint(b)
 			if k <= 0 || l > uint64(len(b)-k) {
 				return nil, fmt.Errorf("%w: truncated member", errMalformedSet)
 			}

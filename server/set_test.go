@@ -199,6 +199,8 @@ func TestSetCodec(t *testing.T) {
 		"unsorted integers": {1, 0, 2, 4, 2},
 		"equal integers":    {1, 0, 2, 2, 2},
 		"truncated integer": {1, 0, 1, 0x80},
+		"overlong integer":  {1, 0, 1, 0xc2, 0x00},
+		"overlong length":   {1, 1, 1, 0x81, 0x00, 'a'},
 	} {
 		_, err := decodeSet(b)
 		require.ErrorIs(t, err, errMalformedSet, name)

@@ -541,7 +541,7 @@ func decodeZSet(b []byte) (*zsetObj, error) {
 		return nil, fmt.Errorf("%w: bad header", errMalformedZSet)
 	}
 	b = b[1:]
-	n, k := binary.Uvarint(b)
+	n, k := strictUvarint(b)
 	// Each member takes at least 9 bytes, which bounds the preallocation.
 	if k <= 0 || n == 0 || n > uint64(len(b))/9 {
 		return nil, fmt.Errorf("%w: bad member count", errMalformedZSet)
@@ -549,7 +549,7 @@ func decodeZSet(b []byte) (*zsetObj, error) {
 	b = b[k:]
 	z := newZSet(int(n))
 	for range n {
-		l, k := binary.Uvarint(b)
+		l, k := strictUvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) || uint64(len(b)-k)-l < 8 {
 			return nil, fmt.Errorf("%w: truncated member", errMalformedZSet)
 		}

@@ -194,6 +194,21 @@ func (s *Server) cmdConfigSet(c *client, args [][]byte) {
 		}
 		undo = append(undo, change{ch.p, ch.arg, old})
 	}
+	// Then each distinct apply once (the TLS files are re-read together).
+	applied := map[*applier]bool{}
+	for _, ch := range changes {
+		if ch.p.apply == nil || applied[ch.p.apply] {
+			continue
+		}
+		applied[ch.p.apply] = true
+		if err := ch.p.apply.run(); err != nil {
+			for _, u := range slices.Backward(undo) {
+				_ = u.p.set(u.val)
+			}
+			c.w.Error("ERR CONFIG SET failed (possibly related to argument '" + sanitize(ch.arg) + "') - " + err.Error())
+			return
+		}
+	}
 	c.w.Status("OK")
 }
 
@@ -682,6 +697,7 @@ func (s *Server) info(want map[string]bool) string {
 		kv("sync_partial_ok", 0)
 		kv("sync_partial_err", 0)
 		kv("expired_keys", st.Expired)
+		kv("expired_subkeys", st.ExpiredParts)
 		kv("expired_stale_perc", "0.00")
 		kv("expired_time_cap_reached_count", 0)
 		kv("evicted_keys", 0)

@@ -73,6 +73,8 @@ func (cmd *command) acl() []string {
 		cats = append(cats, "@string")
 	case "connection":
 		cats = append(cats, "@connection")
+	case "hash":
+		cats = append(cats, "@hash")
 	case "set":
 		cats = append(cats, "@set")
 	case "sorted-set":
@@ -113,6 +115,7 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.keyCommands()...)
 	add(s.pubsubCommands()...)
 	add(s.transactionCommands()...)
+	add(s.hashCommands()...)
 	add(s.setCommands()...)
 	add(s.zsetCommands()...)
 	return t
@@ -188,6 +191,9 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		}
 		c.w.Error("ERR wrong number of arguments for '" + cmd.name + "' command")
 		return
+	}
+	if s.pause.active.Load() && s.paused(c, cmd, args) {
+		return // parked until CLIENT PAUSE ends (limits.go)
 	}
 	c.setLastCmd(cmd)
 	s.gate.mu.RLock()

@@ -68,6 +68,35 @@ type Config struct {
 	// NotifyKeyspaceEvents enables keyspace notifications, in Redis's
 	// notify-keyspace-events syntax ("" = none, "Ex" = expired events).
 	NotifyKeyspaceEvents string
+
+	// MaxClients is the most clients connected at once (maxclients); one
+	// more is answered "-ERR max number of clients reached" and closed. 0
+	// means 10000. Fit the open-file limit to it first (FitOpenFiles).
+	MaxClients int
+	// TCPKeepAlive is tcp-keepalive: how long a client socket may be idle
+	// before the kernel probes it (then every third of that, three times).
+	// 0 means 300 s; negative disables keepalive.
+	TCPKeepAlive time.Duration
+	// DisableProtectedMode turns protected mode off. By default, while the
+	// default user has no password, connections from other hosts than the
+	// loopback interface get Redis's "-DENIED ..." explanation and are
+	// closed (a TLS client with a verified certificate is served).
+	DisableProtectedMode bool
+	// ClientOutputBufferLimit is client-output-buffer-limit in Redis's
+	// syntax, groups of "<class> <hard> <soft> <soft-seconds>" (classes
+	// normal, replica, pubsub); classes not named keep sessiond's defaults:
+	// "normal 256mb 64mb 60 replica 256mb 64mb 60 pubsub 32mb 8mb 60".
+	ClientOutputBufferLimit string
+
+	// TLSCertFile and TLSKeyFile are the server's certificate (chain) and
+	// private key, PEM; ServeTLS needs them. TLSCACertFile holds the CAs
+	// that client certificates are verified against. TLSAuthClients is
+	// "yes" (the default: clients must present a certificate), "optional"
+	// (verified if presented) or "no"; the first two need TLSCACertFile.
+	TLSCertFile, TLSKeyFile, TLSCACertFile string
+	TLSAuthClients                         string
+	// TLSPort is reported by CONFIG GET tls-port.
+	TLSPort int
 }
 
 // Server serves the RESP protocol over the listeners given to Serve, backed by
@@ -80,10 +109,12 @@ type Server struct {
 	runID string
 	conf  *settings
 	gate  gate
+	lim   limits     // maxclients, keepalive, protected mode, output limits (limits.go)
+	pause pauseState // CLIENT PAUSE (limits.go)
+	tls   tlsState   // certificates for ServeTLS (tls.go)
 
-	ps          pubsub // channel subscriptions
-	pubsubLimit atomic.Pointer[outputLimit]
-	watchers    watchers // WATCHed keys
+	ps       pubsub   // channel subscriptions
+	watchers watchers // WATCHed keys
 
 	nextID atomic.Int64
 
@@ -186,10 +217,24 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	s.useLoops = cfg.IOModel == "epoll"
 	s.ioThreads = cfg.IOThreads
 	s.conf = newSettings(cfg)
-	lim := defaultPubsubLimit()
-	s.pubsubLimit.Store(&lim)
 	if err := s.conf.params["notify-keyspace-events"].set(cfg.NotifyKeyspaceEvents); err != nil {
 		return nil, fmt.Errorf("%w: notify-keyspace-events: %v", ErrConfig, err)
+	}
+	if err := s.initLimits(cfg); err != nil {
+		return nil, err
+	}
+	switch cfg.TLSAuthClients {
+	case "":
+		cfg.TLSAuthClients = "yes"
+	case "yes", "no", "optional":
+	default:
+		return nil, fmt.Errorf("%w: tls-auth-clients must be yes, no or optional", ErrConfig)
+	}
+	s.conf.add(s.tlsParams(cfg)...)
+	if cfg.TLSCertFile != "" || cfg.TLSPort != 0 {
+		if err := s.ReloadTLS(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
 	}
 	s.cmds = s.commandTable()
 	return s, nil
@@ -218,10 +263,14 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listeners[ln] = struct{}{}
 	if !s.cronStarted {
 		s.cronStarted = true
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go func() {
 			defer s.wg.Done()
 			s.cron()
+		}()
+		go func() {
+			defer s.wg.Done()
+			s.pauseTimer()
 		}()
 	}
 	_, tcp := ln.(*net.TCPListener)
@@ -253,6 +302,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		s.connsReceived.Add(1)
+		if !s.admit(nc) {
+			continue
+		}
 		var c *client
 		if loops {
 			c = s.loopClient(nc.(*net.TCPConn))
@@ -260,6 +312,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			c = s.newClient(nc)
 		}
 		if c == nil {
+			s.releaseSlot()
 			continue
 		}
 		if !s.register(c) {
@@ -276,6 +329,7 @@ func (s *Server) register(c *client) bool {
 	if s.closed {
 		s.mu.Unlock()
 		c.closeUnregistered()
+		s.releaseSlot()
 		return false
 	}
 	s.clients[c.id] = c
@@ -391,7 +445,8 @@ func (s *Server) requestShutdown() {
 	s.shutdownOnce.Do(func() { close(s.shutdownReq) })
 }
 
-// cron runs once a second: it closes clients idle longer than the timeout.
+// cron runs once a second: it closes clients idle longer than the timeout
+// and those over their output buffer's soft limit for too long.
 func (s *Server) cron() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -404,18 +459,7 @@ func (s *Server) cron() {
 			tot := s.totals().commands
 			s.opsPerSec.Store(tot - lastOps)
 			lastOps = tot
-			timeout := s.conf.timeout()
-			if timeout <= 0 {
-				continue
-			}
-			s.mu.Lock()
-			for _, c := range s.clients {
-				if now.Sub(time.Unix(0, c.lastActive.Load())) > timeout && !c.busy.Load() {
-					s.log.Debug("closing idle client", "id", c.id, "addr", c.addr)
-					c.closeConn()
-				}
-			}
-			s.mu.Unlock()
+			s.enforceLimits(now)
 		}
 	}
 }
@@ -426,6 +470,7 @@ func (s *Server) removeClient(c *client) {
 	s.mu.Lock()
 	delete(s.clients, c.id)
 	s.mu.Unlock()
+	s.releaseSlot()
 	s.gone.Lock()
 	s.gone.add(&c.stats)
 	s.gone.Unlock()

@@ -75,6 +75,10 @@ func (cmd *command) acl() []string {
 		cats = append(cats, "@connection")
 	case "hash":
 		cats = append(cats, "@hash")
+	case "set":
+		cats = append(cats, "@set")
+	case "sorted-set":
+		cats = append(cats, "@sortedset")
 	}
 	if cmd.flags&flagFast != 0 {
 		cats = append(cats, "@fast")
@@ -112,6 +116,8 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.pubsubCommands()...)
 	add(s.transactionCommands()...)
 	add(s.hashCommands()...)
+	add(s.setCommands()...)
+	add(s.zsetCommands()...)
 	return t
 }
 

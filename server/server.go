@@ -68,6 +68,10 @@ type Config struct {
 	// NotifyKeyspaceEvents enables keyspace notifications, in Redis's
 	// notify-keyspace-events syntax ("" = none, "Ex" = expired events).
 	NotifyKeyspaceEvents string
+	// ACLFile is an ACL file in Redis's syntax ("user <name> <rules…>"
+	// lines): New loads it (a bad file is an error naming its lines), and
+	// ACL LOAD and ACL SAVE read and write it.
+	ACLFile string
 }
 
 // Server serves the RESP protocol over the listeners given to Serve, backed by
@@ -80,6 +84,7 @@ type Server struct {
 	runID string
 	conf  *settings
 	gate  gate
+	acl   *aclRegistry // users and the ACL log (acl.go)
 
 	ps          pubsub // channel subscriptions
 	pubsubLimit atomic.Pointer[outputLimit]
@@ -192,6 +197,9 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 		return nil, fmt.Errorf("%w: notify-keyspace-events: %v", ErrConfig, err)
 	}
 	s.cmds = s.commandTable()
+	if err := s.setupACL(cfg); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	return s, nil
 }
 

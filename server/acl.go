@@ -558,6 +558,8 @@ func hasSpace(s string) bool {
 // apply applies one selector rule (ACLSetSelector).
 func (s *aclSelector) apply(t *aclTable, op string) error {
 	switch {
+	case op == "": // only inside "( … )": an empty quoted argument
+		return aclErrSyntax
 	case strings.EqualFold(op, "allkeys") || op == "~*":
 		s.allKeys, s.keys = true, nil
 	case strings.EqualFold(op, "resetkeys"):
@@ -924,10 +926,9 @@ func (r *aclRules) apply(t *aclTable, op string) error {
 		}
 		r.passwords = slices.Delete(r.passwords, i, i+1)
 	case op[0] == '(' && op[len(op)-1] == ')':
-		args, ok := splitSelectorArgs(op[1 : len(op)-1])
-		if !ok {
-			return aclErrSyntax
-		}
+		// Unbalanced quotes make an empty selector, as Redis's
+		// sdssplitargs failing does.
+		args, _ := splitSelectorArgs(op[1 : len(op)-1])
 		s := newSelector(t, false)
 		for _, a := range args {
 			if err := s.apply(t, a); err != nil {

@@ -1264,6 +1264,10 @@ func (a *aclRegistry) setDefaultPassword(pass string) {
 // the default user is on and nopass.
 func (a *aclRegistry) defaultOpen() bool { return a.def.rules.Load().canLogin() }
 
+// defaultNoPass reports whether the default user needs no password (for
+// protected mode, as Redis tests it).
+func (a *aclRegistry) defaultNoPass() bool { return a.def.rules.Load().flags&userNoPass != 0 }
+
 // user finds a user by name.
 func (a *aclRegistry) user(name string) *aclUser {
 	a.mu.RLock()

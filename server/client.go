@@ -96,6 +96,18 @@ type client struct {
 	lower      []byte   // scratch for lower-casing command names
 	tmp        []byte   // scratch for handlers
 	keyScratch [][]byte // scratch key lists (MSET)
+
+	// Limits (limits.go). omem (unsent reply bytes) and qbuf are for
+	// CLIENT LIST and the output limits; obufDeadline (unix nanos, 0 while
+	// under the soft limit) is when the soft limit runs out, read by the
+	// cron. parked is an event-loop client's command held by CLIENT PAUSE
+	// (a copy), parkedCmd its table entry; both owned by the loop.
+	omem         atomic.Int64
+	omemPubSub   atomic.Bool // omem is a pub/sub client's: that class's limits
+	qbuf         atomic.Int64
+	obufDeadline atomic.Int64
+	parked       [][]byte
+	parkedCmd    *command
 }
 
 // flushingReader writes pending replies before each read that may block,
@@ -104,8 +116,13 @@ type flushingReader struct{ c *client }
 
 func (f flushingReader) Read(p []byte) (int, error) {
 	f.c.flush()
+	if f.c.werr != nil {
+		return 0, f.c.werr
+	}
 	n, err := f.c.nc.Read(p)
 	atomic.AddInt64(&f.c.stats.netInBytes, int64(n))
+	f.c.qbuf.Store(int64(f.c.rd.Buffered() + n)) // for CLIENT LIST
+	f.c.rbs.Store(int64(f.c.rd.Cap()))
 	return n, err
 }
 
@@ -114,11 +131,7 @@ func (s *Server) newClient(nc net.Conn) *client {
 	c.nc = nc
 	c.rd = resp.NewReader(flushingReader{c}, s.readerLimits())
 	c.rd.SetAuthRequired(!c.authed)
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-		_ = tc.SetKeepAlive(true)
-		_ = tc.SetKeepAlivePeriod(300 * time.Second)
-	}
+	s.applyKeepAlive(nc)
 	return c
 }
 
@@ -168,7 +181,7 @@ func (c *client) readFailed(err error) {
 func (c *client) run(args [][]byte) {
 	c.busy.Store(true)
 	c.srv.dispatch(c, args)
-	c.busy.Store(false)
+	c.busy.Store(c.parked != nil) // a paused client is not idle
 }
 
 // serve is the goroutine transport's loop.
@@ -179,6 +192,9 @@ func (c *client) serve() {
 		c.stopPush()
 		c.srv.removeClient(c)
 	}()
+	if !c.handshake() {
+		return
+	}
 	for {
 		args, err := c.rd.ReadCommand()
 		if err != nil {
@@ -186,6 +202,7 @@ func (c *client) serve() {
 			return
 		}
 		c.rbs.Store(int64(c.rd.Cap()))
+		c.qbuf.Store(int64(c.rd.Buffered()))
 		c.run(args)
 		if c.quitting || c.werr != nil {
 			return
@@ -216,12 +233,16 @@ func (c *client) flush() {
 	if c.w.Len() == 0 {
 		return
 	}
+	if c.werr == nil && !c.checkOutput(int64(c.w.Len()), c.isPubSub()) {
+		c.werr = errOutputLimit
+	}
 	if c.werr == nil {
 		n, err := c.nc.Write(c.w.Bytes())
 		atomic.AddInt64(&c.stats.netOutBytes, int64(n))
 		if err != nil {
 			c.werr = err
 		}
+		c.outputDrained()
 	}
 	c.w.Reset()
 }

@@ -38,6 +38,10 @@ func (s *Server) connectionCommands() []*command {
 			"no-touch": {name: "no-touch", arity: 3, flags: flagNoScript | flagLoading | flagStale, run: s.cmdClientOnOff, since: "7.2.0",
 				summary: "Controls whether commands sent by the client affect the LRU/LFU of accessed keys."},
 			"help": {name: "help", arity: 2, flags: flagLoading | flagStale, run: s.cmdClientHelp, summary: "Returns helpful text about the different subcommands."},
+			"pause": {name: "pause", arity: -3, flags: flagAdmin | flagNoScript | flagLoading | flagStale, run: s.cmdClientPause, since: "3.0.0",
+				summary: "Suspends commands processing."},
+			"unpause": {name: "unpause", arity: 2, flags: flagAdmin | flagNoScript | flagLoading | flagStale, run: s.cmdClientUnpause, since: "6.2.0",
+				summary: "Resumes processing commands from paused clients."},
 		}}
 	return []*command{
 		conn("ping", -1, flagFast, "Returns the server's liveliness response.", s.cmdPing),
@@ -311,16 +315,17 @@ func (s *Server) clientLine(c *client, now time.Time) string {
 	field("psub", itoa(int64(npsub)))
 	field("ssub", "0")
 	field("multi", itoa(multi))
-	field("qbuf", "0")
-	field("qbuf-free", itoa(c.rbs.Load()))
+	qbuf, rbs, omem := c.qbuf.Load(), c.rbs.Load(), c.omem.Load()
+	field("qbuf", itoa(qbuf))
+	field("qbuf-free", itoa(max(rbs-qbuf, 0)))
 	field("argv-mem", "0")
 	field("multi-mem", "0")
-	field("rbs", itoa(c.rbs.Load()))
+	field("rbs", itoa(rbs))
 	field("rbp", "0")
 	field("obl", "0")
 	field("oll", "0")
-	field("omem", "0")
-	field("tot-mem", itoa(c.rbs.Load()+1024))
+	field("omem", itoa(omem))
+	field("tot-mem", itoa(rbs+omem+1024))
 	field("events", "r")
 	field("cmd", cmd)
 	field("user", user)
@@ -504,6 +509,8 @@ func (s *Server) cmdClientHelp(c *client, _ [][]byte) {
 		"LIST [options ...]", "    Return information about client connections. Options: TYPE, ID.",
 		"SETNAME <name>", "    Assign the name <name> to the current connection.",
 		"SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+		"UNPAUSE", "    Stop the current client pause, resuming traffic.",
+		"PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
 		"NO-EVICT (ON|OFF)", "    Accepted for compatibility.",
 		"NO-TOUCH (ON|OFF)", "    Accepted for compatibility.",
 		"HELP", "    Print this help.",

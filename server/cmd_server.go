@@ -194,6 +194,21 @@ func (s *Server) cmdConfigSet(c *client, args [][]byte) {
 		}
 		undo = append(undo, change{ch.p, ch.arg, old})
 	}
+	// Then each distinct apply once (the TLS files are re-read together).
+	applied := map[*applier]bool{}
+	for _, ch := range changes {
+		if ch.p.apply == nil || applied[ch.p.apply] {
+			continue
+		}
+		applied[ch.p.apply] = true
+		if err := ch.p.apply.run(); err != nil {
+			for _, u := range slices.Backward(undo) {
+				_ = u.p.set(u.val)
+			}
+			c.w.Error("ERR CONFIG SET failed (possibly related to argument '" + sanitize(ch.arg) + "') - " + err.Error())
+			return
+		}
+	}
 	c.w.Status("OK")
 }
 
@@ -208,6 +223,7 @@ func (s *Server) cmdConfigResetStat(c *client, _ [][]byte) {
 	s.mu.Unlock()
 	s.connsReceived.Store(0)
 	s.rejectedConns.Store(0)
+	s.mem.evicted.Store(0)
 	c.w.Status("OK")
 }
 
@@ -615,7 +631,7 @@ func (s *Server) info(want map[string]bool) string {
 	}
 	if section("Memory") {
 		goMem := goMemory()
-		used := st.ArenaBytes + goMem
+		used := s.usedMemory()
 		r := rss()
 		peak := s.notePeak(used)
 		kv("used_memory", used)
@@ -634,7 +650,7 @@ func (s *Server) info(want map[string]bool) string {
 		kv("used_memory_go", goMem)
 		kv("total_system_memory", totalSystemMemory())
 		kv("total_system_memory_human", human(totalSystemMemory()))
-		maxmem, _ := strconv.ParseInt(s.conf.params["maxmemory"].get(), 10, 64)
+		maxmem := s.mem.max.Load()
 		kv("maxmemory", maxmem)
 		kv("maxmemory_human", human(maxmem))
 		kv("maxmemory_policy", s.conf.params["maxmemory-policy"].get())
@@ -680,9 +696,10 @@ func (s *Server) info(want map[string]bool) string {
 		kv("sync_partial_ok", 0)
 		kv("sync_partial_err", 0)
 		kv("expired_keys", st.Expired)
+		kv("expired_subkeys", st.ExpiredParts)
 		kv("expired_stale_perc", "0.00")
 		kv("expired_time_cap_reached_count", 0)
-		kv("evicted_keys", 0)
+		kv("evicted_keys", s.mem.evicted.Load())
 		kv("evicted_clients", 0)
 		kv("keyspace_hits", tot.hits)
 		kv("keyspace_misses", tot.misses)

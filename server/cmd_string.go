@@ -611,8 +611,17 @@ func parseLongDouble(b []byte) (*big.Float, bool) {
 	if err != nil {
 		return nil, false
 	}
+	// strtold's ERANGE, which string2ld rejects: beyond the largest long
+	// double, or so small that it rounds to zero.
+	if exp := f.MantExp(nil); f.Sign() != 0 && (exp > longDoubleMaxExp || exp <= longDoubleMinExp) {
+		return nil, false
+	}
 	return f, true
 }
+
+// longDoubleMinExp is the MantExp exponent at and below which a value
+// rounds to zero as an x87 long double (half the smallest subnormal).
+const longDoubleMinExp = -16446
 
 // longDoubleMaxExp is the largest binary exponent of an x87 long double.
 const longDoubleMaxExp = 16384

@@ -85,6 +85,7 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.keyCommands()...)
 	add(s.pubsubCommands()...)
 	add(s.transactionCommands()...)
+	add(s.hashCommands()...)
 	add(s.aclCommands()...)
 	return t
 }
@@ -144,6 +145,9 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 	if arityOK && !c.user.open.Load() && !s.aclPermit(c, cmd, args) {
 		return
 	}
+	if arityOK && s.mem.max.Load() != 0 && !s.memoryOK(c, cmd) {
+		return
+	}
 	if c.subs.nsub.Load()+c.subs.npsub.Load() > 0 && c.w.Proto() == 2 && !subscribedOK(cmd.name) {
 		c.reject("ERR Can't execute '" + cmd.name + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
 		return
@@ -162,6 +166,9 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		}
 		c.w.Error("ERR wrong number of arguments for '" + cmd.name + "' command")
 		return
+	}
+	if s.pause.active.Load() && s.paused(c, cmd, args) {
+		return // parked until CLIENT PAUSE ends (limits.go)
 	}
 	c.setLastCmd(cmd)
 	s.gate.mu.RLock()

@@ -137,6 +137,12 @@ func (l *loop) run(stop <-chan struct{}) {
 			if ev.Events&unix.EPOLLOUT != 0 {
 				l.writable(c)
 			}
+			if c.parked != nil { // not read while paused; a reset ends it
+				if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+					l.close(c)
+				}
+				continue
+			}
 			if ev.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 && !c.closed && len(c.pending) == 0 {
 				c.reads = 1
 				l.process(c)
@@ -181,18 +187,33 @@ func (l *loop) add(c *client) {
 	l.conns[c.fd] = c
 }
 
-// process runs the complete commands the connection has sent.
+// process runs the complete commands the connection has sent, starting
+// with a command CLIENT PAUSE parked, if it may run now.
 func (l *loop) process(c *client) {
 	for {
-		args, err := c.rd.ReadCommand()
-		if err != nil {
-			if errors.Is(err, errWouldBlock) {
-				break
+		var args [][]byte
+		if c.parked != nil {
+			if l.srv.parkIfHeld(c) {
+				l.flush(c)
+				if !c.closed && len(c.pending) == 0 {
+					l.watch(c, 0) // until resume; hangups are still reported
+				}
+				return
 			}
-			c.readFailed(err)
-			l.flush(c)
-			l.close(c)
-			return
+			args, c.parked, c.parkedCmd = c.parked, nil, nil
+			l.watch(c, unix.EPOLLIN|unix.EPOLLRDHUP)
+		} else {
+			var err error
+			args, err = c.rd.ReadCommand()
+			if err != nil {
+				if errors.Is(err, errWouldBlock) {
+					break
+				}
+				c.readFailed(err)
+				l.flush(c)
+				l.close(c)
+				return
+			}
 		}
 		c.run(args)
 		if c.quitting || c.werr != nil {
@@ -207,7 +228,19 @@ func (l *loop) process(c *client) {
 		}
 	}
 	c.rbs.Store(int64(c.rd.Cap()))
+	c.qbuf.Store(int64(c.rd.Buffered()))
 	l.flush(c)
+}
+
+// resume carries on with a client whose parked command CLIENT PAUSE may
+// have released (on the loop's goroutine). With replies still pending,
+// writable resumes it once they are out.
+func (l *loop) resume(c *client) {
+	if c.closed || c.parked == nil || len(c.pending) > 0 {
+		return
+	}
+	c.reads = 0 // buffered commands only; epoll reports new input
+	l.process(c)
 }
 
 // flush writes the replies. What the socket does not take waits in
@@ -243,10 +276,16 @@ func (l *loop) flush(c *client) {
 	case n < len(buf):
 		c.pending = append(c.pending[:0], buf[n:]...)
 		c.w.Reset()
+		if !c.checkOutput(unsent(c), c.isPubSub()) {
+			c.pending, c.werr = nil, errOutputLimit
+			l.close(c)
+			return
+		}
 		l.watch(c, unix.EPOLLOUT)
 		return
 	}
 	c.w.Reset()
+	c.outputDrained()
 }
 
 // drainPush writes c's outbox (messages other goroutines pushed) behind
@@ -297,14 +336,31 @@ func (l *loop) writable(c *client) {
 	rest := copy(c.pending, c.pending[n:])
 	c.pending = c.pending[:rest]
 	if rest > 0 {
+		if !c.checkOutput(unsent(c), c.isPubSub()) {
+			c.pending, c.werr = nil, errOutputLimit
+			l.close(c)
+		}
 		return
 	}
+	c.outputDrained()
 	if cap(c.pending) > flushThreshold {
 		c.pending = nil
 	}
 	l.watch(c, unix.EPOLLIN|unix.EPOLLRDHUP)
 	c.reads = 0 // buffered commands only; epoll reports new input
 	l.process(c)
+}
+
+// unsent returns the reply bytes c has not taken: those in c.pending and
+// those still in the socket's send queue (SIOCOUTQ). Counting the latter
+// makes the output limits see a client that stopped reading whatever the
+// kernel's buffer sizes; the loop stops producing replies for it anyway.
+func unsent(c *client) int64 {
+	n := int64(len(c.pending))
+	if q, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ); err == nil && q > 0 {
+		n += int64(q)
+	}
+	return n
 }
 
 func (l *loop) watch(c *client, events uint32) {
@@ -321,6 +377,9 @@ func (l *loop) close(c *client) {
 	}
 	c.closed = true
 	c.stopPush()
+	if c.parked != nil {
+		l.srv.forgetParked(c)
+	}
 	if len(c.pending) > 0 {
 		_, _ = writeFD(c.fd, c.pending) // best effort, nonblocking
 	}
@@ -435,7 +494,7 @@ func (s *Server) loopClient(tc *net.TCPConn) *client {
 		s.log.Warn("cannot take over connection", "addr", addr, "err", derr)
 		return nil
 	}
-	setSockOpts(nfd)
+	setSockOpts(nfd, int(s.lim.keepAlive.Load()))
 	c := s.initClient(addr, laddr)
 	c.fd = nfd
 	c.rd = resp.NewReader(loopReader{c}, s.readerLimits())
@@ -443,9 +502,17 @@ func (s *Server) loopClient(tc *net.TCPConn) *client {
 	return c
 }
 
-func setSockOpts(fd int) {
+// setSockOpts sets TCP_NODELAY and tcp-keepalive (keepalive seconds, 0
+// off) as Redis's anetKeepAlive does: probes after keepalive idle seconds,
+// then every third of it, three times.
+func setSockOpts(fd, keepalive int) {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if keepalive <= 0 {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0)
+		return
+	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 300)
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 100)
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepalive)
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, max(keepalive/3, 1))
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 3)
 }

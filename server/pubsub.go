@@ -22,23 +22,16 @@ type pubsub struct {
 	npat     atomic.Int64                    // len(patterns), for the fast path
 }
 
-// outputLimit is a client-output-buffer-limit class: a client whose unsent
-// output exceeds hard, or has exceeded soft for softFor, is disconnected.
-// Zero disables a bound.
-type outputLimit struct {
-	hard, soft int64
-	softFor    time.Duration
-}
-
-// defaultPubsubLimit is Redis's client-output-buffer-limit pubsub default.
-func defaultPubsubLimit() outputLimit {
-	return outputLimit{hard: 32 << 20, soft: 8 << 20, softFor: 60 * time.Second}
-}
-
-// pubsubOutputLimit returns the output limit of subscribers.
+// pubsubOutputLimit returns client-output-buffer-limit pubsub.
 func (s *Server) pubsubOutputLimit() (hard, soft int64, softFor time.Duration) {
-	l := s.pubsubLimit.Load()
-	return l.hard, l.soft, l.softFor
+	return s.outputLimit(true)
+}
+
+// isPubSub reports whether c is subscribed to anything (its output is
+// then limited as a pub/sub client's, and it is exempt from the idle
+// timeout, as in Redis). Safe from any goroutine.
+func (c *client) isPubSub() bool {
+	return c.subs.nsub.Load()+c.subs.npsub.Load() > 0
 }
 
 // publish sends msg on channel to its subscribers and the matching

@@ -74,9 +74,7 @@ func TestGoRedisPubSub(t *testing.T) {
 // it cannot grow the server's memory; the publisher and others go on.
 func TestSlowSubscriberIsCutOff(t *testing.T) {
 	forEachIOModel(t, func(t *testing.T, model string) {
-		ts := startServer(t, Config{IOModel: model}, func(s *Server) {
-			s.pubsubLimit.Store(&outputLimit{hard: 1 << 20})
-		})
+		ts := startServer(t, Config{IOModel: model, ClientOutputBufferLimit: "pubsub 1mb 0 0"})
 		slow, err := net.Dial("tcp", ts.addr)
 		require.NoError(t, err)
 		defer slow.Close()
@@ -233,4 +231,33 @@ func TestWatchRetryCounter(t *testing.T) {
 	wg.Wait()
 	rdb := newGoRedis(t, ts.addr, 2)
 	assert.Equal(t, strconv.Itoa(workers*each), rdb.Get(ctx, "counter").Val())
+}
+
+// TestHashFieldExpiryEvents: a field whose TTL passes is announced as
+// hexpired by the store's expiry goroutine, and the hash's last field
+// going takes the key with it (del), as in Redis 7.4.
+func TestHashFieldExpiryEvents(t *testing.T) {
+	ts := startServer(t, Config{NotifyKeyspaceEvents: "Eghx"})
+	ctx := context.Background()
+	sub := newGoRedis(t, ts.addr, 3)
+	ps := sub.PSubscribe(ctx, "__keyevent@0__:*")
+	defer ps.Close()
+	_, err := ps.Receive(ctx)
+	require.NoError(t, err)
+	rdb := newGoRedis(t, ts.addr, 2)
+	require.NoError(t, rdb.HSet(ctx, "idx", "a", "1", "b", "2").Err())
+	require.NoError(t, rdb.Do(ctx, "HPEXPIRE", "idx", 30, "FIELDS", 1, "a").Err())
+	require.NoError(t, rdb.Do(ctx, "HPEXPIRE", "idx", 60, "FIELDS", 1, "b").Err())
+	var events []string
+	for {
+		m, err := ps.ReceiveMessage(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "idx", m.Payload)
+		events = append(events, m.Channel[len("__keyevent@0__:"):])
+		if events[len(events)-1] == "del" {
+			break
+		}
+	}
+	assert.Equal(t, []string{"hset", "hexpire", "hexpire", "hexpired", "hexpired", "del"}, events)
+	assert.Equal(t, int64(0), rdb.Exists(ctx, "idx").Val())
 }

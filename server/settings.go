@@ -41,7 +41,15 @@ type param struct {
 	get     func() string
 	// set validates and applies v; nil means immutable.
 	set func(v string) error
+	// apply, when not nil, runs once after every parameter of a CONFIG SET
+	// is set; parameters that share an applier run it once (like Redis's
+	// apply functions: the TLS files are re-read together). An error
+	// undoes the whole CONFIG SET.
+	apply *applier
 }
+
+// applier is an apply function several parameters may share.
+type applier struct{ run func() error }
 
 // redisText is an error whose text is Redis's own wording, which clients
 // may show verbatim (capitals and full stop included).
@@ -74,12 +82,9 @@ func newSettings(cfg Config) *settings {
 		"maxmemory":                   "0",
 		"maxmemory-policy":            "noeviction",
 		"maxmemory-samples":           "5",
-		"maxclients":                  "10000",
 		"hz":                          "10",
 		"io-threads":                  "1",
 		"cluster-enabled":             "no",
-		"protected-mode":              "yes",
-		"tcp-keepalive":               "300",
 		"tcp-backlog":                 "511",
 		"daemonize":                   "no",
 		"loglevel":                    "notice",
@@ -87,7 +92,6 @@ func newSettings(cfg Config) *settings {
 		"busy-reply-threshold":        "5000",
 		"lazyfree-lazy-user-flush":    "no",
 		"lazyfree-lazy-expire":        "no",
-		"client-output-buffer-limit":  "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
 		"client-query-buffer-limit":   strconv.FormatInt(cfg.ClientQueryBufferLimit, 10),
 		"slowlog-log-slower-than":     "10000",
 		"slowlog-max-len":             "128",
@@ -218,7 +222,6 @@ func newSettings(cfg Config) *settings {
 				return nil
 			}},
 		yesno("replica-read-only", "slave-read-only"),
-		yesno("protected-mode"),
 		yesno("lazyfree-lazy-user-flush"),
 		yesno("lazyfree-lazy-expire"),
 		yesno("activerehashing"),
@@ -227,33 +230,27 @@ func newSettings(cfg Config) *settings {
 		memory("maxmemory"),
 		enum("maxmemory-policy", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"),
 		integer("maxmemory-samples", 1, 64),
-		integer("maxclients", 1, 1<<31-1),
 		integer("hz", 0, 2147483647),
-		integer("tcp-keepalive", 0, 2147483647),
 		enum("loglevel", "debug", "verbose", "notice", "warning", "nothing"),
 		integer("busy-reply-threshold", 0, 1<<62),
 		integer("lua-time-limit", 0, 1<<62),
 		integer("slowlog-log-slower-than", -1, 1<<62),
 		integer("slowlog-max-len", 0, 1<<62),
 		integer("active-expire-effort", 1, 10),
-		str("client-output-buffer-limit"),
 	}
-	for _, p := range all {
+	st.add(all...)
+	return st
+}
+
+// add registers parameters; the parts of the server that own a parameter
+// (limits.go, tls.go) add theirs when the Server is built.
+func (st *settings) add(ps ...*param) {
+	for _, p := range ps {
 		st.order = append(st.order, p)
 		st.params[p.name] = p
 		for _, a := range p.aliases {
 			st.params[a] = p
 		}
-	}
-	return st
-}
-
-// add registers a parameter defined elsewhere (before the server serves).
-func (st *settings) add(p *param) {
-	st.order = append(st.order, p)
-	st.params[p.name] = p
-	for _, a := range p.aliases {
-		st.params[a] = p
 	}
 }
 

@@ -69,6 +69,7 @@ type client struct {
 	protoPub atomic.Int32 // protocol version, for CLIENT LIST
 	authed   bool
 	quitting bool // close after the reply is flushed
+	inExec   bool // running EXEC's queued commands (ACL LOG's "multi" context)
 
 	created    time.Time
 	lastActive atomic.Int64            // unix nanos of the last command; read by cron
@@ -83,6 +84,7 @@ type client struct {
 	libName string
 	libVer  string
 	killed  bool
+	user    *aclUser // the ACL user c acts as; written by the owner under metaMu
 
 	out   pushState   // messages pushed by other goroutines
 	subs  subState    // pub/sub subscriptions
@@ -147,7 +149,7 @@ func (s *Server) initClient(addr, laddr string) *client {
 	c.lastActive.Store(c.created.UnixNano())
 	c.protoPub.Store(2)
 	c.multiLen.Store(-1)
-	c.authed = s.conf.requirePass() == ""
+	s.defaultAuth(c)
 	return c
 }
 

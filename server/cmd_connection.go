@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/subtle"
 	"strconv"
 	"strings"
 	"time"
@@ -94,23 +93,11 @@ func (s *Server) cmdReset(c *client, _ [][]byte) {
 	s.leavePubSub(c)
 	c.setDB(0)
 	c.setProto(2)
-	c.setAuthed(s.conf.requirePass() == "")
+	s.defaultAuth(c)
 	c.metaMu.Lock()
 	c.name = ""
 	c.metaMu.Unlock()
 	c.w.Status("RESET")
-}
-
-// checkPassword authenticates user/pass against the default user.
-func (s *Server) checkPassword(user, pass []byte) bool {
-	if !strings.EqualFold(string(user), "default") {
-		return false
-	}
-	want := s.conf.requirePass()
-	if want == "" {
-		return true // the default user is "nopass"
-	}
-	return subtle.ConstantTimeCompare([]byte(want), pass) == 1
 }
 
 func (s *Server) cmdAuth(c *client, args [][]byte) {
@@ -121,15 +108,14 @@ func (s *Server) cmdAuth(c *client, args [][]byte) {
 	user, pass := []byte("default"), args[1]
 	if len(args) == 3 {
 		user, pass = args[1], args[2]
-	} else if s.conf.requirePass() == "" {
+	} else if s.acl.def.rules.Load().flags&userNoPass != 0 {
 		c.w.Error(errAuthNoPass)
 		return
 	}
-	if !s.checkPassword(user, pass) {
+	if !s.login(c, args[0], user, pass) {
 		c.w.Error(errWrongPass)
 		return
 	}
-	c.setAuthed(true)
 	c.w.Status("OK")
 }
 
@@ -171,15 +157,12 @@ func (s *Server) cmdHello(c *client, args [][]byte) {
 			return
 		}
 	}
-	if user != nil {
-		if !s.checkPassword(user, pass) {
-			c.w.Error(errWrongPass)
-			return
-		}
-		c.setAuthed(true)
+	if user != nil && !s.login(c, args[0], user, pass) {
+		c.w.Error(errWrongPass)
+		return
 	}
 	if !c.authed {
-		c.w.Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		c.w.Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 		return
 	}
 	if setName {
@@ -292,7 +275,7 @@ func (s *Server) cmdClientOnOff(c *client, args [][]byte) {
 // with Redis 7.2's fields.
 func (s *Server) clientLine(c *client, now time.Time) string {
 	c.metaMu.Lock()
-	name, libName, libVer := c.name, c.libName, c.libVer
+	name, libName, libVer, user := c.name, c.libName, c.libVer, c.user.name
 	c.metaMu.Unlock()
 	cmd := "NULL"
 	if last := c.lastCmdPtr.Load(); last != nil {
@@ -345,7 +328,7 @@ func (s *Server) clientLine(c *client, now time.Time) string {
 	field("tot-mem", itoa(rbs+omem+1024))
 	field("events", "r")
 	field("cmd", cmd)
-	field("user", "default")
+	field("user", user)
 	field("redir", "-1")
 	field("resp", itoa(int64(c.protoSnapshot())))
 	field("lib-name", libName)
@@ -432,7 +415,7 @@ func (s *Server) cmdClientKill(c *client, args [][]byte) {
 	var (
 		id          int64
 		addr, laddr string
-		user        string
+		user        *aclUser
 		typ         string
 		skipMe      = true
 	)
@@ -455,7 +438,10 @@ func (s *Server) cmdClientKill(c *client, args [][]byte) {
 		case "laddr":
 			laddr = val
 		case "user":
-			user = val
+			if user = s.acl.user(val); user == nil {
+				c.w.Error("ERR No such user '" + sanitize(cstr(val)) + "'")
+				return
+			}
 		case "type":
 			typ = strings.ToLower(val)
 			switch typ {
@@ -488,7 +474,7 @@ func (s *Server) cmdClientKill(c *client, args [][]byte) {
 	var victims []*client
 	for _, o := range s.clients {
 		if (id != 0 && o.id != id) || (addr != "" && o.addr != addr) || (laddr != "" && o.laddr != laddr) ||
-			(user != "" && user != "default") || (typ != "" && typ != "normal") || (skipMe && o == c) {
+			(user != nil && !o.actsAs(user)) || (typ != "" && typ != "normal") || (skipMe && o == c) {
 			continue
 		}
 		victims = append(victims, o)

@@ -459,21 +459,19 @@ func (s *Server) cmdCommandGetKeys(c *client, args [][]byte) {
 		c.w.Error("ERR Invalid number of arguments specified for command")
 		return
 	}
-	if cmd.firstKey == 0 {
+	if len(s.acl.table.specs[cmd.id]) == 0 {
 		c.w.Error("ERR The command has no key arguments")
 		return
 	}
-	last := cmd.lastKey
-	if last < 0 {
-		last = len(sub) + last
-	}
-	var keys [][]byte
-	for i := cmd.firstKey; i <= last && i < len(sub); i += cmd.step {
-		keys = append(keys, sub[i])
+	// The same key extraction as the ACL checks (acl.go).
+	keys := s.acl.table.commandKeys(nil, cmd, sub)
+	if len(keys) == 0 && !noMandatoryKeys(cmd) {
+		c.w.Error("ERR Invalid arguments specified for command")
+		return
 	}
 	c.w.Array(len(keys))
 	for _, k := range keys {
-		c.w.Bulk(k)
+		c.w.Bulk(sub[k.pos])
 	}
 }
 

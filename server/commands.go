@@ -24,7 +24,7 @@ const (
 	flagStale
 	flagNoScript
 	flagAllowBusy
-	flagKeyspace // touches keys (for ACL categories in COMMAND INFO)
+	flagKeyspace // touches keys (ACL categories come from acl.go, not from this)
 )
 
 var flagNames = []struct {
@@ -54,42 +54,12 @@ type command struct {
 	run      handler
 	subs     map[string]*command
 	parent   *command
+	id       int // index in the ACL rule bitmaps (acl.go)
 }
 
-// acl returns the ACL categories Redis shows in COMMAND INFO.
-func (cmd *command) acl() []string {
-	var cats []string
-	if cmd.flags&flagKeyspace != 0 {
-		cats = append(cats, "@keyspace")
-	}
-	if cmd.flags&flagWrite != 0 {
-		cats = append(cats, "@write")
-	}
-	if cmd.flags&flagReadonly != 0 {
-		cats = append(cats, "@read")
-	}
-	switch cmd.group {
-	case "string":
-		cats = append(cats, "@string")
-	case "connection":
-		cats = append(cats, "@connection")
-	case "hash":
-		cats = append(cats, "@hash")
-	case "set":
-		cats = append(cats, "@set")
-	case "sorted-set":
-		cats = append(cats, "@sortedset")
-	}
-	if cmd.flags&flagFast != 0 {
-		cats = append(cats, "@fast")
-	} else {
-		cats = append(cats, "@slow")
-	}
-	if cmd.flags&flagAdmin != 0 {
-		cats = append(cats, "@admin", "@dangerous")
-	}
-	return cats
-}
+// acl returns the ACL categories Redis shows in COMMAND INFO (acl.go
+// derives them).
+func (cmd *command) acl() []string { return aclCategoriesOf(cmd).names() }
 
 // commandTable builds the table of every command the server knows.
 func (s *Server) commandTable() map[string]*command {
@@ -118,6 +88,7 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.hashCommands()...)
 	add(s.setCommands()...)
 	add(s.zsetCommands()...)
+	add(s.aclCommands()...)
 	return t
 }
 
@@ -159,7 +130,7 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 	if cmd.subs != nil && len(args) >= 2 {
 		sub := cmd.subs[strings.ToLower(string(args[1]))]
 		if sub == nil {
-			if !c.authed && cmd.flags&flagNoAuth == 0 {
+			if !c.authed && cmd.flags&flagNoAuth == 0 && s.authRequired(c) {
 				c.reject(errNoAuth)
 				return
 			}
@@ -168,11 +139,14 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		}
 		cmd = sub
 	}
-	if !c.authed && cmd.flags&flagNoAuth == 0 {
+	if !c.authed && cmd.flags&flagNoAuth == 0 && s.authRequired(c) {
 		c.reject(errNoAuth)
 		return
 	}
 	arityOK := (cmd.arity <= 0 || len(args) == cmd.arity) && len(args) >= -cmd.arity
+	if arityOK && !c.user.open.Load() && !s.aclPermit(c, cmd, args) {
+		return
+	}
 	if arityOK && s.mem.max.Load() != 0 && !s.memoryOK(c, cmd) {
 		return
 	}

@@ -374,7 +374,7 @@ func (s *Server) releaseSlot() { s.lim.conns.Add(-1) }
 // certificate the server verified (tls-auth-clients) is authenticated and
 // served too.
 func (s *Server) protectedDenies(peer net.Addr, verifiedCert bool) bool {
-	if !s.lim.protected.Load() || s.conf.requirePass() != "" || verifiedCert {
+	if !s.lim.protected.Load() || !s.acl.defaultNoPass() || verifiedCert {
 		return false
 	}
 	var ip net.IP

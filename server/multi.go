@@ -215,10 +215,15 @@ func (s *Server) cmdExec(c *client, _ [][]byte) {
 			return
 		}
 		c.w.Array(len(m.queue))
+		c.inExec = true
 		for _, q := range m.queue {
+			if !s.aclExecPermit(c, q.cmd, q.args) {
+				continue
+			}
 			c.setLastCmd(q.cmd)
 			s.call(c, q.cmd, q.args)
 		}
+		c.inExec = false
 	})
 	s.unwatchAll(c)
 	c.setLastCmd(s.cmds["exec"])

@@ -106,6 +106,11 @@ type Config struct {
 	TLSAuthClients                         string
 	// TLSPort is reported by CONFIG GET tls-port.
 	TLSPort int
+
+	// ACLFile is an ACL file in Redis's syntax ("user <name> <rules…>"
+	// lines): New loads it (a bad file is an error naming its lines), and
+	// ACL LOAD and ACL SAVE read and write it.
+	ACLFile string
 }
 
 // Server serves the RESP protocol over the listeners given to Serve, backed by
@@ -122,6 +127,8 @@ type Server struct {
 	pause pauseState // CLIENT PAUSE (limits.go)
 	tls   tlsState   // certificates for ServeTLS (tls.go)
 	mem   memState   // maxmemory and eviction (maxmemory.go)
+
+	acl *aclRegistry // users and the ACL log (acl.go)
 
 	ps       pubsub   // channel subscriptions
 	watchers watchers // WATCHed keys
@@ -250,6 +257,9 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 		return nil, err
 	}
 	s.cmds = s.commandTable()
+	if err := s.setupACL(cfg); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	return s, nil
 }
 

@@ -28,6 +28,10 @@ type settings struct {
 	vals   map[string]string // parameters stored and reported verbatim
 	params map[string]*param // by name and alias
 	order  []*param
+
+	// onRequirePass applies requirepass to the default ACL user; set by
+	// New before the server serves.
+	onRequirePass func(pass string)
 }
 
 // param is one CONFIG parameter.
@@ -181,7 +185,13 @@ func newSettings(cfg Config) *settings {
 			}},
 		{name: "requirepass",
 			get: func() string { return *st.pass.Load() },
-			set: func(v string) error { st.pass.Store(&v); return nil }},
+			set: func(v string) error {
+				st.pass.Store(&v)
+				if st.onRequirePass != nil {
+					st.onRequirePass(v) // the default user's password, as in Redis
+				}
+				return nil
+			}},
 		{name: "proto-max-bulk-len",
 			get: func() string { return strconv.FormatInt(st.maxBulk.Load(), 10) },
 			set: func(v string) error {

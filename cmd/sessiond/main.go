@@ -45,6 +45,7 @@ type options struct {
 	bind            string
 	port            int
 	requirePass     string
+	aclFile         string
 	databases       int
 	timeout         int
 	protoMaxBulkLen string
@@ -85,6 +86,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.bind, "bind", "127.0.0.1", "addresses to listen on, space separated (like redis.conf bind)")
 	fs.IntVar(&o.port, "port", 6379, "TCP port (0 picks a free one; with --tls-port, 0 means TLS only)")
 	fs.StringVar(&o.requirePass, "requirepass", "", "password of the default user; clients must AUTH")
+	fs.StringVar(&o.aclFile, "aclfile", "", "ACL users file in Redis's syntax (user <name> <rules...> per line); ACL LOAD/SAVE use it")
 	fs.IntVar(&o.databases, "databases", 16, "number of logical databases (SELECT 0..n-1)")
 	fs.IntVar(&o.timeout, "timeout", 300, "close clients idle for this many seconds (0 = never)")
 	fs.StringVar(&o.protoMaxBulkLen, "proto-max-bulk-len", "512mb", "largest bulk argument a client may send")
@@ -278,6 +280,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	defer store.Close()
 	srv, err = server.New(server.Config{
 		RequirePass:             o.requirePass,
+		ACLFile:                 o.aclFile,
 		Databases:               o.databases,
 		Timeout:                 time.Duration(o.timeout) * time.Second,
 		ProtoMaxBulkLen:         maxBulk,

@@ -69,6 +69,7 @@ type client struct {
 	protoPub atomic.Int32 // protocol version, for CLIENT LIST
 	authed   bool
 	quitting bool // close after the reply is flushed
+	inExec   bool // running EXEC's queued commands (ACL LOG's "multi" context)
 	unsynced bool // changed data since its replies were last sent (persist.go)
 
 	created    time.Time
@@ -84,10 +85,30 @@ type client struct {
 	libName string
 	libVer  string
 	killed  bool
+	user    *aclUser // the ACL user c acts as; written by the owner under metaMu
+
+	out   pushState   // messages pushed by other goroutines
+	subs  subState    // pub/sub subscriptions
+	multi *multiState // queued commands after MULTI, nil outside one
+	// multiLen is len(multi.queue), -1 outside MULTI, for CLIENT LIST.
+	multiLen atomic.Int32
+	watch    watchState // keys under WATCH
 
 	lower      []byte   // scratch for lower-casing command names
 	tmp        []byte   // scratch for handlers
 	keyScratch [][]byte // scratch key lists (MSET)
+
+	// Limits (limits.go). omem (unsent reply bytes) and qbuf are for
+	// CLIENT LIST and the output limits; obufDeadline (unix nanos, 0 while
+	// under the soft limit) is when the soft limit runs out, read by the
+	// cron. parked is an event-loop client's command held by CLIENT PAUSE
+	// (a copy), parkedCmd its table entry; both owned by the loop.
+	omem         atomic.Int64
+	omemPubSub   atomic.Bool // omem is a pub/sub client's: that class's limits
+	qbuf         atomic.Int64
+	obufDeadline atomic.Int64
+	parked       [][]byte
+	parkedCmd    *command
 }
 
 // flushingReader writes pending replies before each read that may block,
@@ -96,8 +117,13 @@ type flushingReader struct{ c *client }
 
 func (f flushingReader) Read(p []byte) (int, error) {
 	f.c.flush()
+	if f.c.werr != nil {
+		return 0, f.c.werr
+	}
 	n, err := f.c.nc.Read(p)
 	atomic.AddInt64(&f.c.stats.netInBytes, int64(n))
+	f.c.qbuf.Store(int64(f.c.rd.Buffered() + n)) // for CLIENT LIST
+	f.c.rbs.Store(int64(f.c.rd.Cap()))
 	return n, err
 }
 
@@ -106,11 +132,7 @@ func (s *Server) newClient(nc net.Conn) *client {
 	c.nc = nc
 	c.rd = resp.NewReader(flushingReader{c}, s.readerLimits())
 	c.rd.SetAuthRequired(!c.authed)
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-		_ = tc.SetKeepAlive(true)
-		_ = tc.SetKeepAlivePeriod(300 * time.Second)
-	}
+	s.applyKeepAlive(nc)
 	return c
 }
 
@@ -127,7 +149,8 @@ func (s *Server) initClient(addr, laddr string) *client {
 	}
 	c.lastActive.Store(c.created.UnixNano())
 	c.protoPub.Store(2)
-	c.authed = s.conf.requirePass() == ""
+	c.multiLen.Store(-1)
+	s.defaultAuth(c)
 	return c
 }
 
@@ -159,7 +182,7 @@ func (c *client) readFailed(err error) {
 func (c *client) run(args [][]byte) {
 	c.busy.Store(true)
 	c.srv.dispatch(c, args)
-	c.busy.Store(false)
+	c.busy.Store(c.parked != nil) // a paused client is not idle
 }
 
 // serve is the goroutine transport's loop.
@@ -167,8 +190,12 @@ func (c *client) serve() {
 	defer func() {
 		c.flush()
 		c.nc.Close()
+		c.stopPush()
 		c.srv.removeClient(c)
 	}()
+	if !c.handshake() {
+		return
+	}
 	for {
 		args, err := c.rd.ReadCommand()
 		if err != nil {
@@ -176,6 +203,7 @@ func (c *client) serve() {
 			return
 		}
 		c.rbs.Store(int64(c.rd.Cap()))
+		c.qbuf.Store(int64(c.rd.Buffered()))
 		c.run(args)
 		if c.quitting || c.werr != nil {
 			return
@@ -192,16 +220,33 @@ func (c *client) flush() {
 		c.lp.flush(c)
 		return
 	}
+	if c.w.Len() > 0 {
+		c.awaitDurable() // before the pusher's lock: it may take a while
+	}
+	if c.out.started {
+		c.out.wmu.Lock()
+		defer c.out.wmu.Unlock()
+		if b := c.takeOutbox(); len(b) > 0 && c.werr == nil {
+			n, err := c.nc.Write(b)
+			atomic.AddInt64(&c.stats.netOutBytes, int64(n))
+			if err != nil {
+				c.werr = err
+			}
+		}
+	}
 	if c.w.Len() == 0 {
 		return
 	}
-	c.awaitDurable()
+	if c.werr == nil && !c.checkOutput(int64(c.w.Len()), c.isPubSub()) {
+		c.werr = errOutputLimit
+	}
 	if c.werr == nil {
 		n, err := c.nc.Write(c.w.Bytes())
 		atomic.AddInt64(&c.stats.netOutBytes, int64(n))
 		if err != nil {
 			c.werr = err
 		}
+		c.outputDrained()
 	}
 	c.w.Reset()
 }

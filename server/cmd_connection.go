@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/subtle"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +38,10 @@ func (s *Server) connectionCommands() []*command {
 			"no-touch": {name: "no-touch", arity: 3, flags: flagNoScript | flagLoading | flagStale, run: s.cmdClientOnOff, since: "7.2.0",
 				summary: "Controls whether commands sent by the client affect the LRU/LFU of accessed keys."},
 			"help": {name: "help", arity: 2, flags: flagLoading | flagStale, run: s.cmdClientHelp, summary: "Returns helpful text about the different subcommands."},
+			"pause": {name: "pause", arity: -3, flags: flagAdmin | flagNoScript | flagLoading | flagStale, run: s.cmdClientPause, since: "3.0.0",
+				summary: "Suspends commands processing."},
+			"unpause": {name: "unpause", arity: 2, flags: flagAdmin | flagNoScript | flagLoading | flagStale, run: s.cmdClientUnpause, since: "6.2.0",
+				summary: "Resumes processing commands from paused clients."},
 		}}
 	return []*command{
 		conn("ping", -1, flagFast, "Returns the server's liveliness response.", s.cmdPing),
@@ -56,6 +59,17 @@ func (s *Server) connectionCommands() []*command {
 }
 
 func (s *Server) cmdPing(c *client, args [][]byte) {
+	if len(args) <= 2 && c.w.Proto() == 2 && c.subscriptions() > 0 {
+		// A RESP2 subscriber gets its PONG in the shape of a message.
+		c.w.Array(2)
+		c.w.BulkString("pong")
+		if len(args) == 2 {
+			c.w.Bulk(args[1])
+		} else {
+			c.w.BulkString("")
+		}
+		return
+	}
 	switch len(args) {
 	case 1:
 		c.w.Status("PONG")
@@ -74,25 +88,16 @@ func (s *Server) cmdQuit(c *client, _ [][]byte) {
 }
 
 func (s *Server) cmdReset(c *client, _ [][]byte) {
+	c.endMulti()
+	s.unwatchAll(c)
+	s.leavePubSub(c)
 	c.setDB(0)
 	c.setProto(2)
-	c.setAuthed(s.conf.requirePass() == "")
+	s.defaultAuth(c)
 	c.metaMu.Lock()
 	c.name = ""
 	c.metaMu.Unlock()
 	c.w.Status("RESET")
-}
-
-// checkPassword authenticates user/pass against the default user.
-func (s *Server) checkPassword(user, pass []byte) bool {
-	if !strings.EqualFold(string(user), "default") {
-		return false
-	}
-	want := s.conf.requirePass()
-	if want == "" {
-		return true // the default user is "nopass"
-	}
-	return subtle.ConstantTimeCompare([]byte(want), pass) == 1
 }
 
 func (s *Server) cmdAuth(c *client, args [][]byte) {
@@ -103,15 +108,14 @@ func (s *Server) cmdAuth(c *client, args [][]byte) {
 	user, pass := []byte("default"), args[1]
 	if len(args) == 3 {
 		user, pass = args[1], args[2]
-	} else if s.conf.requirePass() == "" {
+	} else if s.acl.def.rules.Load().flags&userNoPass != 0 {
 		c.w.Error(errAuthNoPass)
 		return
 	}
-	if !s.checkPassword(user, pass) {
+	if !s.login(c, args[0], user, pass) {
 		c.w.Error(errWrongPass)
 		return
 	}
-	c.setAuthed(true)
 	c.w.Status("OK")
 }
 
@@ -153,15 +157,12 @@ func (s *Server) cmdHello(c *client, args [][]byte) {
 			return
 		}
 	}
-	if user != nil {
-		if !s.checkPassword(user, pass) {
-			c.w.Error(errWrongPass)
-			return
-		}
-		c.setAuthed(true)
+	if user != nil && !s.login(c, args[0], user, pass) {
+		c.w.Error(errWrongPass)
+		return
 	}
 	if !c.authed {
-		c.w.Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		c.w.Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 		return
 	}
 	if setName {
@@ -274,7 +275,7 @@ func (s *Server) cmdClientOnOff(c *client, args [][]byte) {
 // with Redis 7.2's fields.
 func (s *Server) clientLine(c *client, now time.Time) string {
 	c.metaMu.Lock()
-	name, libName, libVer := c.name, c.libName, c.libVer
+	name, libName, libVer, user := c.name, c.libName, c.libVer, c.user.name
 	c.metaMu.Unlock()
 	cmd := "NULL"
 	if last := c.lastCmdPtr.Load(); last != nil {
@@ -299,25 +300,35 @@ func (s *Server) clientLine(c *client, now time.Time) string {
 	field("name", name)
 	field("age", itoa(int64(now.Sub(c.created)/time.Second)))
 	field("idle", itoa(int64(idle)))
-	field("flags", "N")
+	nsub, npsub := c.subs.nsub.Load(), c.subs.npsub.Load()
+	flags := "N"
+	if nsub+npsub > 0 {
+		flags = "P"
+	}
+	multi := int64(c.multiLen.Load())
+	if multi >= 0 && flags == "N" {
+		flags = "x"
+	}
+	field("flags", flags)
 	field("db", itoa(int64(c.dbSnapshot())))
-	field("sub", "0")
-	field("psub", "0")
+	field("sub", itoa(int64(nsub)))
+	field("psub", itoa(int64(npsub)))
 	field("ssub", "0")
-	field("multi", "-1")
-	field("qbuf", "0")
-	field("qbuf-free", itoa(c.rbs.Load()))
+	field("multi", itoa(multi))
+	qbuf, rbs, omem := c.qbuf.Load(), c.rbs.Load(), c.omem.Load()
+	field("qbuf", itoa(qbuf))
+	field("qbuf-free", itoa(max(rbs-qbuf, 0)))
 	field("argv-mem", "0")
 	field("multi-mem", "0")
-	field("rbs", itoa(c.rbs.Load()))
+	field("rbs", itoa(rbs))
 	field("rbp", "0")
 	field("obl", "0")
 	field("oll", "0")
-	field("omem", "0")
-	field("tot-mem", itoa(c.rbs.Load()+1024))
+	field("omem", itoa(omem))
+	field("tot-mem", itoa(rbs+omem+1024))
 	field("events", "r")
 	field("cmd", cmd)
-	field("user", "default")
+	field("user", user)
 	field("redir", "-1")
 	field("resp", itoa(int64(c.protoSnapshot())))
 	field("lib-name", libName)
@@ -404,7 +415,7 @@ func (s *Server) cmdClientKill(c *client, args [][]byte) {
 	var (
 		id          int64
 		addr, laddr string
-		user        string
+		user        *aclUser
 		typ         string
 		skipMe      = true
 	)
@@ -427,7 +438,10 @@ func (s *Server) cmdClientKill(c *client, args [][]byte) {
 		case "laddr":
 			laddr = val
 		case "user":
-			user = val
+			if user = s.acl.user(val); user == nil {
+				c.w.Error("ERR No such user '" + sanitize(cstr(val)) + "'")
+				return
+			}
 		case "type":
 			typ = strings.ToLower(val)
 			switch typ {
@@ -460,7 +474,7 @@ func (s *Server) cmdClientKill(c *client, args [][]byte) {
 	var victims []*client
 	for _, o := range s.clients {
 		if (id != 0 && o.id != id) || (addr != "" && o.addr != addr) || (laddr != "" && o.laddr != laddr) ||
-			(user != "" && user != "default") || (typ != "" && typ != "normal") || (skipMe && o == c) {
+			(user != nil && !o.actsAs(user)) || (typ != "" && typ != "normal") || (skipMe && o == c) {
 			continue
 		}
 		victims = append(victims, o)
@@ -495,6 +509,8 @@ func (s *Server) cmdClientHelp(c *client, _ [][]byte) {
 		"LIST [options ...]", "    Return information about client connections. Options: TYPE, ID.",
 		"SETNAME <name>", "    Assign the name <name> to the current connection.",
 		"SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+		"UNPAUSE", "    Stop the current client pause, resuming traffic.",
+		"PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
 		"NO-EVICT (ON|OFF)", "    Accepted for compatibility.",
 		"NO-TOUCH (ON|OFF)", "    Accepted for compatibility.",
 		"HELP", "    Print this help.",

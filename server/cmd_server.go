@@ -75,6 +75,7 @@ func (s *Server) cmdFlushDB(c *client, args [][]byte) {
 		c.w.Error(errSyntax)
 		return
 	}
+	s.signalDB(c.db)
 	s.flushStore(c, c.db)
 	c.w.Status("OK")
 }
@@ -84,6 +85,7 @@ func (s *Server) cmdFlushAll(c *client, args [][]byte) {
 		c.w.Error(errSyntax)
 		return
 	}
+	s.signalDB(-1)
 	s.flushStore(c, -1)
 	c.w.Status("OK")
 }
@@ -198,6 +200,21 @@ func (s *Server) cmdConfigSet(c *client, args [][]byte) {
 		}
 		undo = append(undo, change{ch.p, ch.arg, old})
 	}
+	// Then each distinct apply once (the TLS files are re-read together).
+	applied := map[*applier]bool{}
+	for _, ch := range changes {
+		if ch.p.apply == nil || applied[ch.p.apply] {
+			continue
+		}
+		applied[ch.p.apply] = true
+		if err := ch.p.apply.run(); err != nil {
+			for _, u := range slices.Backward(undo) {
+				_ = u.p.set(u.val)
+			}
+			c.w.Error("ERR CONFIG SET failed (possibly related to argument '" + sanitize(ch.arg) + "') - " + err.Error())
+			return
+		}
+	}
 	c.w.Status("OK")
 }
 
@@ -212,6 +229,7 @@ func (s *Server) cmdConfigResetStat(c *client, _ [][]byte) {
 	s.mu.Unlock()
 	s.connsReceived.Store(0)
 	s.rejectedConns.Store(0)
+	s.mem.evicted.Store(0)
 	c.w.Status("OK")
 }
 
@@ -447,21 +465,19 @@ func (s *Server) cmdCommandGetKeys(c *client, args [][]byte) {
 		c.w.Error("ERR Invalid number of arguments specified for command")
 		return
 	}
-	if cmd.firstKey == 0 {
+	if len(s.acl.table.specs[cmd.id]) == 0 {
 		c.w.Error("ERR The command has no key arguments")
 		return
 	}
-	last := cmd.lastKey
-	if last < 0 {
-		last = len(sub) + last
-	}
-	var keys [][]byte
-	for i := cmd.firstKey; i <= last && i < len(sub); i += cmd.step {
-		keys = append(keys, sub[i])
+	// The same key extraction as the ACL checks (acl.go).
+	keys := s.acl.table.commandKeys(nil, cmd, sub)
+	if len(keys) == 0 && !noMandatoryKeys(cmd) {
+		c.w.Error("ERR Invalid arguments specified for command")
+		return
 	}
 	c.w.Array(len(keys))
 	for _, k := range keys {
-		c.w.Bulk(k)
+		c.w.Bulk(sub[k.pos])
 	}
 }
 
@@ -621,7 +637,7 @@ func (s *Server) info(want map[string]bool) string {
 	}
 	if section("Memory") {
 		goMem := goMemory()
-		used := st.ArenaBytes + goMem
+		used := s.usedMemory()
 		r := rss()
 		peak := s.notePeak(used)
 		kv("used_memory", used)
@@ -640,7 +656,7 @@ func (s *Server) info(want map[string]bool) string {
 		kv("used_memory_go", goMem)
 		kv("total_system_memory", totalSystemMemory())
 		kv("total_system_memory_human", human(totalSystemMemory()))
-		maxmem, _ := strconv.ParseInt(s.conf.params["maxmemory"].get(), 10, 64)
+		maxmem := s.mem.max.Load()
 		kv("maxmemory", maxmem)
 		kv("maxmemory_human", human(maxmem))
 		kv("maxmemory_policy", s.conf.params["maxmemory-policy"].get())
@@ -665,14 +681,16 @@ func (s *Server) info(want map[string]bool) string {
 		kv("sync_partial_ok", 0)
 		kv("sync_partial_err", 0)
 		kv("expired_keys", st.Expired)
+		kv("expired_subkeys", st.ExpiredParts)
 		kv("expired_stale_perc", "0.00")
 		kv("expired_time_cap_reached_count", 0)
-		kv("evicted_keys", 0)
+		kv("evicted_keys", s.mem.evicted.Load())
 		kv("evicted_clients", 0)
 		kv("keyspace_hits", tot.hits)
 		kv("keyspace_misses", tot.misses)
-		kv("pubsub_channels", 0)
-		kv("pubsub_patterns", 0)
+		chans, pats := s.pubsubCounts()
+		kv("pubsub_channels", chans)
+		kv("pubsub_patterns", pats)
 		kv("pubsubshard_channels", 0)
 		kv("latest_fork_usec", 0)
 		kv("total_forks", 0)

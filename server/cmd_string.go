@@ -95,7 +95,30 @@ const (
 // from args[start:]. It returns the flags and the absolute deadline in ms
 // (0 if none), or writes the error reply and returns ok=false.
 func parseExpireOptions(c *client, name string, args [][]byte, start, cmdType int, now int64) (flags int, deadline int64, ok bool) {
-	var expire []byte
+	flags, expire, ok := parseExpireFlags(c, args, start, cmdType)
+	if !ok {
+		return 0, 0, false
+	}
+	if expire != nil {
+		deadline, ok = expireValue(c, name, flags, expire, now)
+		if !ok {
+			return 0, 0, false
+		}
+	}
+	return flags, deadline, true
+}
+
+// expireValue converts the expire argument of flags' EX/PX/EXAT/PXAT.
+func expireValue(c *client, name string, flags int, expire []byte, now int64) (int64, bool) {
+	seconds := flags&(setEX|setEXAT) != 0
+	relative := flags&(setEX|setPX) != 0
+	return expireMillis(c, name, expire, seconds, relative, now)
+}
+
+// parseExpireFlags is the syntax pass of parseExpireOptions: the flags and
+// the expire argument (nil if none), not yet validated (GETEX checks the
+// key's type in between, as Redis does).
+func parseExpireFlags(c *client, args [][]byte, start, cmdType int) (flags int, expire []byte, ok bool) {
 	const anyExp = setEX | setPX | setEXAT | setPXAT
 	for j := start; j < len(args); j++ {
 		opt := args[j]
@@ -129,19 +152,10 @@ func parseExpireOptions(c *client, name string, args [][]byte, start, cmdType in
 			j++
 		default:
 			c.w.Error(errSyntax)
-			return 0, 0, false
+			return 0, nil, false
 		}
 	}
-	if expire != nil {
-		seconds := flags&(setEX|setEXAT) != 0
-		relative := flags&(setEX|setPX) != 0
-		d, ok := expireMillis(c, name, expire, seconds, relative, now)
-		if !ok {
-			return 0, 0, false
-		}
-		deadline = d
-	}
-	return flags, deadline, true
+	return flags, expire, true
 }
 
 // expireMillis converts an expire argument of SET/GETEX/SETEX to an
@@ -264,7 +278,7 @@ func (s *Server) cmdGetEx(c *client, args [][]byte) {
 	key := args[1]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	flags, deadline, ok := parseExpireOptions(c, "getex", args, 2, cmdTypeGet, tx.Now())
+	flags, expire, ok := parseExpireFlags(c, args, 2, cmdTypeGet)
 	if !ok {
 		return
 	}
@@ -275,6 +289,12 @@ func (s *Server) cmdGetEx(c *client, args [][]byte) {
 	if !found {
 		c.w.Null()
 		return
+	}
+	var deadline int64
+	if expire != nil {
+		if deadline, ok = expireValue(c, "getex", flags, expire, tx.Now()); !ok {
+			return
+		}
 	}
 	c.w.Bulk(e.Blob)
 	switch {
@@ -611,8 +631,17 @@ func parseLongDouble(b []byte) (*big.Float, bool) {
 	if err != nil {
 		return nil, false
 	}
+	// strtold's ERANGE, which string2ld rejects: beyond the largest long
+	// double, or so small that it rounds to zero.
+	if exp := f.MantExp(nil); f.Sign() != 0 && (exp > longDoubleMaxExp || exp <= longDoubleMinExp) {
+		return nil, false
+	}
 	return f, true
 }
+
+// longDoubleMinExp is the MantExp exponent at and below which a value
+// rounds to zero as an x87 long double (half the smallest subnormal).
+const longDoubleMinExp = -16446
 
 // longDoubleMaxExp is the largest binary exponent of an x87 long double.
 const longDoubleMaxExp = 16384

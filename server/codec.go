@@ -18,7 +18,21 @@ type persistedObject interface {
 // decodeObject rebuilds an object kind's value from appendBinary's output.
 // Parts already past now (hash fields) are dropped.
 func decodeObject(kind ttl.Kind, b []byte, now int64) (ttl.Object, error) {
-	_ = b
-	_ = now
+	switch kind {
+	case kindHash:
+		return decodeHash(b, now) // errObjectExpired: every field expired, leave the key out
+	case kindSet:
+		set, err := decodeSet(b)
+		if err != nil {
+			return nil, err
+		}
+		return set, nil
+	case kindZSet:
+		z, err := decodeZSet(b)
+		if err != nil {
+			return nil, err
+		}
+		return z, nil
+	}
 	return nil, fmt.Errorf("server: no decoder for kind %d", kind)
 }

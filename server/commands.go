@@ -24,7 +24,7 @@ const (
 	flagStale
 	flagNoScript
 	flagAllowBusy
-	flagKeyspace // touches keys (for ACL categories in COMMAND INFO)
+	flagKeyspace // touches keys (ACL categories come from acl.go, not from this)
 )
 
 var flagNames = []struct {
@@ -54,36 +54,12 @@ type command struct {
 	run      handler
 	subs     map[string]*command
 	parent   *command
+	id       int // index in the ACL rule bitmaps (acl.go)
 }
 
-// acl returns the ACL categories Redis shows in COMMAND INFO.
-func (cmd *command) acl() []string {
-	var cats []string
-	if cmd.flags&flagKeyspace != 0 {
-		cats = append(cats, "@keyspace")
-	}
-	if cmd.flags&flagWrite != 0 {
-		cats = append(cats, "@write")
-	}
-	if cmd.flags&flagReadonly != 0 {
-		cats = append(cats, "@read")
-	}
-	switch cmd.group {
-	case "string":
-		cats = append(cats, "@string")
-	case "connection":
-		cats = append(cats, "@connection")
-	}
-	if cmd.flags&flagFast != 0 {
-		cats = append(cats, "@fast")
-	} else {
-		cats = append(cats, "@slow")
-	}
-	if cmd.flags&flagAdmin != 0 {
-		cats = append(cats, "@admin", "@dangerous")
-	}
-	return cats
-}
+// acl returns the ACL categories Redis shows in COMMAND INFO (acl.go
+// derives them).
+func (cmd *command) acl() []string { return aclCategoriesOf(cmd).names() }
 
 // commandTable builds the table of every command the server knows.
 func (s *Server) commandTable() map[string]*command {
@@ -107,6 +83,12 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.serverCommands()...)
 	add(s.stringCommands()...)
 	add(s.keyCommands()...)
+	add(s.pubsubCommands()...)
+	add(s.transactionCommands()...)
+	add(s.hashCommands()...)
+	add(s.setCommands()...)
+	add(s.zsetCommands()...)
+	add(s.aclCommands()...)
 	add(s.persistCommands()...)
 	return t
 }
@@ -143,33 +125,67 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 	c.lastActive.Store(time.Now().UnixNano())
 	cmd := s.lookup(c, args[0])
 	if cmd == nil {
-		c.w.Error(unknownCommandError(args))
+		c.reject(unknownCommandError(args))
 		return
 	}
 	if cmd.subs != nil && len(args) >= 2 {
 		sub := cmd.subs[strings.ToLower(string(args[1]))]
 		if sub == nil {
-			if !c.authed && cmd.flags&flagNoAuth == 0 {
-				c.w.Error(errNoAuth)
+			if !c.authed && cmd.flags&flagNoAuth == 0 && s.authRequired(c) {
+				c.reject(errNoAuth)
 				return
 			}
-			c.w.Error("ERR unknown subcommand '" + truncate(sanitize(string(args[1])), 128) + "'. Try " + strings.ToUpper(string(args[0])) + " HELP.")
+			c.reject("ERR unknown subcommand '" + truncate(sanitize(string(args[1])), 128) + "'. Try " + strings.ToUpper(string(args[0])) + " HELP.")
 			return
 		}
 		cmd = sub
 	}
-	if !c.authed && cmd.flags&flagNoAuth == 0 {
-		c.w.Error(errNoAuth)
+	if !c.authed && cmd.flags&flagNoAuth == 0 && s.authRequired(c) {
+		c.reject(errNoAuth)
 		return
 	}
-	if (cmd.arity > 0 && len(args) != cmd.arity) || len(args) < -cmd.arity {
+	arityOK := (cmd.arity <= 0 || len(args) == cmd.arity) && len(args) >= -cmd.arity
+	if arityOK && !c.user.open.Load() && !s.aclPermit(c, cmd, args) {
+		return
+	}
+	if arityOK && s.mem.max.Load() != 0 && !s.memoryOK(c, cmd) {
+		return
+	}
+	if c.subs.nsub.Load()+c.subs.npsub.Load() > 0 && c.w.Proto() == 2 && !subscribedOK(cmd.name) {
+		c.reject("ERR Can't execute '" + cmd.name + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+		return
+	}
+	if c.multi != nil && !inMultiDirect(cmd.name) {
+		s.queue(c, cmd, args, arityOK)
+		return
+	}
+	if !arityOK {
+		if cmd.name == "exec" {
+			// EXEC's rejections end the transaction, as in Redis.
+			c.endMulti()
+			s.unwatchAll(c)
+			c.w.Error("EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command")
+			return
+		}
 		c.w.Error("ERR wrong number of arguments for '" + cmd.name + "' command")
 		return
+	}
+	if s.pause.active.Load() && s.paused(c, cmd, args) {
+		return // parked until CLIENT PAUSE ends (limits.go)
 	}
 	c.setLastCmd(cmd)
 	s.gate.mu.RLock()
 	s.call(c, cmd, args)
 	s.gate.mu.RUnlock()
+}
+
+// reject answers a command that cannot run; inside MULTI it also dooms the
+// transaction, as in Redis.
+func (c *client) reject(msg string) {
+	if c.multi != nil {
+		c.multi.aborted = true
+	}
+	c.w.Error(msg)
 }
 
 // call runs the handler, turning a panic into an error reply for this

@@ -6,6 +6,7 @@
 //	store, _ := ttl.New(ttl.Config{})
 //	srv, _ := server.New(server.Config{RequirePass: "s3cret"}, store)
 //	go store.Run(ctx)            // expiry; the owner waits for it
+//	// ttl.Config.OnObjectExpire should call srv.ObjectExpired (hash field expiry)
 //	go srv.Serve(listener)       // returns ErrServerClosed after Shutdown
 //	...
 //	srv.Shutdown(ctx)            // stop accepting, let commands finish, close
@@ -53,8 +54,11 @@
 //   - Keyspace notifications, eviction (maxmemory) and persistence are not
 //     implemented yet: CONFIG SET accepts and reports their settings, which
 //     have no effect.
-//   - Only string values exist so far; the kinds for hashes, sets and sorted
-//     sets are reserved (kinds.go).
+//   - Strings and hashes exist so far; the kinds for sets and sorted sets
+//     are reserved (kinds.go). A hash (hash.go) is packed in one byte slice
+//     while small and a table when big; its field TTLs (Redis 7.4) are
+//     expired by the store (ttl.PartExpirer), which reports them to
+//     ObjectExpired.
 //   - INFO's error counters are zero, and CLIENT LIST's buffer fields are
 //     approximations.
 package server

@@ -23,12 +23,15 @@ type testServer struct {
 // kernel picks; cleanup closes them and waits for every goroutine.
 func startServer(tb testing.TB, cfg Config, setup ...func(*Server)) *testServer {
 	tb.Helper()
-	store, err := ttl.New(ttl.Config{Databases: cfg.Databases})
+	var srv *Server // set before Run starts, the only caller of the callbacks
+	store, err := ttl.New(ttl.Config{Databases: cfg.Databases,
+		OnExpire:       func(db int, keys [][]byte) { srv.KeysExpired(db, keys) },
+		OnObjectExpire: func(db int, key []byte, removed bool) { srv.ObjectExpired(db, key, removed) }})
 	require.NoError(tb, err)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	srv, err := New(cfg, store)
+	srv, err = New(cfg, store)
 	require.NoError(tb, err)
 	for _, f := range setup {
 		f(srv)

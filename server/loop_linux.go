@@ -141,6 +141,12 @@ func (l *loop) run(stop <-chan struct{}) {
 			if ev.Events&unix.EPOLLOUT != 0 {
 				l.writable(c)
 			}
+			if c.parked != nil { // not read while paused; a reset ends it
+				if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+					l.close(c)
+				}
+				continue
+			}
 			if ev.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 && !c.closed && len(c.pending) == 0 {
 				c.reads = 1
 				l.process(c)
@@ -186,18 +192,33 @@ func (l *loop) add(c *client) {
 	l.conns[c.fd] = c
 }
 
-// process runs the complete commands the connection has sent.
+// process runs the complete commands the connection has sent, starting
+// with a command CLIENT PAUSE parked, if it may run now.
 func (l *loop) process(c *client) {
 	for {
-		args, err := c.rd.ReadCommand()
-		if err != nil {
-			if errors.Is(err, errWouldBlock) {
-				break
+		var args [][]byte
+		if c.parked != nil {
+			if l.srv.parkIfHeld(c) {
+				l.flush(c)
+				if !c.closed && len(c.pending) == 0 {
+					l.watch(c, 0) // until resume; hangups are still reported
+				}
+				return
 			}
-			c.readFailed(err)
-			l.flush(c)
-			l.close(c)
-			return
+			args, c.parked, c.parkedCmd = c.parked, nil, nil
+			l.watch(c, unix.EPOLLIN|unix.EPOLLRDHUP)
+		} else {
+			var err error
+			args, err = c.rd.ReadCommand()
+			if err != nil {
+				if errors.Is(err, errWouldBlock) {
+					break
+				}
+				c.readFailed(err)
+				l.flush(c)
+				l.close(c)
+				return
+			}
 		}
 		c.run(args)
 		if c.quitting || c.werr != nil {
@@ -212,6 +233,7 @@ func (l *loop) process(c *client) {
 		}
 	}
 	c.rbs.Store(int64(c.rd.Cap()))
+	c.qbuf.Store(int64(c.rd.Buffered()))
 	if c.unsynced && l.srv.persist != nil && c.w.Len() > 0 {
 		l.syncq = append(l.syncq, c)
 		return
@@ -234,10 +256,26 @@ func (l *loop) flushSynced() {
 	l.syncq = l.syncq[:0]
 }
 
+// resume carries on with a client whose parked command CLIENT PAUSE may
+// have released (on the loop's goroutine). With replies still pending,
+// writable resumes it once they are out.
+func (l *loop) resume(c *client) {
+	if c.closed || c.parked == nil || len(c.pending) > 0 {
+		return
+	}
+	c.reads = 0 // buffered commands only; epoll reports new input
+	l.process(c)
+}
+
 // flush writes the replies. What the socket does not take waits in
 // c.pending, and the connection stops reading until it drains (so a client
 // that does not read cannot grow our memory by pipelining).
 func (l *loop) flush(c *client) {
+	if c.out.has.Load() && !c.closed {
+		if b := c.takeOutbox(); len(b) > 0 {
+			c.w.Prepend(b) // messages first, then replies
+		}
+	}
 	if c.closed || c.w.Len() == 0 {
 		return
 	}
@@ -246,6 +284,11 @@ func (l *loop) flush(c *client) {
 		return
 	}
 	c.awaitDurable()
+	if len(c.pending) > 0 {
+		c.pending = append(c.pending, c.w.Bytes()...)
+		c.w.Reset()
+		return
+	}
 	buf := c.w.Bytes()
 	n, err := writeFD(c.fd, buf)
 	atomic.AddInt64(&c.stats.netOutBytes, int64(n))
@@ -258,10 +301,48 @@ func (l *loop) flush(c *client) {
 	case n < len(buf):
 		c.pending = append(c.pending[:0], buf[n:]...)
 		c.w.Reset()
+		if !c.checkOutput(unsent(c), c.isPubSub()) {
+			c.pending, c.werr = nil, errOutputLimit
+			l.close(c)
+			return
+		}
 		l.watch(c, unix.EPOLLOUT)
 		return
 	}
 	c.w.Reset()
+	c.outputDrained()
+}
+
+// drainPush writes c's outbox (messages other goroutines pushed) behind
+// any pending bytes. A subscriber whose unsent output passes the pub/sub
+// hard limit is disconnected.
+func (l *loop) drainPush(c *client) {
+	if c.closed {
+		return
+	}
+	b := c.takeOutbox()
+	if len(b) == 0 {
+		return
+	}
+	if len(c.pending) > 0 {
+		c.pending = append(c.pending, b...)
+		if hard, _, _ := l.srv.pubsubOutputLimit(); hard > 0 && int64(len(c.pending)) > hard {
+			l.srv.log.Warn("closing client over the pubsub output buffer limit", "id", c.id, "addr", c.addr)
+			c.pending = nil
+			l.close(c)
+		}
+		return
+	}
+	n, err := writeFD(c.fd, b)
+	atomic.AddInt64(&c.stats.netOutBytes, int64(n))
+	switch {
+	case err != nil && !errors.Is(err, unix.EAGAIN):
+		c.werr = err
+		l.close(c)
+	case n < len(b):
+		c.pending = append(c.pending[:0], b[n:]...)
+		l.watch(c, unix.EPOLLOUT)
+	}
 }
 
 // writable sends pending replies; once they are all out the connection
@@ -280,14 +361,31 @@ func (l *loop) writable(c *client) {
 	rest := copy(c.pending, c.pending[n:])
 	c.pending = c.pending[:rest]
 	if rest > 0 {
+		if !c.checkOutput(unsent(c), c.isPubSub()) {
+			c.pending, c.werr = nil, errOutputLimit
+			l.close(c)
+		}
 		return
 	}
+	c.outputDrained()
 	if cap(c.pending) > flushThreshold {
 		c.pending = nil
 	}
 	l.watch(c, unix.EPOLLIN|unix.EPOLLRDHUP)
 	c.reads = 0 // buffered commands only; epoll reports new input
 	l.process(c)
+}
+
+// unsent returns the reply bytes c has not taken: those in c.pending and
+// those still in the socket's send queue (SIOCOUTQ). Counting the latter
+// makes the output limits see a client that stopped reading whatever the
+// kernel's buffer sizes; the loop stops producing replies for it anyway.
+func unsent(c *client) int64 {
+	n := int64(len(c.pending))
+	if q, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ); err == nil && q > 0 {
+		n += int64(q)
+	}
+	return n
 }
 
 func (l *loop) watch(c *client, events uint32) {
@@ -303,6 +401,10 @@ func (l *loop) close(c *client) {
 		return
 	}
 	c.closed = true
+	c.stopPush()
+	if c.parked != nil {
+		l.srv.forgetParked(c)
+	}
 	if len(c.pending) > 0 {
 		_, _ = writeFD(c.fd, c.pending) // best effort, nonblocking
 	}
@@ -417,7 +519,7 @@ func (s *Server) loopClient(tc *net.TCPConn) *client {
 		s.log.Warn("cannot take over connection", "addr", addr, "err", derr)
 		return nil
 	}
-	setSockOpts(nfd)
+	setSockOpts(nfd, int(s.lim.keepAlive.Load()))
 	c := s.initClient(addr, laddr)
 	c.fd = nfd
 	c.rd = resp.NewReader(loopReader{c}, s.readerLimits())
@@ -425,9 +527,17 @@ func (s *Server) loopClient(tc *net.TCPConn) *client {
 	return c
 }
 
-func setSockOpts(fd int) {
+// setSockOpts sets TCP_NODELAY and tcp-keepalive (keepalive seconds, 0
+// off) as Redis's anetKeepAlive does: probes after keepalive idle seconds,
+// then every third of it, three times.
+func setSockOpts(fd, keepalive int) {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if keepalive <= 0 {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0)
+		return
+	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 300)
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 100)
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepalive)
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, max(keepalive/3, 1))
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 3)
 }

@@ -17,6 +17,8 @@ func (l *loop) post(func()) bool                  { return false }
 func (l *loop) add(*client)                       {}
 func (l *loop) close(*client)                     {}
 func (l *loop) flush(*client)                     {}
+func (l *loop) resume(*client)                    {}
 func (l *loop) discard()                          {}
+func (l *loop) drainPush(*client)                 {}
 func (s *Server) loopClient(*net.TCPConn) *client { panic("unreachable") }
 func closeFD(int)                                 {}

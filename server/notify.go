@@ -35,8 +35,9 @@ const (
 // changed reports that key in db was modified by the running command and
 // publishes event in class: the usual pair of calls of a write.
 func (c *client) changed(class eventClass, event string, db int, key []byte) {
-	c.signal(db, key)
-	c.event(class, event, db, key)
+	c.srv.signalKey(db, key)
+	c.unsynced = true
+	c.srv.publishEvent(class, event, db, key)
 }
 
 // signal reports that key in db was modified (for WATCH and persistence).
@@ -45,12 +46,55 @@ func (c *client) signal(db int, key []byte) {
 	c.unsynced = true
 }
 
-// event queues a keyspace notification for key in db.
+// event publishes a keyspace notification for key in db.
 func (c *client) event(class eventClass, event string, db int, key []byte) {
-	_, _, _, _ = class, event, db, key
+	c.srv.publishEvent(class, event, db, key)
 }
 
-// signalKey is signal for callers without a client (expiry, eviction).
+// signalKey is signal for callers without a client.
 func (s *Server) signalKey(db int, key []byte) {
+	s.watchers.touch(db, key)
 	s.signalChange(db, key)
+}
+
+// signalDB reports that every key of db (-1: all databases) is about to
+// go (FLUSHDB, FLUSHALL): watchers of keys that exist are touched, as in
+// Redis.
+func (s *Server) signalDB(db int) {
+	s.watchers.touchDB(db, func(db int, key []byte) bool {
+		tx := s.store.Lock(key)
+		defer tx.Unlock()
+		_, ok := tx.Get(db, key)
+		return ok
+	})
+}
+
+// publishEvent publishes event on the keyspace and keyevent channels of
+// key when notify-keyspace-events enables class.
+func (s *Server) publishEvent(class eventClass, event string, db int, key []byte) {
+	flags := eventClass(s.conf.notify.Load())
+	if flags&class == 0 || flags&(evKeyspace|evKeyevent) == 0 {
+		return
+	}
+	var buf [128]byte
+	if flags&evKeyspace != 0 {
+		ch := keyspaceChannel(buf[:0], "__keyspace@", db, key)
+		s.publish(ch, []byte(event))
+	}
+	if flags&evKeyevent != 0 {
+		ch := keyspaceChannel(buf[:0], "__keyevent@", db, []byte(event))
+		s.publish(ch, key)
+	}
+}
+
+// KeysExpired publishes the expired events of keys the store removed
+// because their deadline passed; wire it to ttl.Config.OnExpire. A WATCH on
+// such a key fails by its deadline, checked at EXEC.
+func (s *Server) KeysExpired(db int, keys [][]byte) {
+	if eventClass(s.conf.notify.Load())&evExpired == 0 {
+		return
+	}
+	for _, k := range keys {
+		s.publishEvent(evExpired, "expired", db, k)
+	}
 }

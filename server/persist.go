@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -162,6 +163,9 @@ func DecodeValue(kind uint8, b []byte, deadline, now int64) (e ttl.Entry, ok boo
 		return e, true, nil
 	case kindHash, kindSet, kindZSet, kindList:
 		obj, err := decodeObject(ttl.Kind(kind), b, now)
+		if errors.Is(err, errObjectExpired) {
+			return e, false, nil // every part expired: nothing to store
+		}
 		if err != nil {
 			return e, false, err
 		}
@@ -412,4 +416,80 @@ func RestoreCommands(kind uint8, payload, key []byte, deadline, now int64) ([][]
 		cmds = append(cmds, [][]byte{[]byte("PEXPIREAT"), key, pxat})
 	}
 	return cmds, nil
+}
+
+// exportBatch bounds the members of one exported command.
+const exportBatch = 128
+
+// exportCommands writes HSET commands of up to exportBatch fields, then
+// HPEXPIREAT for each field with a deadline.
+func (h *hashObj) exportCommands(key []byte) [][][]byte {
+	var cmds [][][]byte
+	var cur [][]byte
+	var ttls [][][]byte
+	h.each(func(f, v []byte, dl int64) bool {
+		if cur == nil {
+			cur = [][]byte{[]byte("HSET"), key}
+		}
+		cur = append(cur, f, v)
+		if len(cur) >= 2+2*exportBatch {
+			cmds, cur = append(cmds, cur), nil
+		}
+		if dl != 0 {
+			ttls = append(ttls, [][]byte{[]byte("HPEXPIREAT"), key, strconv.AppendInt(nil, dl, 10), []byte("FIELDS"), []byte("1"), f})
+		}
+		return true
+	})
+	if cur != nil {
+		cmds = append(cmds, cur)
+	}
+	return append(cmds, ttls...)
+}
+
+// exportCommands writes SADD commands of up to exportBatch members.
+func (s *setObj) exportCommands(key []byte) [][][]byte {
+	var cmds [][][]byte
+	var cur [][]byte
+	s.each(func(m string) {
+		if cur == nil {
+			cur = [][]byte{[]byte("SADD"), key}
+		}
+		cur = append(cur, []byte(m))
+		if len(cur) >= 2+exportBatch {
+			cmds, cur = append(cmds, cur), nil
+		}
+	})
+	if cur != nil {
+		cmds = append(cmds, cur)
+	}
+	return cmds
+}
+
+// exportCommands writes ZADD commands of up to exportBatch members, scores
+// with 17 significant digits (exact for a float64).
+func (z *zsetObj) exportCommands(key []byte) [][][]byte {
+	var cmds [][][]byte
+	var cur [][]byte
+	for n := z.zsl.first(); n != nil; n = n.level[0].forward {
+		if cur == nil {
+			cur = [][]byte{[]byte("ZADD"), key}
+		}
+		var score []byte
+		switch {
+		case math.IsInf(n.score, 1):
+			score = []byte("inf")
+		case math.IsInf(n.score, -1):
+			score = []byte("-inf")
+		default:
+			score = strconv.AppendFloat(nil, n.score, 'g', 17, 64)
+		}
+		cur = append(cur, score, []byte(n.member))
+		if len(cur) >= 2+2*exportBatch {
+			cmds, cur = append(cmds, cur), nil
+		}
+	}
+	if cur != nil {
+		cmds = append(cmds, cur)
+	}
+	return cmds
 }

@@ -46,6 +46,15 @@ type Config struct {
 	MaxInlineLen int
 	// ClientQueryBufferLimit bounds one client's pending request. 0 means 1 GiB.
 	ClientQueryBufferLimit int64
+	// MaxMemory (maxmemory) bounds the memory used, in bytes: above it,
+	// commands evict keys by MaxMemoryPolicy, or writes are refused with
+	// Redis's OOM error. 0 means no limit.
+	MaxMemory int64
+	// MaxMemoryPolicy is Redis's maxmemory-policy ("" means noeviction;
+	// volatile-ttl suits sessions) and MaxMemorySamples its
+	// maxmemory-samples (0 means 5).
+	MaxMemoryPolicy  string
+	MaxMemorySamples int
 	// Logger receives the server's logs. nil means slog.Default().
 	Logger *slog.Logger
 	// Port is reported by INFO (tcp_port) and CONFIG GET port.
@@ -65,6 +74,44 @@ type Config struct {
 	// GOMAXPROCS. One loop gives Redis's latency profile; more give more
 	// throughput when cores are free.
 	IOThreads int
+	// NotifyKeyspaceEvents enables keyspace notifications, in Redis's
+	// notify-keyspace-events syntax ("" = none, "Ex" = expired events).
+	NotifyKeyspaceEvents string
+
+	// MaxClients is the most clients connected at once (maxclients); one
+	// more is answered "-ERR max number of clients reached" and closed. 0
+	// means 10000. Fit the open-file limit to it first (FitOpenFiles).
+	MaxClients int
+	// TCPKeepAlive is tcp-keepalive: how long a client socket may be idle
+	// before the kernel probes it (then every third of that, three times).
+	// 0 means 300 s; negative disables keepalive.
+	TCPKeepAlive time.Duration
+	// DisableProtectedMode turns protected mode off. By default, while the
+	// default user has no password, connections from other hosts than the
+	// loopback interface get Redis's "-DENIED ..." explanation and are
+	// closed (a TLS client with a verified certificate is served).
+	DisableProtectedMode bool
+	// ClientOutputBufferLimit is client-output-buffer-limit in Redis's
+	// syntax, groups of "<class> <hard> <soft> <soft-seconds>" (classes
+	// normal, replica, pubsub); classes not named keep sessiond's defaults:
+	// "normal 256mb 64mb 60 replica 256mb 64mb 60 pubsub 32mb 8mb 60".
+	ClientOutputBufferLimit string
+
+	// TLSCertFile and TLSKeyFile are the server's certificate (chain) and
+	// private key, PEM; ServeTLS needs them. TLSCACertFile holds the CAs
+	// that client certificates are verified against. TLSAuthClients is
+	// "yes" (the default: clients must present a certificate), "optional"
+	// (verified if presented) or "no"; the first two need TLSCACertFile.
+	TLSCertFile, TLSKeyFile, TLSCACertFile string
+	TLSAuthClients                         string
+	// TLSPort is reported by CONFIG GET tls-port.
+	TLSPort int
+
+	// ACLFile is an ACL file in Redis's syntax ("user <name> <rules…>"
+	// lines): New loads it (a bad file is an error naming its lines), and
+	// ACL LOAD and ACL SAVE read and write it.
+	ACLFile string
+
 	// Changes, when set, is told of every change to the data set
 	// (persist.go). nil means Persistence, if set.
 	Changes ChangeTracker
@@ -84,6 +131,15 @@ type Server struct {
 	runID string
 	conf  *settings
 	gate  gate
+	lim   limits     // maxclients, keepalive, protected mode, output limits (limits.go)
+	pause pauseState // CLIENT PAUSE (limits.go)
+	tls   tlsState   // certificates for ServeTLS (tls.go)
+	mem   memState   // maxmemory and eviction (maxmemory.go)
+
+	acl *aclRegistry // users and the ACL log (acl.go)
+
+	ps       pubsub   // channel subscriptions
+	watchers watchers // WATCHed keys
 
 	changes ChangeTracker
 	persist Persistence
@@ -152,6 +208,9 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("%w: negative timeout", ErrConfig)
 	}
+	if _, _, ok := parseKeyspaceEvents(cfg.NotifyKeyspaceEvents); !ok {
+		return nil, fmt.Errorf("%w: notify-keyspace-events: invalid event class character (use 'Ag$lshzxeKEtmdn')", ErrConfig)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -195,7 +254,32 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	if s.changes == nil && cfg.Persistence != nil {
 		s.changes = cfg.Persistence
 	}
+	if err := s.conf.params["notify-keyspace-events"].set(cfg.NotifyKeyspaceEvents); err != nil {
+		return nil, fmt.Errorf("%w: notify-keyspace-events: %v", ErrConfig, err)
+	}
+	if err := s.initLimits(cfg); err != nil {
+		return nil, err
+	}
+	switch cfg.TLSAuthClients {
+	case "":
+		cfg.TLSAuthClients = "yes"
+	case "yes", "no", "optional":
+	default:
+		return nil, fmt.Errorf("%w: tls-auth-clients must be yes, no or optional", ErrConfig)
+	}
+	s.conf.add(s.tlsParams(cfg)...)
+	if cfg.TLSCertFile != "" || cfg.TLSPort != 0 {
+		if err := s.ReloadTLS(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+	}
+	if err := s.initMaxmemory(cfg); err != nil {
+		return nil, err
+	}
 	s.cmds = s.commandTable()
+	if err := s.setupACL(cfg); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	return s, nil
 }
 
@@ -222,10 +306,14 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listeners[ln] = struct{}{}
 	if !s.cronStarted {
 		s.cronStarted = true
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go func() {
 			defer s.wg.Done()
 			s.cron()
+		}()
+		go func() {
+			defer s.wg.Done()
+			s.pauseTimer()
 		}()
 	}
 	_, tcp := ln.(*net.TCPListener)
@@ -257,6 +345,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		s.connsReceived.Add(1)
+		if !s.admit(nc) {
+			continue
+		}
 		var c *client
 		if loops {
 			c = s.loopClient(nc.(*net.TCPConn))
@@ -264,6 +355,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			c = s.newClient(nc)
 		}
 		if c == nil {
+			s.releaseSlot()
 			continue
 		}
 		if !s.register(c) {
@@ -280,6 +372,7 @@ func (s *Server) register(c *client) bool {
 	if s.closed {
 		s.mu.Unlock()
 		c.closeUnregistered()
+		s.releaseSlot()
 		return false
 	}
 	s.clients[c.id] = c
@@ -395,7 +488,8 @@ func (s *Server) requestShutdown() {
 	s.shutdownOnce.Do(func() { close(s.shutdownReq) })
 }
 
-// cron runs once a second: it closes clients idle longer than the timeout.
+// cron runs once a second: it closes clients idle longer than the timeout
+// and those over their output buffer's soft limit for too long.
 func (s *Server) cron() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -408,26 +502,18 @@ func (s *Server) cron() {
 			tot := s.totals().commands
 			s.opsPerSec.Store(tot - lastOps)
 			lastOps = tot
-			timeout := s.conf.timeout()
-			if timeout <= 0 {
-				continue
-			}
-			s.mu.Lock()
-			for _, c := range s.clients {
-				if now.Sub(time.Unix(0, c.lastActive.Load())) > timeout && !c.busy.Load() {
-					s.log.Debug("closing idle client", "id", c.id, "addr", c.addr)
-					c.closeConn()
-				}
-			}
-			s.mu.Unlock()
+			s.enforceLimits(now)
 		}
 	}
 }
 
 func (s *Server) removeClient(c *client) {
+	s.leavePubSub(c)
+	s.unwatchAll(c)
 	s.mu.Lock()
 	delete(s.clients, c.id)
 	s.mu.Unlock()
+	s.releaseSlot()
 	s.gone.Lock()
 	s.gone.add(&c.stats)
 	s.gone.Unlock()

@@ -22,11 +22,16 @@ type settings struct {
 	pass    atomic.Pointer[string]
 	idle    atomic.Int64 // timeout in seconds
 	maxBulk atomic.Int64
+	notify  atomic.Uint32 // notify-keyspace-events as an eventClass mask
 
 	mu     sync.Mutex        // guards vals
 	vals   map[string]string // parameters stored and reported verbatim
 	params map[string]*param // by name and alias
 	order  []*param
+
+	// onRequirePass applies requirepass to the default ACL user; set by
+	// New before the server serves.
+	onRequirePass func(pass string)
 }
 
 // param is one CONFIG parameter.
@@ -36,7 +41,15 @@ type param struct {
 	get     func() string
 	// set validates and applies v; nil means immutable.
 	set func(v string) error
+	// apply, when not nil, runs once after every parameter of a CONFIG SET
+	// is set; parameters that share an applier run it once (like Redis's
+	// apply functions: the TLS files are re-read together). An error
+	// undoes the whole CONFIG SET.
+	apply *applier
 }
+
+// applier is an apply function several parameters may share.
+type applier struct{ run func() error }
 
 // redisText is an error whose text is Redis's own wording, which clients
 // may show verbatim (capitals and full stop included).
@@ -69,12 +82,9 @@ func newSettings(cfg Config) *settings {
 		"maxmemory":                   "0",
 		"maxmemory-policy":            "noeviction",
 		"maxmemory-samples":           "5",
-		"maxclients":                  "10000",
 		"hz":                          "10",
 		"io-threads":                  "1",
 		"cluster-enabled":             "no",
-		"protected-mode":              "yes",
-		"tcp-keepalive":               "300",
 		"tcp-backlog":                 "511",
 		"daemonize":                   "no",
 		"loglevel":                    "notice",
@@ -82,7 +92,6 @@ func newSettings(cfg Config) *settings {
 		"busy-reply-threshold":        "5000",
 		"lazyfree-lazy-user-flush":    "no",
 		"lazyfree-lazy-expire":        "no",
-		"client-output-buffer-limit":  "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
 		"client-query-buffer-limit":   strconv.FormatInt(cfg.ClientQueryBufferLimit, 10),
 		"slowlog-log-slower-than":     "10000",
 		"slowlog-max-len":             "128",
@@ -176,7 +185,13 @@ func newSettings(cfg Config) *settings {
 			}},
 		{name: "requirepass",
 			get: func() string { return *st.pass.Load() },
-			set: func(v string) error { st.pass.Store(&v); return nil }},
+			set: func(v string) error {
+				st.pass.Store(&v)
+				if st.onRequirePass != nil {
+					st.onRequirePass(v) // the default user's password, as in Redis
+				}
+				return nil
+			}},
 		{name: "proto-max-bulk-len",
 			get: func() string { return strconv.FormatInt(st.maxBulk.Load(), 10) },
 			set: func(v string) error {
@@ -196,17 +211,17 @@ func newSettings(cfg Config) *settings {
 		fixed("client-query-buffer-limit"), fixed("pidfile"),
 		{name: "notify-keyspace-events", get: func() string { st.mu.Lock(); defer st.mu.Unlock(); return st.vals["notify-keyspace-events"] },
 			set: func(v string) error {
-				flags, ok := parseKeyspaceEvents(v)
+				flags, mask, ok := parseKeyspaceEvents(v)
 				if !ok {
 					return redisText("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
 				}
 				st.mu.Lock()
 				st.vals["notify-keyspace-events"] = flags
+				st.notify.Store(uint32(mask))
 				st.mu.Unlock()
 				return nil
 			}},
 		yesno("replica-read-only", "slave-read-only"),
-		yesno("protected-mode"),
 		yesno("lazyfree-lazy-user-flush"),
 		yesno("lazyfree-lazy-expire"),
 		yesno("activerehashing"),
@@ -215,26 +230,29 @@ func newSettings(cfg Config) *settings {
 		memory("maxmemory"),
 		enum("maxmemory-policy", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"),
 		integer("maxmemory-samples", 1, 64),
-		integer("maxclients", 1, 1<<31-1),
 		integer("hz", 0, 2147483647),
-		integer("tcp-keepalive", 0, 2147483647),
 		enum("loglevel", "debug", "verbose", "notice", "warning", "nothing"),
 		integer("busy-reply-threshold", 0, 1<<62),
 		integer("lua-time-limit", 0, 1<<62),
 		integer("slowlog-log-slower-than", -1, 1<<62),
 		integer("slowlog-max-len", 0, 1<<62),
 		integer("active-expire-effort", 1, 10),
-		str("client-output-buffer-limit"),
 	}
-	for _, p := range all {
+	st.add(all...)
+	st.usePersistence(cfg.Persistence)
+	return st
+}
+
+// add registers parameters; the parts of the server that own a parameter
+// (limits.go, tls.go) add theirs when the Server is built.
+func (st *settings) add(ps ...*param) {
+	for _, p := range ps {
 		st.order = append(st.order, p)
 		st.params[p.name] = p
 		for _, a := range p.aliases {
 			st.params[a] = p
 		}
 	}
-	st.usePersistence(cfg.Persistence)
-	return st
 }
 
 func (st *settings) requirePass() string    { return *st.pass.Load() }
@@ -296,84 +314,67 @@ func ParseMemory(v string) (int64, error) {
 	return n * mul, nil
 }
 
-// parseKeyspaceEvents validates notify-keyspace-events flags and returns them
-// in Redis's canonical form.
-func parseKeyspaceEvents(v string) (string, bool) {
-	const (
-		gen = 1 << iota
-		str
-		list
-		set
-		hash
-		zset
-		expired
-		evicted
-		keyspace
-		keyevent
-		stream
-		keymiss
-		module
-		newkey
-	)
-	all := gen | str | list | set | hash | zset | expired | evicted | stream | module
-	var f int
+// parseKeyspaceEvents validates notify-keyspace-events flags and returns
+// them in Redis's canonical form, with the classes they enable.
+func parseKeyspaceEvents(v string) (string, eventClass, bool) {
+	var f eventClass
 	for _, ch := range v {
 		switch ch {
 		case 'A':
-			f |= all
+			f |= evAll
 		case 'g':
-			f |= gen
+			f |= evGeneric
 		case '$':
-			f |= str
+			f |= evString
 		case 'l':
-			f |= list
+			f |= evList
 		case 's':
-			f |= set
+			f |= evSet
 		case 'h':
-			f |= hash
+			f |= evHash
 		case 'z':
-			f |= zset
+			f |= evZSet
 		case 'x':
-			f |= expired
+			f |= evExpired
 		case 'e':
-			f |= evicted
+			f |= evEvicted
 		case 'K':
-			f |= keyspace
+			f |= evKeyspace
 		case 'E':
-			f |= keyevent
+			f |= evKeyevent
 		case 't':
-			f |= stream
+			f |= evStream
 		case 'm':
-			f |= keymiss
+			f |= evKeyMiss
 		case 'd':
-			f |= module
+			f |= evModule
 		case 'n':
-			f |= newkey
+			f |= evNew
 		default:
-			return "", false
+			return "", 0, false
 		}
 	}
 	var b strings.Builder
-	if f&all == all {
+	if f&evAll == evAll {
 		b.WriteByte('A')
 	} else {
 		for _, x := range []struct {
-			bit int
+			bit eventClass
 			ch  byte
-		}{{gen, 'g'}, {str, '$'}, {list, 'l'}, {set, 's'}, {hash, 'h'}, {zset, 'z'}, {expired, 'x'}, {evicted, 'e'}, {stream, 't'}, {module, 'd'}, {newkey, 'n'}} {
+		}{{evGeneric, 'g'}, {evString, '$'}, {evList, 'l'}, {evSet, 's'}, {evHash, 'h'}, {evZSet, 'z'}, {evExpired, 'x'}, {evEvicted, 'e'}, {evStream, 't'}, {evModule, 'd'}, {evNew, 'n'}} {
 			if f&x.bit != 0 {
 				b.WriteByte(x.ch)
 			}
 		}
 	}
-	if f&keyspace != 0 {
+	if f&evKeyspace != 0 {
 		b.WriteByte('K')
 	}
-	if f&keyevent != 0 {
+	if f&evKeyevent != 0 {
 		b.WriteByte('E')
 	}
-	if f&keymiss != 0 {
+	if f&evKeyMiss != 0 {
 		b.WriteByte('m')
 	}
-	return b.String(), true
+	return b.String(), f, true
 }

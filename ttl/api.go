@@ -22,6 +22,35 @@ type Object interface {
 	MemoryUsage() int
 }
 
+// PartExpirer is an Object whose parts (the fields of a hash) carry
+// deadlines of their own. The store schedules such an object by its
+// earliest part deadline, per shard, in the same pass that frees expired
+// keys: no goroutine or timer per object.
+//
+// The store asks NextExpiry when the object is stored (Txn.SetObject) and
+// whenever Txn.Touched reports a change, so a caller that changes part
+// deadlines must call Touched. When the earliest deadline has passed, the
+// store calls ExpireParts with its shard locked: from Run (or Drain), and
+// from a Txn.Get, Store.Scan or Store.RandomKey that meets the object, so
+// that no reader is handed an object holding an expired part. An object
+// left with no part is deleted with its key. Each call that removed parts
+// is reported to Config.OnObjectExpire.
+//
+// Both methods are called with the object's shard locked and must not use
+// the store.
+type PartExpirer interface {
+	Object
+	// NextExpiry returns the earliest deadline of a part, in Unix ms, or 0
+	// if no part has one. A part expires when now > its deadline, the rule
+	// for keys.
+	NextExpiry() int64
+	// ExpireParts removes parts expired at now, at most limit of them
+	// (Run passes Config.ExpireBatch; readers pass math.MaxInt, so that
+	// none is left), and returns how many it removed and how many parts
+	// are left.
+	ExpireParts(now int64, limit int) (removed, left int)
+}
+
 // Config configures a Store. Its zero value means defaults.
 type Config struct {
 	// Shards is the number of independently locked shards, a power of two
@@ -41,6 +70,12 @@ type Config struct {
 	// Drain), never with a shard lock held. keys and their bytes are only
 	// valid during the call.
 	OnExpire func(db int, keys [][]byte)
+	// OnObjectExpire, when set, is told of every key whose object
+	// (a PartExpirer) lost expired parts, once per removal: removed
+	// reports that the object was left empty, so that its key was deleted
+	// too. It is called from Run's goroutine (and from Drain), never with
+	// a shard lock held; key is only valid during the call.
+	OnObjectExpire func(db int, key []byte, removed bool)
 }
 
 // Errors returned by New.
@@ -74,6 +109,9 @@ type Stats struct {
 	ArenaLive   int64   // bytes of live records in those chunks
 	IndexBytes  int64   // bytes of hash indexes, entry tables and wheels (Go heap)
 	ObjectBytes int64   // sum of Object.MemoryUsage
+	// ExpiredParts counts the parts removed by PartExpirer.ExpireParts
+	// since New (Redis's expired_subkeys).
+	ExpiredParts uint64
 }
 
 // Now returns the current time in Unix milliseconds, the unit of every

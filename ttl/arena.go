@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"os"
+	"sync/atomic"
 )
 
 // A record is how a key and its byte value sit in an arena chunk:
@@ -88,6 +89,8 @@ type arena struct {
 	mapped    int64 // bytes mapped
 	live      int64 // bytes of live records
 
+	total *atomic.Int64 // the store's sum of mapped bytes, or nil
+
 	// hint is set when some non-head chunk dropped below half live, so
 	// that compaction has work; newHint when hint was set since the shard
 	// last looked, so that it wakes Run.
@@ -135,7 +138,7 @@ func (a *arena) alloc(size int) (uint64, []byte) {
 		mem := mapMem(n)
 		ci := a.slot()
 		a.chunks[ci] = chunk{mem: mem, used: size, live: size, big: true}
-		a.mapped += int64(n)
+		a.addMapped(int64(n))
 		a.live += int64(size)
 		return uint64(ci) << a.shift, mem[:size:size]
 	}
@@ -144,7 +147,7 @@ func (a *arena) alloc(size int) (uint64, []byte) {
 		mem := mapMem(a.size)
 		ci := a.slot()
 		a.chunks[ci] = chunk{mem: mem}
-		a.mapped += int64(a.size)
+		a.addMapped(int64(a.size))
 		a.head = ci
 	}
 	c := &a.chunks[a.head]
@@ -200,7 +203,7 @@ func (a *arena) free(loc uint64, size int) {
 // unmap releases chunk ci.
 func (a *arena) unmap(ci uint32) {
 	c := &a.chunks[ci]
-	a.mapped -= int64(len(c.mem))
+	a.addMapped(-int64(len(c.mem)))
 	unmapMem(c.mem)
 	*c = chunk{}
 	if ci == a.victim {
@@ -243,7 +246,16 @@ func (a *arena) reset() {
 			unmapMem(a.chunks[ci].mem)
 		}
 	}
-	*a = arena{chunks: make([]chunk, 1), shift: a.shift, size: a.size, bigMin: a.bigMin, page: a.page}
+	a.addMapped(-a.mapped)
+	*a = arena{chunks: make([]chunk, 1), shift: a.shift, size: a.size, bigMin: a.bigMin, page: a.page, total: a.total}
+}
+
+// addMapped adds n to the bytes mapped and to the store's total.
+func (a *arena) addMapped(n int64) {
+	a.mapped += n
+	if a.total != nil {
+		a.total.Add(n)
+	}
 }
 
 // pickVictim chooses the regular, non-head chunk with the lowest live ratio

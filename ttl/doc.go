@@ -64,6 +64,36 @@
 // idle store costs nothing; a million keys expiring together are freed in
 // well under a second without long lock holds.
 //
+// # Objects whose parts expire
+//
+// An Object that implements PartExpirer (a hash with per-field TTLs) is
+// scheduled by its earliest part deadline in a per-shard min-heap of
+// (wake, entry id) items, next to the wheel; the shard's due time is the
+// earlier of the two, so the same Run pass that frees keys has the object
+// expire its parts, at most Config.ExpireBatch per pass, and deletes the
+// key when no part is left. The schedule is tied to the entry: DEL, a
+// replacing SET and the source side of a RENAME drop it with the object
+// record (heap items are hints checked against the record, so nothing
+// else is touched); SetObject and Touched reschedule. A reader never sees
+// an expired part: Get, Delete, SetDeadline, Scan and RandomKey have a due
+// object expire its parts first. OnObjectExpire hears of every removal,
+// from Run, after the shard is unlocked.
+// # Eviction
+//
+// A caller over its memory limit calls Evict, which removes keys by the
+// Policy set with SetEviction (Redis's maxmemory-policy names) and reports
+// the memory given back to the OS: chunks unmapped and Objects dropped.
+// volatile-ttl takes the entries of the earliest occupied wheel slot of
+// the shard whose earliest slot comes first. LRU and LFU policies keep 4
+// bytes per entry id in a table parallel to the entry table, allocated
+// only while such a policy is set and updated by every lookup (a 64 ms
+// clock, or Redis's logarithmic counter with decay); they and the random
+// policies sample entries, keeping a pool of the best 16 per shard. As
+// scattered removals leave holes in chunks, Evict compacts the sparsest
+// chunk whenever a shard's dead bytes pass an eighth of its mapped bytes,
+// so mapped memory tracks the live records. MappedBytes is the off-heap
+// total, one atomic load.
+//
 // # Concurrency
 //
 // All methods are safe for concurrent use. A Txn is owned by one goroutine
@@ -81,7 +111,8 @@
 //     chunk was unmapped, crash the process with a fault that cannot be
 //     recovered.
 //   - Len and Stats count expired keys that no reader met and Run has not
-//     freed yet; Run frees them within a millisecond of their deadline.
+//     freed yet, and objects whose last part expired likewise; Run frees
+//     them within a millisecond of their deadline.
 //   - A Set or SetDeadline with a deadline at or before the Txn's Now
 //     deletes the key without counting it as expired, as Redis does.
 //   - Methods panic on a database out of range, on a key whose shard the

@@ -96,14 +96,18 @@ func (s *Store) expireDueLocked(ctx context.Context, now int64, compact bool) {
 	}
 }
 
-// passLocked frees up to ExpireBatch due entries of the shard, copying
-// their keys into out, then, when nothing is due and compact is set, runs
-// a compaction step. It always leaves nextDue > now unless work remains.
+// passLocked frees up to ExpireBatch due entries of the shard, and
+// expired parts of objects, copying their keys into out, then, when
+// nothing is due and compact is set, runs a compaction step. It always
+// leaves nextDue > now unless work remains.
 func (sh *shard) passLocked(now int64, out *expOut, compact bool) {
 	s := sh.s
 	w := &sh.wheel
 	report := s.onExpire != nil
 	freed, moves := 0, 0
+	if sh.pcur > 0 {
+		freed = sh.expirePartsDueLocked(now, s.batch)
+	}
 	var skipped uint32 // first not-yet-due entry put back on the overdue list
 	overdue := sh.ent(overdueID)
 	for freed < s.batch && moves < 4*s.batch && len(out.buf) < maxOutBytes {
@@ -150,6 +154,14 @@ func (sh *shard) passLocked(now int64, out *expOut, compact bool) {
 	if ok {
 		due = min(due, clampMs(t))
 	}
+	switch {
+	case sh.pcur == 0:
+		sh.pheap = sh.pheap[:0] // every item is stale
+	case len(sh.pheap) > 0:
+		// An item still due means the batch ran out.
+		due = min(due, max(sh.pheap[0].wake, now))
+	}
+	out.parts.take(&sh.pend)
 	if nowU := uint64(max(now, 0)); (!ok || t > nowU) && nowU > w.elapsed {
 		// Nothing is due by now: every occupied slot lies after now, so
 		// the wheel may advance to now, which keeps later schedules on
@@ -198,6 +210,8 @@ type expOut struct {
 	ends []int
 	dbs  []uint8
 	keys [][]byte // scratch handed to OnExpire
+	// parts holds the reports for OnObjectExpire.
+	parts partOut
 }
 
 func (o *expOut) add(db int, key []byte) {
@@ -210,6 +224,12 @@ func (o *expOut) add(db int, key []byte) {
 // empties o. s.expMu must be held.
 func (s *Store) deliver() {
 	o := &s.out
+	if p := &o.parts; len(p.ends) > 0 {
+		for i := range p.ends {
+			s.onObjExp(int(p.dbs[i]), p.key(i), p.gone[i])
+		}
+		p.reset()
+	}
 	if len(o.ends) == 0 {
 		return
 	}

@@ -16,8 +16,11 @@ import (
 type modelEntry struct {
 	kind     Kind
 	val      []byte
-	obj      *testObj
+	obj      Object // *testObj or *partObj, shared with the store
 	deadline int64
+	// parts is the model's own copy of a *partObj's parts: the parts
+	// alive now, by name, with their deadlines.
+	parts map[string]int64
 }
 
 // pendingKey is a key that expired and has not been reported yet. met
@@ -32,6 +35,46 @@ type pendingKey struct {
 type fuzzModel struct {
 	dbs     []map[string]modelEntry
 	pending []pendingKey // expired, not reported yet
+	// partReps is, per "db/key", whether parts expired and the object was
+	// left empty (true) or not, since the last check.
+	partReps map[string]bool
+}
+
+// expireParts removes the parts expired at now. With Run (chrono), Run
+// removed them at their time, so only those due before the key's own
+// deadline count (after it the key expired with them); without Run only
+// objects without a key deadline have parts (see runFuzzOps).
+func (m *fuzzModel) expireParts(now int64) {
+	for db, keys := range m.dbs {
+		for k, e := range keys {
+			if e.parts == nil {
+				continue
+			}
+			n := 0
+			for name, d := range e.parts {
+				if d != 0 && d < now && (e.deadline == 0 || d < e.deadline) {
+					delete(e.parts, name)
+					n++
+				}
+			}
+			if n == 0 {
+				continue
+			}
+			rk := fmt.Sprintf("%d/%q", db, k)
+			m.partReps[rk] = m.partReps[rk] || len(e.parts) == 0
+			if len(e.parts) == 0 {
+				delete(keys, k)
+			}
+		}
+	}
+}
+
+// fuzzPartDeadline decodes a part deadline: none, or in the future.
+func fuzzPartDeadline(c byte, now int64) int64 {
+	if c < 64 {
+		return 0
+	}
+	return now + int64(c-63)
 }
 
 const (
@@ -83,6 +126,8 @@ func FuzzStoreOps(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 5, 1, 1, 1, 0, 1})
 	f.Add([]byte{1, 0, 0, 3, 1, 2, 40, 4, 30, 1, 0, 3, 4, 50, 6, 0})
 	f.Add([]byte{0, 0, 2, 7, 3, 3, 10, 0, 1, 7, 9, 2, 4, 255, 4, 12, 5, 2, 6, 1, 10, 0})
+	f.Add([]byte{0x40, 12, 0, 1, 0, 3, 80, 90, 100, 8, 0, 0, 30, 13, 0, 1, 2, 200, 8, 0, 0, 40, 11, 0, 0, 8, 0, 0, 200, 10, 0, 0})
+	f.Add([]byte{0x41, 12, 0, 1, 0, 2, 70, 0, 3, 0, 1, 10, 0, 2, 8, 0, 0, 20, 5, 0, 1, 11, 0, 0, 13, 0, 2, 1, 65})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		synctest.Test(t, func(t *testing.T) { runFuzzOps(t, data) })
 	})
@@ -92,7 +137,9 @@ func runFuzzOps(t *testing.T, data []byte) {
 	r := &fuzzReader{b: data}
 	mode := r.byte()
 	withRun := mode&1 == 0
+	withParts := mode&0x40 != 0 // enables ops 12 and 13 (leaves older inputs as they were)
 	var reported []pendingKey
+	reportedParts := map[string]bool{}
 	s, err := New(Config{
 		Shards:      1 << (mode >> 1 & 3), // 1 to 8
 		Databases:   fuzzDBs,
@@ -102,6 +149,10 @@ func runFuzzOps(t *testing.T, data []byte) {
 			for _, k := range keys {
 				reported = append(reported, pendingKey{db: db, key: string(k)})
 			}
+		},
+		OnObjectExpire: func(db int, key []byte, removed bool) {
+			rk := fmt.Sprintf("%d/%q", db, key)
+			reportedParts[rk] = reportedParts[rk] || removed
 		},
 	})
 	require.NoError(t, err)
@@ -115,7 +166,7 @@ func runFuzzOps(t *testing.T, data []byte) {
 			require.NoError(t, <-done)
 		}()
 	}
-	m := &fuzzModel{}
+	m := &fuzzModel{partReps: map[string]bool{}}
 	for range fuzzDBs {
 		m.dbs = append(m.dbs, make(map[string]modelEntry))
 	}
@@ -135,15 +186,35 @@ func runFuzzOps(t *testing.T, data []byte) {
 		slices.Sort(want)
 		require.Equal(t, want, got, "keys reported to OnExpire")
 		reported, m.pending = nil, nil
+		if withRun {
+			// Without Run, which reader meets an object first is up to
+			// RandomKey's choice.
+			require.Equal(t, m.partReps, reportedParts, "objects reported to OnObjectExpire")
+		}
+		clear(m.partReps)
+		clear(reportedParts)
+	}
+	// checkParts compares an object the store returned with the model.
+	checkParts := func(want modelEntry, e Entry) {
+		if want.parts == nil {
+			return
+		}
+		require.Equal(t, want.parts, e.Obj.(*partObj).parts, "parts")
 	}
 
 	for len(r.b) > 0 {
-		op := r.byte() % 12
+		op := r.byte()
+		if withParts {
+			op %= 14
+		} else {
+			op %= 12
+		}
 		db := int(r.byte() % fuzzDBs)
 		ki := int(r.byte() % fuzzKeys)
 		k := fuzzKey(ki)
 		tx := s.Lock(k)
 		now := tx.Now()
+		m.expireParts(now)
 		m.expire(now)
 		switch op {
 		case 0, 1: // set
@@ -191,6 +262,7 @@ func runFuzzOps(t *testing.T, data []byte) {
 				if want.obj != nil {
 					require.Same(t, want.obj, e.Obj)
 					require.Nil(t, e.Blob)
+					checkParts(want, e)
 				} else {
 					require.Nil(t, e.Obj)
 					require.True(t, bytes.Equal(want.val, e.Blob), "value of %q", k)
@@ -204,6 +276,9 @@ func runFuzzOps(t *testing.T, data []byte) {
 			delete(m.dbs[db], string(k))
 		case 6: // set deadline
 			dl := fuzzDeadline(r.byte(), now)
+			if want := m.dbs[db][string(k)]; !withRun && want.parts != nil {
+				break // without Run, objects with parts have no key deadline
+			}
 			ok := tx.SetDeadline(db, k, dl)
 			m.meet(db, string(k))
 			want, wok := m.dbs[db][string(k)]
@@ -219,9 +294,37 @@ func runFuzzOps(t *testing.T, data []byte) {
 		case 7: // touch an object
 			e, ok := tx.Get(db, k)
 			m.meet(db, string(k))
-			if ok && e.Obj != nil {
-				e.Obj.(*testObj).n += 3
+			if o, isTest := e.Obj.(*testObj); ok && isTest {
+				o.n += 3
 				tx.Touched(db, k)
+			}
+		case 12: // set an object with parts
+			dl := int64(0)
+			if withRun {
+				dl = fuzzDeadline(r.byte(), now)
+			}
+			n := 1 + int(r.byte()%4)
+			parts := make(map[string]int64, n)
+			for i := range n {
+				parts[fmt.Sprintf("p%d", i)] = fuzzPartDeadline(r.byte(), now)
+			}
+			o := newPartObj(parts)
+			tx.SetObject(db, k, 201, o, dl)
+			m.meet(db, string(k))
+			if dl != 0 && dl <= now {
+				delete(m.dbs[db], string(k))
+			} else {
+				m.dbs[db][string(k)] = modelEntry{kind: 201, obj: o, deadline: dl, parts: parts}
+			}
+		case 13: // change (or add) a part's deadline
+			name := fmt.Sprintf("p%d", r.byte()%6)
+			d := fuzzPartDeadline(r.byte(), now)
+			e, ok := tx.Get(db, k)
+			m.meet(db, string(k))
+			if o, isParts := e.Obj.(*partObj); ok && isParts {
+				o.parts[name] = d
+				tx.Touched(db, k)
+				m.dbs[db][string(k)].parts[name] = d
 			}
 		}
 		tx.Unlock()
@@ -234,6 +337,7 @@ func runFuzzOps(t *testing.T, data []byte) {
 			time.Sleep(d)
 			synctest.Wait()
 			if withRun {
+				m.expireParts(Now())
 				m.expire(Now())
 				checkReported()
 			}
@@ -264,6 +368,7 @@ func runFuzzOps(t *testing.T, data []byte) {
 					if want.obj == nil {
 						require.True(t, bytes.Equal(want.val, e.Blob))
 					}
+					checkParts(want, e)
 				})
 				if c == 0 {
 					break
@@ -288,7 +393,7 @@ func runFuzzOps(t *testing.T, data []byte) {
 			for _, keys := range m.dbs {
 				for _, e := range keys {
 					if e.obj != nil {
-						objMem += int64(e.obj.n)
+						objMem += int64(e.obj.MemoryUsage())
 					}
 				}
 			}
@@ -307,6 +412,7 @@ func runFuzzOps(t *testing.T, data []byte) {
 			}
 			if ki%2 == 0 {
 				s.Drain()
+				m.expireParts(Now())
 				m.expire(Now())
 				checkReported()
 			}
@@ -314,6 +420,7 @@ func runFuzzOps(t *testing.T, data []byte) {
 		}
 	}
 	s.Drain()
+	m.expireParts(Now())
 	m.expire(Now())
 	checkReported()
 	checkStore(t, s)

@@ -161,6 +161,29 @@ func (sh *shard) check() error {
 	if mapped != a.mapped || live != a.live {
 		return fmt.Errorf("arena mapped %d/%d live %d/%d", mapped, a.mapped, live, a.live)
 	}
+	woken := 0
+	items := make(map[pitem]bool, len(sh.pheap))
+	for i, it := range sh.pheap {
+		items[it] = true
+		if i > 0 && sh.pheap[i].less(sh.pheap[(i-1)/2]) {
+			return fmt.Errorf("part heap: item %d before its parent", i)
+		}
+	}
+	for id, r := range sh.objs {
+		if r.wake == 0 {
+			continue
+		}
+		woken++
+		if !items[pitem{wake: r.wake, id: id}] {
+			return fmt.Errorf("object %d: wake %d not in the part heap", id, r.wake)
+		}
+		if e := sh.ent(id); e.deadline == zombieDeadline {
+			return fmt.Errorf("zombie %d has a wake", id)
+		}
+	}
+	if woken != sh.pcur {
+		return fmt.Errorf("pcur %d, objects with a wake %d", sh.pcur, woken)
+	}
 	for lvl := range wheelLevels {
 		for slot := range wheelSlots {
 			sid := slotID(lvl, slot)

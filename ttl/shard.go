@@ -44,10 +44,13 @@ func (e *entry) db() int     { return int(e.meta >> 56) }
 // expiredAt reports whether the entry is expired at now.
 func (e *entry) expiredAt(now int64) bool { return e.deadline != 0 && now > e.deadline }
 
-// objRec is an Object and the memory it reported last.
+// objRec is an Object, the memory it reported last and, for a
+// PartExpirer with part deadlines, its wake: the first ms at which it has
+// an expired part (0 for none).
 type objRec struct {
-	obj Object
-	mem int64
+	obj  Object
+	mem  int64
+	wake int64
 }
 
 // shard is an independently locked part of the store.
@@ -72,6 +75,15 @@ type shard struct {
 	wheel   wheel
 	expired uint64 // keys removed because they expired
 
+	// pheap schedules the objects whose parts expire (parts.go); pcur
+	// counts the objRecs with a wake; pend holds the reports of objects
+	// whose parts a Txn, Scan or RandomKey expired, for Run to deliver.
+	pheap        []pitem
+	pcur         int
+	pend         partOut
+	expiredParts uint64     // parts removed by ExpireParts
+	ev           shardEvict // access information and eviction pool (evict.go)
+
 	// nextDue is the Unix ms at which Run should visit the shard next,
 	// math.MaxInt64 for never. Written with mu held, read by Run without.
 	nextDue atomic.Int64
@@ -84,6 +96,7 @@ func (sh *shard) init(s *Store, now int64) {
 	sh.seed = s.seed
 	sh.dbs = make([]dbIndex, s.ndb)
 	sh.arena = newArena(s.chunkSize)
+	sh.arena.total = &s.ev.mapped
 	sh.resetIDsLocked(now)
 	sh.nextDue.Store(math.MaxInt64)
 }
@@ -108,6 +121,8 @@ func (sh *shard) resetIDsLocked(now int64) {
 	sh.freeID = 0
 	sh.used = 0
 	sh.zombies = 0
+	sh.pheap = sh.pheap[:0] // no object is left: every item is stale
+	sh.pcur = 0
 	sh.wheel = wheel{elapsed: uint64(max(now, 0))}
 }
 
@@ -164,6 +179,9 @@ func (sh *shard) lookupLocked(ix *dbIndex, key []byte, h uint64, now int64) (int
 		sh.expireMetLocked(ix, pos, id, e)
 		return -1, 0, nil
 	}
+	if sh.ev.track != trackNone {
+		sh.accessedLocked(id, now)
+	}
 	return pos, id, e
 }
 
@@ -173,6 +191,7 @@ func (sh *shard) lookupLocked(ix *dbIndex, key []byte, h uint64, now int64) (int
 func (sh *shard) expireMetLocked(ix *dbIndex, pos int, id uint32, e *entry) {
 	sh.unindexLocked(ix, pos, e)
 	sh.expired++
+	sh.unwakeLocked(id) // its parts go with it, unreported
 	if sh.s.onExpire == nil {
 		sh.releaseLocked(id, e)
 		return
@@ -214,6 +233,9 @@ func (sh *shard) releaseLocked(id uint32, e *entry) {
 func (sh *shard) dropObjectLocked(id uint32) {
 	if r, ok := sh.objs[id]; ok {
 		sh.objMem -= r.mem
+		if r.wake != 0 {
+			sh.pcur-- // its heap items are stale now
+		}
 		delete(sh.objs, id)
 	}
 }
@@ -264,6 +286,9 @@ func (sh *shard) putLocked(db int, key []byte, h uint64, kind Kind, blob []byte,
 	} else {
 		id, e = sh.allocIDLocked()
 		e.meta = packMeta(loc, kind, db)
+		if sh.ev.track != trackNone {
+			sh.createdLocked(id, now)
+		}
 		sh.indexAddLocked(ix, id, h)
 		if deadline != 0 {
 			e.deadline = deadline
@@ -275,12 +300,13 @@ func (sh *shard) putLocked(db int, key []byte, h uint64, kind Kind, blob []byte,
 		if sh.objs == nil {
 			sh.objs = make(map[uint32]objRec)
 		}
-		var mem int64
+		r := objRec{obj: obj}
 		if obj != nil {
-			mem = int64(obj.MemoryUsage())
+			r.mem = int64(obj.MemoryUsage())
+			sh.rewakeLocked(id, &r, wakeOf(obj))
 		}
-		sh.objs[id] = objRec{obj: obj, mem: mem}
-		sh.objMem += mem
+		sh.objs[id] = r
+		sh.objMem += r.mem
 	}
 	sh.hintLocked()
 }

@@ -27,6 +27,7 @@ type Store struct {
 	batch     int
 	chunkSize int
 	onExpire  func(db int, keys [][]byte)
+	onObjExp  func(db int, key []byte, removed bool)
 	seed      maphash.Seed
 
 	// wake pokes Run when a shard's next due time moves before planned,
@@ -39,6 +40,8 @@ type Store struct {
 	// guards out, the buffer expired keys are copied into.
 	expMu sync.Mutex
 	out   expOut
+
+	ev storeEvict // eviction policy and state (evict.go)
 
 	closeMu sync.Mutex
 	closed  bool // guarded by closeMu
@@ -76,6 +79,7 @@ func New(cfg Config) (*Store, error) {
 		batch:     cfg.ExpireBatch,
 		chunkSize: cfg.ChunkSize,
 		onExpire:  cfg.OnExpire,
+		onObjExp:  cfg.OnObjectExpire,
 		seed:      maphash.MakeSeed(),
 		wake:      make(chan struct{}, 1),
 	}
@@ -107,6 +111,9 @@ func (s *Store) Close() error {
 		clear(sh.dbs)
 		sh.objs = nil
 		sh.objMem = 0
+		sh.pheap = nil
+		sh.pcur = 0
+		sh.pend = partOut{}
 		sh.segs = nil
 		sh.nids = 0
 		sh.mu.Unlock()
@@ -219,6 +226,12 @@ func (sh *shard) scan(db int, id uint32, now int64, count int, found, budget *in
 		if e.meta == 0 || e.db() != db || e.expiredAt(now) {
 			continue
 		}
+		if sh.partsDueLocked(id, now) && sh.expirePartsLocked(id, e, -1, now, math.MaxInt, false) {
+			// Its last parts expired and its key went; if it was the
+			// shard's last entry, the entry table was reset.
+			end = min(end, sh.nids)
+			continue
+		}
 		*found++
 		fn(sh.entryLocked(id, e))
 	}
@@ -261,13 +274,31 @@ func (s *Store) RandomKey(db int, dst []byte) ([]byte, bool) {
 // probes random slots, then sweeps a bounded run of slots, so that expired
 // entries nobody met yet do not hide the live ones.
 func (sh *shard) randomLocked(ix *dbIndex, now int64) []byte {
+	// A probe that meets an object whose last parts expired deletes its
+	// key, which may resize the index: probe again, each time with one key
+	// fewer (work Run would do anyway).
+	for {
+		k, removed := sh.randomProbeLocked(ix, now)
+		if !removed {
+			return k
+		}
+	}
+}
+
+// randomProbeLocked is one round of randomLocked's probes. It stops with
+// removed set when it deleted a key (see randomLocked).
+func (sh *shard) randomProbeLocked(ix *dbIndex, now int64) (key []byte, removed bool) {
 	n := len(ix.ids)
 	if ix.count == 0 {
-		return nil
+		return nil, false
 	}
 	try := func(pos int) []byte {
 		if id := ix.ids[pos]; id != 0 {
 			if e := sh.ent(id); !e.expiredAt(now) {
+				if sh.partsDueLocked(id, now) && sh.expirePartsLocked(id, e, pos, now, math.MaxInt, false) {
+					removed = true
+					return nil
+				}
 				k, _ := recordKey(sh.arena.bytes(e.loc()))
 				return k
 			}
@@ -275,21 +306,21 @@ func (sh *shard) randomLocked(ix *dbIndex, now int64) []byte {
 		return nil
 	}
 	for range 16 {
-		if k := try(rand.IntN(n)); k != nil {
-			return k
+		if k := try(rand.IntN(n)); k != nil || removed {
+			return k, removed
 		}
 	}
 	pos := rand.IntN(n)
 	for range min(n, 4096) {
-		if k := try(pos); k != nil {
-			return k
+		if k := try(pos); k != nil || removed {
+			return k, removed
 		}
 		pos++
 		if pos == n {
 			pos = 0
 		}
 	}
-	return nil
+	return nil, false
 }
 
 // Len returns the number of live keys in db. Expired keys not yet freed
@@ -349,7 +380,8 @@ func (s *Store) Stats() Stats {
 		st.ArenaBytes += sh.arena.mapped
 		st.ArenaLive += sh.arena.live
 		st.ObjectBytes += sh.objMem
-		st.IndexBytes += int64(len(sh.segs))*(segSize*entrySize+8) + sh.arena.heapBytes() + wheelLevels*8
+		st.ExpiredParts += sh.expiredParts
+		st.IndexBytes += int64(len(sh.segs))*(segSize*entrySize+8) + sh.arena.heapBytes() + wheelLevels*8 + int64(cap(sh.pheap))*16
 		sh.mu.Unlock()
 	}
 	now := Now()
@@ -397,11 +429,15 @@ func (t *Txn) shardOf(db int, key []byte) (*shard, uint64) {
 
 // Get returns the live entry under key in db. An entry whose deadline has
 // passed is removed here (counted as expired, reported to OnExpire) and
-// reported missing.
+// reported missing. A PartExpirer with parts expired at Now loses them
+// here (reported to OnObjectExpire), and its key too if none is left.
 func (t *Txn) Get(db int, key []byte) (Entry, bool) {
 	sh, h := t.shardOf(db, key)
-	_, id, e := sh.lookupLocked(&sh.dbs[db], key, h, t.now)
+	pos, id, e := sh.lookupLocked(&sh.dbs[db], key, h, t.now)
 	if id == 0 {
+		return Entry{}, false
+	}
+	if sh.partsDueLocked(id, t.now) && sh.expirePartsLocked(id, e, pos, t.now, math.MaxInt, false) {
 		return Entry{}, false
 	}
 	_, out := sh.entryLocked(id, e)
@@ -439,7 +475,7 @@ func (t *Txn) SetDeadline(db int, key []byte, deadline int64) bool {
 	sh, h := t.shardOf(db, key)
 	ix := &sh.dbs[db]
 	pos, id, e := sh.lookupLocked(ix, key, h, t.now)
-	if id == 0 {
+	if id == 0 || sh.partsDueLocked(id, t.now) && sh.expirePartsLocked(id, e, pos, t.now, math.MaxInt, false) {
 		return false
 	}
 	if deadline != 0 && deadline <= t.now {
@@ -450,13 +486,21 @@ func (t *Txn) SetDeadline(db int, key []byte, deadline int64) bool {
 	return true
 }
 
-// Delete removes key and reports whether a live entry was there.
+// Delete removes key and reports whether a live entry was there (an
+// object whose last parts expired is not).
 func (t *Txn) Delete(db int, key []byte) bool {
 	sh, h := t.shardOf(db, key)
-	return sh.deleteLocked(db, key, h, t.now)
+	ix := &sh.dbs[db]
+	pos, id, e := sh.lookupLocked(ix, key, h, t.now)
+	if id == 0 || sh.partsDueLocked(id, t.now) && sh.expirePartsLocked(id, e, pos, t.now, math.MaxInt, false) {
+		return false
+	}
+	sh.removeLocked(ix, pos, id, e)
+	return true
 }
 
-// Touched tells the store that the Object under key changed its memory usage.
+// Touched tells the store that the Object under key changed: its memory
+// usage, or for a PartExpirer the deadlines of its parts.
 func (t *Txn) Touched(db int, key []byte) {
 	sh, h := t.shardOf(db, key)
 	_, id, _ := sh.lookupLocked(&sh.dbs[db], key, h, t.now)
@@ -466,7 +510,9 @@ func (t *Txn) Touched(db int, key []byte) {
 	if r, ok := sh.objs[id]; ok && r.obj != nil {
 		mem := int64(r.obj.MemoryUsage())
 		sh.objMem += mem - r.mem
-		sh.objs[id] = objRec{obj: r.obj, mem: mem}
+		r.mem = mem
+		sh.rewakeLocked(id, &r, wakeOf(r.obj))
+		sh.objs[id] = r
 	}
 }
 

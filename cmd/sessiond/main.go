@@ -45,6 +45,7 @@ type options struct {
 	bind            string
 	port            int
 	requirePass     string
+	aclFile         string
 	databases       int
 	timeout         int
 	protoMaxBulkLen string
@@ -52,30 +53,65 @@ type options struct {
 	shards          int
 	ioModel         string
 	ioThreads       int
+	notifyEvents    string
 	logFormat       string
 	logLevel        string
 	shutdownTimeout time.Duration
 	version         bool
-	persist         persistOptions
+
+	maxClients       int
+	tcpKeepAlive     int
+	protectedMode    string
+	obufLimits       repeated
+	tlsPort          int
+	tlsCertFile      string
+	tlsKeyFile       string
+	tlsCACertFile    string
+	tlsAuthClients   string
+	maxMemory        string
+	maxMemoryPolicy  string
+	maxMemorySamples int
+	persist          persistOptions
 }
+
+// repeated is a flag that may be given several times (like
+// client-output-buffer-limit lines in redis.conf); the values are joined.
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, " ") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("sessiond", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.bind, "bind", "127.0.0.1", "addresses to listen on, space separated (like redis.conf bind)")
-	fs.IntVar(&o.port, "port", 6379, "TCP port (0 picks a free one)")
+	fs.IntVar(&o.port, "port", 6379, "TCP port (0 picks a free one; with --tls-port, 0 means TLS only)")
 	fs.StringVar(&o.requirePass, "requirepass", "", "password of the default user; clients must AUTH")
+	fs.StringVar(&o.aclFile, "aclfile", "", "ACL users file in Redis's syntax (user <name> <rules...> per line); ACL LOAD/SAVE use it")
 	fs.IntVar(&o.databases, "databases", 16, "number of logical databases (SELECT 0..n-1)")
-	fs.IntVar(&o.timeout, "timeout", 0, "close clients idle for this many seconds (0 = never)")
+	fs.IntVar(&o.timeout, "timeout", 300, "close clients idle for this many seconds (0 = never)")
 	fs.StringVar(&o.protoMaxBulkLen, "proto-max-bulk-len", "512mb", "largest bulk argument a client may send")
 	fs.StringVar(&o.queryBufLimit, "client-query-buffer-limit", "1gb", "largest pending request of one client")
 	fs.IntVar(&o.shards, "shards", 0, "store shards, a power of two (0 = 32)")
+	fs.StringVar(&o.notifyEvents, "notify-keyspace-events", "", "keyspace notification classes, as Redis's (e.g. Ex for expired events)")
 	fs.StringVar(&o.ioModel, "io-model", "", "connection handling: epoll (event loops, Linux) or goroutine (default: epoll where available)")
 	fs.IntVar(&o.ioThreads, "io-threads", 0, "event loops for the epoll model (0 = GOMAXPROCS; 1 = Redis's latency profile)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "loglevel", "notice", "log level: debug, verbose, notice, warning (or slog names)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to finish")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.IntVar(&o.maxClients, "maxclients", server.DefaultMaxClients, "most clients connected at once (the open-file limit is raised to fit, or maxclients lowered)")
+	fs.IntVar(&o.tcpKeepAlive, "tcp-keepalive", 300, "seconds before TCP keepalive probes on idle client sockets (0 = off)")
+	fs.StringVar(&o.protectedMode, "protected-mode", "yes", "yes: without a password, refuse clients that do not connect over loopback")
+	fs.Var(&o.obufLimits, "client-output-buffer-limit", "`class hard soft seconds`: close a client of the class (normal, replica, pubsub) whose unsent replies reach hard bytes, or stay over soft for seconds; repeatable (default \"normal 256mb 64mb 60 replica 256mb 64mb 60 pubsub 32mb 8mb 60\")")
+	fs.IntVar(&o.tlsPort, "tls-port", 0, "TLS port (0 = no TLS); with --port 0, TLS only")
+	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "server certificate (PEM) for TLS")
+	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "private key (PEM) of tls-cert-file")
+	fs.StringVar(&o.tlsCACertFile, "tls-ca-cert-file", "", "CA certificates (PEM) that client certificates are checked against")
+	fs.StringVar(&o.tlsAuthClients, "tls-auth-clients", "yes", "client certificates: yes (required), optional, or no")
+	fs.StringVar(&o.maxMemory, "maxmemory", "0", "memory limit (e.g. 1gb); above it keys are evicted by --maxmemory-policy or writes refused (0 = none)")
+	fs.StringVar(&o.maxMemoryPolicy, "maxmemory-policy", "noeviction", "what goes at maxmemory: noeviction, volatile-ttl (sessions nearest expiry: recommended), volatile-lru, volatile-lfu, volatile-random, allkeys-lru, allkeys-lfu, allkeys-random")
+	fs.IntVar(&o.maxMemorySamples, "maxmemory-samples", 5, "keys sampled per eviction by the LRU, LFU and TTL policies")
 	fs.StringVar(&o.persist.dir, "dir", "", "directory of the data file; setting it turns persistence on (default: off)")
 	fs.StringVar(&o.persist.dbfilename, "dbfilename", "sessiond.db", "name of the data file in --dir")
 	fs.Var(&o.persist.save, "save", "snapshot rules \"<seconds> <changes> ...\"; \"\" for none (default with --dir: \"3600 1 300 100 60 10000\")")
@@ -204,6 +240,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return fmt.Errorf("client-query-buffer-limit: %w", err)
 	}
+	maxMemory, err := server.ParseMemory(o.maxMemory)
+	if err != nil {
+		return fmt.Errorf("maxmemory: %w", err)
+	}
 	if o.timeout < 0 {
 		return fmt.Errorf("timeout must not be negative")
 	}
@@ -213,8 +253,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if o.port < 0 || o.port > 65535 {
 		return fmt.Errorf("port must be between 0 and 65535")
 	}
+	if o.tlsPort < 0 || o.tlsPort > 65535 {
+		return fmt.Errorf("tls-port must be between 0 and 65535")
+	}
+	if o.tcpKeepAlive < 0 {
+		return fmt.Errorf("tcp-keepalive must not be negative")
+	}
+	keepAlive := time.Duration(o.tcpKeepAlive) * time.Second
+	if o.tcpKeepAlive == 0 {
+		keepAlive = -1 // off
+	}
+	var protected bool
+	switch strings.ToLower(o.protectedMode) {
+	case "yes":
+		protected = true
+	case "no":
+	default:
+		return fmt.Errorf("protected-mode must be yes or no")
+	}
+	if o.maxClients < 1 {
+		return fmt.Errorf("maxclients must be at least 1")
+	}
+	fit, err := server.FitOpenFiles(o.maxClients)
+	switch {
+	case err != nil:
+		log.Warn("cannot read the open-file limit", "err", err)
+	case fit.MaxClients < 1:
+		return fmt.Errorf("the open-file limit (ulimit -n) of %d is not enough to serve clients; raise it to at least %d", fit.Now, o.maxClients+32)
+	case fit.MaxClients < o.maxClients:
+		log.Warn(fmt.Sprintf("Current maximum open files is %d. maxclients has been reduced to %d to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'.", fit.Now, fit.MaxClients))
+		o.maxClients = fit.MaxClients
+	case fit.Now != fit.Was:
+		log.Info(fmt.Sprintf("Increased maximum number of open files to %d (it was originally set to %d).", fit.Now, fit.Was))
+	}
 
-	store, err := ttl.New(ttl.Config{Shards: o.shards, Databases: o.databases})
+	var srv *server.Server // set before store.Run starts, the only caller of the callbacks
+	store, err := ttl.New(ttl.Config{Shards: o.shards, Databases: o.databases,
+		OnExpire:       func(db int, keys [][]byte) { srv.KeysExpired(db, keys) },
+		OnObjectExpire: func(db int, key []byte, removed bool) { srv.ObjectExpired(db, key, removed) }})
 	if err != nil {
 		return err
 	}
@@ -227,19 +303,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if pm != nil {
 		persistence = &persistAdapter{Manager: pm, dir: o.persist.dir, dbfilename: o.persist.dbfilename}
 	}
-	srv, err := server.New(server.Config{
-		RequirePass:            o.requirePass,
-		Databases:              o.databases,
-		Timeout:                time.Duration(o.timeout) * time.Second,
-		ProtoMaxBulkLen:        maxBulk,
-		ClientQueryBufferLimit: qbuf,
-		Logger:                 log,
-		Port:                   o.port,
-		Bind:                   o.bind,
-		Version:                version(),
-		IOModel:                o.ioModel,
-		IOThreads:              o.ioThreads,
-		Persistence:            persistence,
+	srv, err = server.New(server.Config{
+		RequirePass:             o.requirePass,
+		ACLFile:                 o.aclFile,
+		Databases:               o.databases,
+		Timeout:                 time.Duration(o.timeout) * time.Second,
+		ProtoMaxBulkLen:         maxBulk,
+		ClientQueryBufferLimit:  qbuf,
+		Logger:                  log,
+		Port:                    o.port,
+		Bind:                    o.bind,
+		Version:                 version(),
+		IOModel:                 o.ioModel,
+		IOThreads:               o.ioThreads,
+		MaxClients:              o.maxClients,
+		TCPKeepAlive:            keepAlive,
+		DisableProtectedMode:    !protected,
+		ClientOutputBufferLimit: o.obufLimits.String(),
+		TLSPort:                 o.tlsPort,
+		TLSCertFile:             o.tlsCertFile,
+		TLSKeyFile:              o.tlsKeyFile,
+		TLSCACertFile:           o.tlsCACertFile,
+		TLSAuthClients:          strings.ToLower(o.tlsAuthClients),
+		NotifyKeyspaceEvents:    o.notifyEvents,
+		MaxMemory:               maxMemory,
+		MaxMemoryPolicy:         o.maxMemoryPolicy,
+		MaxMemorySamples:        o.maxMemorySamples,
+		Persistence:             persistence,
 	}, store)
 	if err != nil {
 		if pm != nil {
@@ -252,20 +342,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		defer pm.Close(false) // on early returns; a no-op after the final save below
 	}
 
-	var lns []net.Listener
+	// Plain TCP on port, unless port is 0 with a TLS port (TLS only, as
+	// in Redis; port 0 alone picks a free port); TLS on tls-port.
+	type listener struct {
+		net.Listener
+		tls bool
+	}
+	var lns []listener
 	defer func() {
 		for _, ln := range lns {
 			ln.Close()
 		}
 	}()
-	for _, host := range strings.Fields(o.bind) {
-		host = strings.TrimPrefix(host, "-") // redis.conf's "-::1" means optional
-		addr := net.JoinHostPort(host, strconv.Itoa(o.port))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("cannot listen on %s: %w", addr, err)
+	type port struct {
+		n   int
+		tls bool
+	}
+	var ports []port
+	if o.port != 0 || o.tlsPort == 0 {
+		ports = append(ports, port{o.port, false})
+	}
+	if o.tlsPort != 0 {
+		ports = append(ports, port{o.tlsPort, true})
+	}
+	for _, p := range ports {
+		for _, host := range strings.Fields(o.bind) {
+			host = strings.TrimPrefix(host, "-") // redis.conf's "-::1" means optional
+			addr := net.JoinHostPort(host, strconv.Itoa(p.n))
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("cannot listen on %s: %w", addr, err)
+			}
+			lns = append(lns, listener{Listener: ln, tls: p.tls})
 		}
-		lns = append(lns, ln)
 	}
 	if len(lns) == 0 {
 		return fmt.Errorf("bind: no address to listen on")
@@ -290,26 +399,48 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	addrs := make([]net.Addr, 0, len(lns))
 	for _, ln := range lns {
 		addrs = append(addrs, ln.Addr())
+		serve := srv.Serve
+		if ln.tls {
+			serve = srv.ServeTLS
+		}
 		wg.Go(func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, server.ErrServerClosed) {
+			if err := serve(ln.Listener); err != nil && !errors.Is(err, server.ErrServerClosed) {
 				serveErr <- err
 			}
 		})
 	}
 	lns = nil // owned by Serve now
+	// SIGHUP re-reads the TLS certificate, key and CA files.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log.Info("Ready to accept connections", "addrs", fmt.Sprint(addrs), "version", version(), "pid", os.Getpid())
 	if ready != nil {
 		ready(addrs)
 	}
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("received signal; shutting down")
-	case <-srv.ShutdownRequested():
-		log.Info("SHUTDOWN received; shutting down")
-	case runErr = <-serveErr:
-		log.Error("listener failed; shutting down", "err", runErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("received signal; shutting down")
+			break wait
+		case <-srv.ShutdownRequested():
+			log.Info("SHUTDOWN received; shutting down")
+			break wait
+		case runErr = <-serveErr:
+			log.Error("listener failed; shutting down", "err", runErr)
+			break wait
+		case <-hup:
+			if o.tlsPort == 0 {
+				log.Info("SIGHUP: no TLS to reload")
+			} else if err := srv.ReloadTLS(); err != nil {
+				log.Warn("SIGHUP: TLS reload failed; keeping the certificates in use", "err", err)
+			} else {
+				log.Info("SIGHUP: TLS certificates reloaded")
+			}
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiond/sessiond/internal/redistest"
+	"github.com/sessiond/sessiond/server"
 )
 
 // startRun runs the program in a goroutine and returns its address; the
@@ -119,4 +120,38 @@ func TestRunConfigFile(t *testing.T) {
 	err := run(context.Background(), []string{bad}, &bytes.Buffer{}, &bytes.Buffer{}, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "unknown directive")
+}
+
+func TestRunLimitFlags(t *testing.T) {
+	for _, bad := range [][]string{
+		{"--tls-port", "70000"},
+		{"--tcp-keepalive", "-1"},
+		{"--maxclients", "0"},
+		{"--protected-mode", "maybe"},
+		{"--client-output-buffer-limit", "normal 1"},
+		{"--tls-port", "1", "--port", "0"}, // TLS without a certificate
+		{"--tls-auth-clients", "sometimes"},
+	} {
+		err := run(context.Background(), append([]string{"--port", "0"}, bad...), &bytes.Buffer{}, &bytes.Buffer{}, nil)
+		assert.Error(t, err, "%v", bad)
+	}
+
+	path := filepath.Join(t.TempDir(), "sessiond.conf")
+	require.NoError(t, os.WriteFile(path, []byte("port 0\nloglevel warning\n"+
+		"client-output-buffer-limit normal 0 0 0\nclient-output-buffer-limit pubsub 1mb 1mb 0\n"+
+		"maxclients 100000\ntcp-keepalive 0\nprotected-mode no\n"), 0o600))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, _ := startRun(t, ctx, path)
+	c := redistest.Dial(t, addr)
+	assert.Equal(t, "*2\r\n$26\r\nclient-output-buffer-limit\r\n$65\r\nnormal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 1048576 0\r\n",
+		c.DoString("CONFIG", "GET", "client-output-buffer-limit"))
+	assert.Equal(t, "*2\r\n$13\r\ntcp-keepalive\r\n$1\r\n0\r\n", c.DoString("CONFIG", "GET", "tcp-keepalive"))
+	assert.Equal(t, "*2\r\n$14\r\nprotected-mode\r\n$2\r\nno\r\n", c.DoString("CONFIG", "GET", "protected-mode"))
+	assert.Equal(t, "*2\r\n$7\r\ntimeout\r\n$3\r\n300\r\n", c.DoString("CONFIG", "GET", "timeout"))
+	// maxclients is what the open-file limit allows.
+	fit, err := server.FitOpenFiles(100000)
+	require.NoError(t, err)
+	want := strconv.Itoa(fit.MaxClients)
+	assert.Equal(t, "*2\r\n$10\r\nmaxclients\r\n$"+strconv.Itoa(len(want))+"\r\n"+want+"\r\n", c.DoString("CONFIG", "GET", "maxclients"))
 }

@@ -144,7 +144,9 @@ func (r *runner) step(st Step) {
 	payload := st.Payload()
 	var out [2]outcome
 	for side := range out {
-		out[side].err = r.conn(st.Conn, side).Write(payload)
+		if len(payload) > 0 {
+			out[side].err = r.conn(st.Conn, side).Write(payload)
+		}
 	}
 	for side := range out {
 		if out[side].err == nil {

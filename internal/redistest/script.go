@@ -71,10 +71,14 @@ type Step struct {
 	Conn      int      // which connection to each server (!conn N); 0 by default
 	Raw       bool     // !raw: send Args joined as they are instead of a multibulk
 	Closed    bool     // !closed: the server must close the connection after replying
+	Read      bool     // !read: send nothing, read the next reply (pub/sub messages, the rest of a SUBSCRIBE's replies)
 }
 
 // Payload returns the bytes the step sends.
 func (s *Step) Payload() []byte {
+	if s.Read {
+		return nil
+	}
 	if s.Raw {
 		return []byte(strings.Join(s.Args, ""))
 	}
@@ -171,6 +175,8 @@ func (s *Step) parse(text string) error {
 			s.Raw = true
 		case "!closed":
 			s.Closed = true
+		case "!read":
+			s.Read = true
 		default:
 			err = fmt.Errorf("unknown modifier %q", word)
 		}
@@ -181,6 +187,12 @@ func (s *Step) parse(text string) error {
 	args, err := SplitArgs(rest)
 	if err != nil {
 		return err
+	}
+	if s.Read {
+		if len(args) != 0 || s.Raw || s.Mode == Scan {
+			return fmt.Errorf("!read takes no command and no !raw or !scan")
+		}
+		return nil
 	}
 	if len(args) == 0 {
 		return fmt.Errorf("modifiers without a command")

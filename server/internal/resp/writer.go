@@ -48,8 +48,18 @@ func (w *Writer) Bytes() []byte { return w.buf }
 func (w *Writer) Len() int { return len(w.buf) }
 
 // Truncate drops everything written after the first n bytes (e.g. the
-// partial reply of a command that failed). It panics unless 0 ≤ n ≤ Len().
-func (w *Writer) Truncate(n int) { w.buf = w.buf[:n] }
+// partial reply of a command that failed). A mark beyond the current
+// length (the bytes were moved out meanwhile) is ignored.
+func (w *Writer) Truncate(n int) {
+	if n <= len(w.buf) {
+		w.buf = w.buf[:n]
+	}
+}
+
+// Prepend inserts b before everything written so far.
+func (w *Writer) Prepend(b []byte) {
+	w.buf = append(b, w.buf...)
+}
 
 // Reset empties the buffer, keeping its memory for the next pipeline unless
 // it grew big for one large reply and is now mostly unused.

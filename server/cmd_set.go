@@ -1,0 +1,702 @@
+package server
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+
+	"github.com/sessiond/sessiond/ttl"
+)
+
+func (s *Server) setCommands() []*command {
+	set := func(name string, arity int, flags cmdFlags, first, last, step int, since, summary string, run handler) *command {
+		return &command{name: name, arity: arity, flags: flags, firstKey: first, lastKey: last, step: step,
+			group: "set", since: since, summary: summary, run: run}
+	}
+	const r, w, f, oom = flagReadonly, flagWrite, flagFast, flagDenyOOM
+	return []*command{
+		set("sadd", -3, w|oom|f, 1, 1, 1, "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist.", s.cmdSAdd),
+		set("srem", -3, w|f, 1, 1, 1, "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed.", s.cmdSRem),
+		set("smembers", 2, r, 1, 1, 1, "1.0.0", "Returns all members of a set.", s.cmdSMembers),
+		set("sismember", 3, r|f, 1, 1, 1, "1.0.0", "Determines whether a member belongs to a set.", s.cmdSIsMember),
+		set("smismember", -3, r|f, 1, 1, 1, "6.2.0", "Determines whether multiple members belong to a set.", s.cmdSMIsMember),
+		set("scard", 2, r|f, 1, 1, 1, "1.0.0", "Returns the number of members in a set.", s.cmdSCard),
+		set("sscan", -3, r, 1, 1, 1, "2.8.0", "Iterates over members of a set.", s.cmdSScan),
+		set("spop", -2, w|f, 1, 1, 1, "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", s.cmdSPop),
+		set("srandmember", -2, r, 1, 1, 1, "1.0.0", "Get one or multiple random members from a set", s.cmdSRandMember),
+		set("sinter", -2, r, 1, -1, 1, "1.0.0", "Returns the intersect of multiple sets.", s.cmdSInter),
+		set("sunion", -2, r, 1, -1, 1, "1.0.0", "Returns the union of multiple sets.", s.cmdSUnion),
+		set("sdiff", -2, r, 1, -1, 1, "1.0.0", "Returns the difference of multiple sets.", s.cmdSDiff),
+		set("sinterstore", -3, w|oom, 1, -1, 1, "1.0.0", "Stores the intersect of multiple sets in a key.", s.cmdSInterStore),
+		set("sunionstore", -3, w|oom, 1, -1, 1, "1.0.0", "Stores the union of multiple sets in a key.", s.cmdSUnionStore),
+		set("sdiffstore", -3, w|oom, 1, -1, 1, "1.0.0", "Stores the difference of multiple sets in a key.", s.cmdSDiffStore),
+		set("sintercard", -3, r, 0, 0, 0, "7.0.0", "Returns the number of members of the intersect of multiple sets.", s.cmdSInterCard),
+		set("smove", 4, w|f, 1, 2, 1, "1.0.0", "Moves a member from one set to another.", s.cmdSMove),
+	}
+}
+
+// lookupSet finds the set under key. It returns nil for a missing key;
+// for a key of another type it writes WRONGTYPE and returns ok=false.
+// read counts the lookup in keyspace_hits/misses, as Redis's read lookups
+// do.
+func (c *client) lookupSet(tx *ttl.Txn, key []byte, read bool) (set *setObj, ok bool) {
+	e, found := tx.Get(c.db, key)
+	if !found {
+		if read {
+			c.miss()
+		}
+		return nil, true
+	}
+	if read {
+		c.hit()
+	}
+	if e.Kind != kindSet {
+		c.w.Error(errWrongType)
+		return nil, false
+	}
+	return e.Obj.(*setObj), true
+}
+
+// setModified finishes an in-place change of the set under key: an empty
+// set is deleted (with the "del" event), else its memory is accounted.
+// It reports whether the key was deleted.
+func (c *client) setModified(tx *ttl.Txn, key []byte, set *setObj) bool {
+	if set.card() == 0 {
+		tx.Delete(c.db, key)
+		return true
+	}
+	tx.Touched(c.db, key)
+	return false
+}
+
+func (s *Server) cmdSAdd(c *client, args [][]byte) {
+	key := args[1]
+	tx := s.store.Lock(key)
+	defer tx.Unlock()
+	set, ok := c.lookupSet(&tx, key, false)
+	if !ok {
+		return
+	}
+	created := set == nil
+	if created {
+		set = newSetFor(args[2])
+	}
+	var added int64
+	for _, m := range args[2:] {
+		if set.add(m) {
+			added++
+		}
+	}
+	if created {
+		tx.SetObject(c.db, key, kindSet, set, 0)
+	} else if added > 0 {
+		tx.Touched(c.db, key)
+	}
+	if added > 0 {
+		c.changed(evSet, "sadd", c.db, key)
+	}
+	c.w.Int(added)
+}
+
+func (s *Server) cmdSRem(c *client, args [][]byte) {
+	key := args[1]
+	tx := s.store.Lock(key)
+	defer tx.Unlock()
+	set, ok := c.lookupSet(&tx, key, false)
+	if !ok {
+		return
+	}
+	if set == nil {
+		c.w.Int(0)
+		return
+	}
+	var removed int64
+	for _, m := range args[2:] {
+		if set.remove(m) {
+			removed++
+			if set.card() == 0 {
+				break
+			}
+		}
+	}
+	if removed > 0 {
+		deleted := c.setModified(&tx, key, set)
+		c.changed(evSet, "srem", c.db, key)
+		if deleted {
+			c.event(evGeneric, "del", c.db, key)
+		}
+	}
+	c.w.Int(removed)
+}
+
+// writeSetMembers replies with members as a set (RESP3 "~").
+func (c *client) writeSetMembers(members []string) {
+	c.w.Set(len(members))
+	for _, m := range members {
+		c.w.BulkString(m)
+	}
+}
+
+func (s *Server) cmdSMembers(c *client, args [][]byte) {
+	s.sinter(c, args[1:2], nil)
+}
+
+func (s *Server) cmdSIsMember(c *client, args [][]byte) {
+	tx := s.store.Lock(args[1])
+	defer tx.Unlock()
+	set, ok := c.lookupSet(&tx, args[1], true)
+	if !ok {
+		return
+	}
+	if set != nil && set.has(args[2]) {
+		c.w.Int(1)
+	} else {
+		c.w.Int(0)
+	}
+}
+
+func (s *Server) cmdSMIsMember(c *client, args [][]byte) {
+	tx := s.store.Lock(args[1])
+	defer tx.Unlock()
+	set, ok := c.lookupSet(&tx, args[1], true)
+	if !ok {
+		return
+	}
+	c.w.Array(len(args) - 2)
+	for _, m := range args[2:] {
+		if set != nil && set.has(m) {
+			c.w.Int(1)
+		} else {
+			c.w.Int(0)
+		}
+	}
+}
+
+func (s *Server) cmdSCard(c *client, args [][]byte) {
+	tx := s.store.Lock(args[1])
+	defer tx.Unlock()
+	set, ok := c.lookupSet(&tx, args[1], true)
+	if !ok {
+		return
+	}
+	if set == nil {
+		c.w.Int(0)
+		return
+	}
+	c.w.Int(int64(set.card()))
+}
+
+// collScanOpts are the options of SSCAN and ZSCAN.
+type collScanOpts struct {
+	count int
+	match []byte // nil: everything
+}
+
+// parseCollScanOpts parses SSCAN/ZSCAN's options from args (after the
+// cursor), writing the error reply on failure.
+func parseCollScanOpts(c *client, args [][]byte) (collScanOpts, bool) {
+	o := collScanOpts{count: 10}
+	for j := 0; j < len(args); j++ {
+		more := len(args) - j - 1
+		switch {
+		case eqFold(args[j], "count") && more >= 1:
+			n, ok := parseInt(args[j+1])
+			if !ok {
+				c.w.Error(errNotInt)
+				return o, false
+			}
+			if n < 1 {
+				c.w.Error(errSyntax)
+				return o, false
+			}
+			o.count = int(min(n, 1<<30))
+			j++
+		case eqFold(args[j], "match") && more >= 1:
+			o.match = args[j+1]
+			if len(o.match) == 1 && o.match[0] == '*' {
+				o.match = nil
+			}
+			j++
+		default:
+			c.w.Error(errSyntax)
+			return o, false
+		}
+	}
+	return o, true
+}
+
+// scanTab runs one SSCAN/ZSCAN step over a member table: whole buckets
+// until about count entries were seen or ten times count buckets were
+// visited, as Redis's scanGenericCommand does. fn receives each entry.
+func scanTab[V any](t *memberTab[V], cursor uint64, count int, fn func(e *memberEnt[V])) uint64 {
+	seen := 0
+	maxBuckets := count * 10
+	for {
+		cursor = t.scan(cursor, func(e *memberEnt[V]) {
+			seen++
+			fn(e)
+		})
+		maxBuckets--
+		if cursor == 0 || seen >= count || maxBuckets <= 0 {
+			return cursor
+		}
+	}
+}
+
+// writeScanReply writes [cursor, items].
+func (c *client) writeScanReply(cursor uint64, items []string) {
+	c.w.Array(2)
+	c.w.BulkString(strconv.FormatUint(cursor, 10))
+	c.w.Array(len(items))
+	for _, it := range items {
+		c.w.BulkString(it)
+	}
+}
+
+func (s *Server) cmdSScan(c *client, args [][]byte) {
+	cursor, ok := parseScanCursor(args[2])
+	if !ok {
+		c.w.Error("ERR invalid cursor")
+		return
+	}
+	tx := s.store.Lock(args[1])
+	defer tx.Unlock()
+	set, ok := c.lookupSet(&tx, args[1], true)
+	if !ok {
+		return
+	}
+	if set == nil {
+		c.writeScanReply(0, nil)
+		return
+	}
+	opts, ok := parseCollScanOpts(c, args[3:])
+	if !ok {
+		return
+	}
+	var items []string
+	keep := func(m string) {
+		if opts.match == nil || globMatch(opts.match, []byte(m), false) {
+			items = append(items, m)
+		}
+	}
+	if set.tab == nil {
+		// A compact set is returned whole, as Redis does for an intset.
+		set.each(keep)
+		c.writeScanReply(0, items)
+		return
+	}
+	next := scanTab(set.tab, cursor, opts.count, func(e *memberEnt[struct{}]) { keep(e.key) })
+	c.writeScanReply(next, items)
+}
+
+// maxRandCount bounds the reply of SRANDMEMBER with a negative count (which
+// repeats members): Redis streams any count, sessiond builds the reply in
+// memory first.
+const maxRandCount = 1 << 24
+
+func (s *Server) cmdSPop(c *client, args [][]byte) {
+	if len(args) > 3 {
+		c.w.Error(errSyntax)
+		return
+	}
+	key := args[1]
+	count := int64(-1)
+	if len(args) == 3 {
+		n, ok := parseInt(args[2])
+		if !ok || n < 0 {
+			c.w.Error(errNotIntOrNeg)
+			return
+		}
+		count = n
+	}
+	tx := s.store.Lock(key)
+	defer tx.Unlock()
+	set, ok := c.lookupSet(&tx, key, false)
+	if !ok {
+		return
+	}
+	if set == nil {
+		if count < 0 {
+			c.w.Null()
+		} else {
+			c.w.Set(0)
+		}
+		return
+	}
+	if count == 0 {
+		c.w.Set(0)
+		return
+	}
+	if count < 0 {
+		m := set.randomMember()
+		set.remove([]byte(m))
+		c.w.BulkString(m)
+	} else if count >= int64(set.card()) {
+		c.writeSetMembers(set.members())
+		set = &setObj{}
+	} else {
+		popped := make([]string, 0, count)
+		for range count {
+			m := set.randomMember()
+			set.remove([]byte(m))
+			popped = append(popped, m)
+		}
+		c.writeSetMembers(popped)
+	}
+	deleted := c.setModified(&tx, key, set)
+	c.changed(evSet, "spop", c.db, key)
+	if deleted {
+		c.event(evGeneric, "del", c.db, key)
+	}
+}
+
+func (s *Server) cmdSRandMember(c *client, args [][]byte) {
+	if len(args) > 3 {
+		c.w.Error(errSyntax)
+		return
+	}
+	key := args[1]
+	if len(args) == 2 {
+		tx := s.store.Lock(key)
+		defer tx.Unlock()
+		set, ok := c.lookupSet(&tx, key, true)
+		switch {
+		case !ok:
+		case set == nil:
+			c.w.Null()
+		default:
+			c.w.BulkString(set.randomMember())
+		}
+		return
+	}
+	n, ok := parseInt(args[2])
+	if !ok {
+		c.w.Error(errNotInt)
+		return
+	}
+	if n == math.MinInt64 || n < -maxRandCount {
+		lo := -int64(math.MaxInt64)
+		if n != math.MinInt64 {
+			lo = -maxRandCount
+		}
+		c.w.Error("ERR value is out of range, value must between " + strconv.FormatInt(lo, 10) + " and " + strconv.FormatInt(math.MaxInt64, 10))
+		return
+	}
+	tx := s.store.Lock(key)
+	defer tx.Unlock()
+	set, ok := c.lookupSet(&tx, key, true)
+	if !ok {
+		return
+	}
+	// Redis 7.0 answers arrays here, also in RESP3.
+	if set == nil || n == 0 {
+		c.w.Array(0)
+		return
+	}
+	if n < 0 {
+		// Repeats allowed: each pick is independent.
+		c.w.Array(int(-n))
+		for range -n {
+			c.w.BulkString(set.randomMember())
+		}
+		return
+	}
+	members := distinctRandom(set, int(min(n, int64(set.card()))))
+	c.w.Array(len(members))
+	for _, m := range members {
+		c.w.BulkString(m)
+	}
+}
+
+// distinctRandom returns count distinct random members of set (count ≤
+// card; all of them in the set's order when count = card): a partial Fisher-Yates shuffle of the members when count is a
+// large share of them, else rejection sampling.
+func distinctRandom(set *setObj, count int) []string {
+	size := set.card()
+	if count == size {
+		return set.members()
+	}
+	if count*3 > size {
+		all := set.members()
+		for i := range count {
+			j := i + rand.IntN(size-i)
+			all[i], all[j] = all[j], all[i]
+		}
+		return all[:count]
+	}
+	picked := make(map[string]struct{}, count)
+	out := make([]string, 0, count)
+	for len(out) < count {
+		m := set.randomMember()
+		if _, dup := picked[m]; dup {
+			continue
+		}
+		picked[m] = struct{}{}
+		out = append(out, m)
+	}
+	return out
+}
+
+// lookupSets finds the sets under keys for SINTER and friends. A missing
+// key is a nil set; any key of another type writes WRONGTYPE and returns
+// ok=false (every key is checked, as Redis does).
+func (c *client) lookupSets(tx *ttl.Txn, keys [][]byte, read bool) ([]*setObj, bool) {
+	sets := make([]*setObj, len(keys))
+	for i, k := range keys {
+		e, found := tx.Get(c.db, k)
+		if !found {
+			if read {
+				c.miss()
+			}
+			continue
+		}
+		if read {
+			c.hit()
+		}
+		if e.Kind != kindSet {
+			c.w.Error(errWrongType)
+			return nil, false
+		}
+		sets[i] = e.Obj.(*setObj)
+	}
+	return sets, true
+}
+
+// intersect returns the members of every set, iterating the smallest (at
+// most limit of them when limit > 0). sets must not contain nil.
+func intersect(sets []*setObj, limit int) []string {
+	sorted := slices.Clone(sets)
+	slices.SortStableFunc(sorted, func(a, b *setObj) int { return a.card() - b.card() })
+	var out []string
+	first := sorted[0]
+	check := func(m string) bool {
+		for _, o := range sorted[1:] {
+			if o != first && !o.hasString(m) {
+				return false
+			}
+		}
+		return true
+	}
+	if first.tab == nil {
+		for _, v := range first.ints {
+			m := strconv.FormatInt(v, 10)
+			if check(m) {
+				out = append(out, m)
+				if limit > 0 && len(out) >= limit {
+					break
+				}
+			}
+		}
+		return out
+	}
+	for i := range first.tab.ents {
+		m := first.tab.ents[i].key
+		if check(m) {
+			out = append(out, m)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// sinter answers SINTER/SMEMBERS (dst nil) and SINTERSTORE.
+func (s *Server) sinter(c *client, keys [][]byte, dst []byte) {
+	tx := s.lockSetKeys(c, dst, keys)
+	defer tx.Unlock()
+	sets, ok := c.lookupSets(&tx, keys, dst == nil)
+	if !ok {
+		return
+	}
+	if slices.Contains(sets, nil) {
+		if dst == nil {
+			c.w.Set(0)
+			return
+		}
+		c.storeSet(&tx, dst, nil, "sinterstore")
+		return
+	}
+	members := intersect(sets, 0)
+	if dst == nil {
+		c.writeSetMembers(members)
+		return
+	}
+	res := &setObj{}
+	for _, m := range members {
+		res.addString(m)
+	}
+	c.storeSet(&tx, dst, res, "sinterstore")
+}
+
+// lockSetKeys locks keys and, when not nil, dst.
+func (s *Server) lockSetKeys(c *client, dst []byte, keys [][]byte) ttl.Txn {
+	if dst == nil {
+		return s.store.LockKeys(keys...)
+	}
+	all := append(c.keyScratch[:0], dst)
+	all = append(all, keys...)
+	c.keyScratch = all[:0]
+	return s.store.LockKeys(all...)
+}
+
+// storeSet writes a STORE command's result: a non-empty set replaces dst
+// (without a TTL, as Redis's setKey), an empty one deletes it. It replies
+// with the cardinality.
+func (c *client) storeSet(tx *ttl.Txn, dst []byte, res *setObj, event string) {
+	if res == nil || res.card() == 0 {
+		if tx.Delete(c.db, dst) {
+			c.changed(evGeneric, "del", c.db, dst)
+		}
+		c.w.Int(0)
+		return
+	}
+	tx.SetObject(c.db, dst, kindSet, res, 0)
+	c.w.Int(int64(res.card()))
+	c.changed(evSet, event, c.db, dst)
+}
+
+const (
+	setOpUnion = iota
+	setOpDiff
+)
+
+// sunionDiff answers SUNION, SDIFF (dst nil) and their STORE forms.
+func (s *Server) sunionDiff(c *client, keys [][]byte, dst []byte, op int) {
+	tx := s.lockSetKeys(c, dst, keys)
+	defer tx.Unlock()
+	sets, ok := c.lookupSets(&tx, keys, dst == nil)
+	if !ok {
+		return
+	}
+	res := &setObj{}
+	switch op {
+	case setOpUnion:
+		for _, set := range sets {
+			if set != nil {
+				set.each(func(m string) { res.addString(m) })
+			}
+		}
+	case setOpDiff:
+		if first := sets[0]; first != nil {
+			first.each(func(m string) {
+				for _, o := range sets[1:] {
+					if o == first || (o != nil && o.hasString(m)) {
+						return
+					}
+				}
+				res.addString(m)
+			})
+		}
+	}
+	if dst == nil {
+		c.writeSetMembers(res.members())
+		return
+	}
+	event := "sunionstore"
+	if op == setOpDiff {
+		event = "sdiffstore"
+	}
+	c.storeSet(&tx, dst, res, event)
+}
+
+func (s *Server) cmdSInter(c *client, args [][]byte)      { s.sinter(c, args[1:], nil) }
+func (s *Server) cmdSInterStore(c *client, args [][]byte) { s.sinter(c, args[2:], args[1]) }
+func (s *Server) cmdSUnion(c *client, args [][]byte)      { s.sunionDiff(c, args[1:], nil, setOpUnion) }
+func (s *Server) cmdSUnionStore(c *client, args [][]byte) {
+	s.sunionDiff(c, args[2:], args[1], setOpUnion)
+}
+func (s *Server) cmdSDiff(c *client, args [][]byte) { s.sunionDiff(c, args[1:], nil, setOpDiff) }
+func (s *Server) cmdSDiffStore(c *client, args [][]byte) {
+	s.sunionDiff(c, args[2:], args[1], setOpDiff)
+}
+
+func (s *Server) cmdSInterCard(c *client, args [][]byte) {
+	n, ok := parseInt(args[1])
+	if !ok || n <= 0 {
+		c.w.Error("ERR numkeys should be greater than 0")
+		return
+	}
+	if n > int64(len(args)-2) {
+		c.w.Error("ERR Number of keys can't be greater than number of args")
+		return
+	}
+	keys := args[2 : 2+n]
+	limit := int64(0)
+	for j := 2 + int(n); j < len(args); j++ {
+		if eqFold(args[j], "limit") && j+1 < len(args) {
+			l, ok := parseInt(args[j+1])
+			if !ok || l < 0 {
+				c.w.Error("ERR LIMIT can't be negative")
+				return
+			}
+			limit = l
+			j++
+			continue
+		}
+		c.w.Error(errSyntax)
+		return
+	}
+	tx := s.store.LockKeys(keys...)
+	defer tx.Unlock()
+	sets, ok := c.lookupSets(&tx, keys, true)
+	if !ok {
+		return
+	}
+	if slices.Contains(sets, nil) {
+		c.w.Int(0)
+		return
+	}
+	c.w.Int(int64(len(intersect(sets, int(min(limit, math.MaxInt32))))))
+}
+
+func (s *Server) cmdSMove(c *client, args [][]byte) {
+	src, dst, member := args[1], args[2], args[3]
+	tx := s.store.LockKeys(src, dst)
+	defer tx.Unlock()
+	from, ok := c.lookupSet(&tx, src, false)
+	if !ok {
+		return
+	}
+	if from == nil {
+		c.w.Int(0)
+		return
+	}
+	to, ok := c.lookupSet(&tx, dst, false)
+	if !ok {
+		return
+	}
+	if from == to {
+		if from.has(member) {
+			c.w.Int(1)
+		} else {
+			c.w.Int(0)
+		}
+		return
+	}
+	if !from.remove(member) {
+		c.w.Int(0)
+		return
+	}
+	deleted := c.setModified(&tx, src, from)
+	c.changed(evSet, "srem", c.db, src)
+	if deleted {
+		c.event(evGeneric, "del", c.db, src)
+	}
+	created := to == nil
+	if created {
+		to = newSetFor(member)
+	}
+	added := to.add(member)
+	if created {
+		tx.SetObject(c.db, dst, kindSet, to, 0)
+	} else if added {
+		tx.Touched(c.db, dst)
+	}
+	c.signal(c.db, dst)
+	if added {
+		c.event(evSet, "sadd", c.db, dst)
+	}
+	c.w.Int(1)
+}

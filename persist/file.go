@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -24,13 +26,17 @@ import (
 //
 // A block is a run of framed records (record.go) of about blockSize
 // bytes. Each transaction writes one chunk: a new bucket, so that it only
-// adds pages. (bbolt keeps values inline in leaf pages, up to four per
-// leaf; blocks appended to one bucket would make every transaction read
-// and rewrite the last leaf's megabytes.)
+// adds pages (bbolt keeps values inline in leaf pages; blocks appended to
+// one bucket would make every transaction read and rewrite the last
+// leaf). Files have 64 KiB pages and blocks of 14 KiB, so that a leaf of
+// four blocks is one page: bbolt writes it from its pool of page buffers,
+// where a leaf larger than a page would need a fresh buffer (garbage for
+// the collector) at every commit.
 const (
 	formatName    = "sessiond-persist"
 	formatVersion = 1
-	blockSize     = 1 << 20
+	pageSize      = 64 << 10
+	blockSize     = 14 << 10
 )
 
 var (
@@ -75,6 +81,7 @@ func boltOptions(o fileOpts, noSync bool) *bolt.Options {
 		FreelistType: bolt.FreelistMapType,
 		NoSync:       noSync,
 		MaxSize:      o.maxSize,
+		PageSize:     pageSize, // for new files; an existing file keeps its own
 	}
 }
 
@@ -107,15 +114,24 @@ func openFile(path string, o fileOpts, create bool) (f *file, err error) {
 	return f, nil
 }
 
+// classifyOpenError tells why bbolt could not open path: the lock is
+// held (ErrLocked), the environment (a permission, a missing directory, a
+// full disk: returned as is), or else what the file holds (ErrForeign:
+// bbolt also fails with plain errors, such as "file size too small", on
+// files that are not its own).
 func classifyOpenError(path string, err error) error {
+	var pe *fs.PathError
+	var errno syscall.Errno
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return fmt.Errorf("%s: %w (bbolt lock timeout)", path, ErrLocked)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch),
 		errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrInvalidMapping):
 		return fmt.Errorf("%s: %w (%v)", path, ErrForeign, err)
+	case errors.As(err, &pe), errors.As(err, &errno):
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	return fmt.Errorf("%s: %w", path, err)
+	return fmt.Errorf("%s: %w (%v)", path, ErrForeign, err)
 }
 
 // init creates the buckets of a new (empty) file, or checks and reads the

@@ -834,7 +834,7 @@ func (m *Manager) save(appendOnly bool) (err error) {
 // asked to start writing back after each, so the final fsync has little
 // left to do.
 func writeSnapshot(f *file, src Source) error {
-	const txnBlocks = 8
+	const txnBlocks = (8 << 20) / blockSize
 	wb := newWriteback(f.path)
 	defer wb.close()
 	full := make(chan *blockWriter, 1)
@@ -857,11 +857,6 @@ func writeSnapshot(f *file, src Source) error {
 			}
 			w.reset()
 			free <- w
-			// bbolt copies each transaction into fresh page buffers:
-			// collect them now rather than let the heap grow to twice
-			// its size. The heap is mostly pointer-free: a cycle is
-			// cheap, and it runs concurrently with serving.
-			runtime.GC()
 		}
 		werr <- err
 	}()
@@ -947,7 +942,7 @@ func (w *blockWriter) add(r *Record) {
 // reset empties w, keeping its buffers for reuse.
 func (w *blockWriter) reset() {
 	for _, b := range w.blocks {
-		if cap(b) <= 2*blockSize {
+		if cap(b) <= blockSize+blockSize/8 {
 			w.free = append(w.free, b)
 		}
 	}

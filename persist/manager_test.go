@@ -349,9 +349,9 @@ func TestUnwritableDirectoryKeepsServing(t *testing.T) {
 func TestFullDiskKeepsChangesForLater(t *testing.T) {
 	dir := t.TempDir()
 	src := newMemStore()
-	m := openManager(t, dir, src, Config{AppendOnly: true, MaxFileSize: 256 << 10})
-	big := strings.Repeat("x", 64<<10)
-	for i := range 8 { // 512 KiB: more than the file may hold
+	m := openManager(t, dir, src, Config{AppendOnly: true, MaxFileSize: 1 << 20})
+	big := strings.Repeat("x", 256<<10)
+	for i := range 8 { // 2 MiB: more than the file may hold
 		src.set(0, fmt.Sprint(i), big, 0)
 	}
 	err := m.flushLog()

@@ -16,15 +16,19 @@ type blobSource struct {
 
 func (s *blobSource) Parts() int { return 32 }
 
-func (s *blobSource) CapturePart(i int, emit func(*Record) error) error {
+func (s *blobSource) CapturePart(i int, cursor uint64, limit int, emit func(*Record) error) (uint64, error) {
 	var key [32]byte
-	for j := i; j < s.n; j += 32 {
+	j := i + 32*int(cursor)
+	for n := 0; j < s.n && n < limit; j, n = j+32, n+1 {
 		r := Record{Op: OpPut, DB: 0, Key: fmt.Appendf(key[:0], "sess:%024d", j), Kind: 1, Deadline: 4102444800000, Value: s.val}
 		if err := emit(&r); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	if j >= s.n {
+		return 0, nil
+	}
+	return uint64((j - i) / 32), nil
 }
 
 func (s *blobSource) CaptureKeys(take func() []Key, emit func(*Record) error) error {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ type memStore struct {
 	data  map[string]Record
 	parts int
 	m     *Manager // told of changes, when set
+	marks []string // CapturePart's cursors: the last key emitted
 }
 
 func newMemStore() *memStore { return &memStore{data: make(map[string]Record), parts: 4} }
@@ -32,17 +34,35 @@ func (s *memStore) part(k string) int { return int(crc32.ChecksumIEEE([]byte(k))
 
 func (s *memStore) Parts() int { return s.parts }
 
-func (s *memStore) CapturePart(i int, emit func(*Record) error) error {
+// CapturePart emits the part's keys in sorted order, resuming after the
+// last key emitted (cursor n names the n-th key remembered in s.marks), so
+// a key that lives throughout is emitted exactly once, as from the store.
+func (s *memStore) CapturePart(i int, cursor uint64, limit int, emit func(*Record) error) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, r := range s.data {
-		if s.part(k) == i {
-			if err := emit(&r); err != nil {
-				return err
-			}
+	after := ""
+	if cursor > 0 {
+		after = s.marks[cursor-1]
+	}
+	var keys []string
+	for k := range s.data {
+		if s.part(k) == i && (cursor == 0 || k > after) {
+			keys = append(keys, k)
 		}
 	}
-	return nil
+	slices.Sort(keys)
+	n := 0
+	for ; n < len(keys) && n < limit; n++ {
+		r := s.data[keys[n]]
+		if err := emit(&r); err != nil {
+			return 0, err
+		}
+	}
+	if n == len(keys) {
+		return 0, nil
+	}
+	s.marks = append(s.marks, keys[n-1])
+	return uint64(len(s.marks)), nil
 }
 
 func (s *memStore) CaptureKeys(take func() []Key, emit func(*Record) error) error {

@@ -22,11 +22,15 @@ type Source interface {
 	// Parts is the number of parts CapturePart captures (the store's
 	// shards).
 	Parts() int
-	// CapturePart calls emit for every live key of part i, with the part
-	// locked throughout, so that the records are the part's state at one
-	// instant. The record and its slices are valid only during the call;
-	// an error from emit stops the capture and is returned.
-	CapturePart(i int, emit func(r *Record) error) error
+	// CapturePart calls emit for up to limit live keys of part i from
+	// cursor on (0 to begin), with the part locked for the call, and
+	// returns the cursor to continue from, 0 once the part is done. A key
+	// that lives throughout is emitted exactly once; keys changed
+	// meanwhile may be emitted as they were at any moment, or not at all,
+	// which is why the Manager catches up with the changes it was told of
+	// during the capture. The record and its slices are valid only during
+	// the call; an error from emit stops the capture and is returned.
+	CapturePart(i int, cursor uint64, limit int, emit func(r *Record) error) (uint64, error)
 	// CaptureKeys calls take, then emit with the current state of each key
 	// take returned: an OpPut record, or an OpDelete when the key is gone.
 	// take and the emits must run while no database flush can run, so
@@ -128,7 +132,7 @@ type Manager struct {
 	discard    bool
 
 	changes   atomic.Int64 // changes reported since Open
-	tracking  atomic.Bool  // AppendOnly: KeyChanged records keys
+	tracking  atomic.Bool  // KeyChanged records keys (AppendOnly, or a save runs)
 	always    atomic.Bool  // AppendOnly with FsyncAlways
 	kick      chan struct{}
 	closing   atomic.Bool
@@ -725,16 +729,24 @@ func (m *Manager) startSaveLocked() (chan struct{}, error) {
 	m.saveDone = done
 	changesAtStart := m.changes.Load()
 	appendOnly := m.appendOnly
-	if appendOnly {
-		m.dmu.Lock()
-		m.catchup = &changeSet{keys: make(map[string]struct{})}
-		m.dmu.Unlock()
-	}
+	// Changes made from now on are caught up at the end: the capture
+	// holds each part's lock only for a slice at a time.
+	m.tracking.Store(true)
+	m.dmu.Lock()
+	m.catchup = &changeSet{keys: make(map[string]struct{})}
+	m.dmu.Unlock()
 	m.wg.Go(func() {
 		defer close(done)
 		err := m.save(appendOnly)
 		m.mu.Lock()
 		defer m.mu.Unlock()
+		if !m.appendOnly { // snapshot mode tracks changes only during a save
+			m.tracking.Store(false)
+			m.dmu.Lock()
+			clear(m.dirty)
+			m.ops = nil
+			m.dmu.Unlock()
+		}
 		m.saving = false
 		m.saveErr = err
 		m.lastSaveDur = time.Since(m.saveStart)
@@ -760,24 +772,21 @@ func (m *Manager) startSaveLocked() (chan struct{}, error) {
 	return done, nil
 }
 
-// save writes a full snapshot to a temporary file, then (in AppendOnly
-// mode) appends the changes made meanwhile, and renames it over the data
-// file.
+// save writes a full snapshot to a temporary file, then appends the
+// changes made meanwhile, and renames it over the data file.
 func (m *Manager) save(appendOnly bool) (err error) {
-	if appendOnly {
-		defer func() {
-			if err != nil {
-				m.dmu.Lock()
-				if m.catchup != nil { // give the changes back to the log
-					for k := range m.catchup.keys {
-						m.dirty[k] = struct{}{}
-					}
-					m.catchup = nil
+	defer func() {
+		if err != nil {
+			m.dmu.Lock()
+			if m.catchup != nil && appendOnly { // give the changes back to the log
+				for k := range m.catchup.keys {
+					m.dirty[k] = struct{}{}
 				}
-				m.dmu.Unlock()
 			}
-		}()
-	}
+			m.catchup = nil
+			m.dmu.Unlock()
+		}
+	}()
 	tmpPath := m.path + ".tmp"
 	tmp, err := createTemp(tmpPath, m.fopts)
 	if err != nil {
@@ -797,18 +806,15 @@ func (m *Manager) save(appendOnly bool) (err error) {
 	}
 	m.fmu.Lock()
 	defer m.fmu.Unlock()
-	var seq uint64
-	if appendOnly {
-		var cw *blockWriter
-		var cs changeSet
-		cw, cs, seq, err = m.captureChanges(true)
-		if err == nil {
-			err = tmp.appendBlocks(bucketLog, cw.blocks, 0)
-		}
-		if err != nil {
+	cw, cs, seq, err := m.captureChanges(true)
+	if err == nil {
+		err = tmp.appendBlocks(bucketLog, cw.blocks, 0)
+	}
+	if err != nil {
+		if appendOnly {
 			m.requeue(cs)
-			return err
 		}
+		return err
 	}
 	if err := replaceFile(tmp, m.path); err != nil {
 		return err
@@ -826,15 +832,16 @@ func (m *Manager) save(appendOnly bool) (err error) {
 	return nil
 }
 
-// writeSnapshot writes every part of src into f's snapshot bucket. Two
-// goroutines overlap the work: this one captures part i+1 while a writer
-// commits part i, so at most two parts' records are in memory. Each part
-// is committed in transactions of at most txnBlocks blocks (bbolt copies
-// a transaction's pages once more before writing them), and the kernel is
-// asked to start writing back after each, so the final fsync has little
-// left to do.
+// writeSnapshot writes every part of src into f's snapshot bucket, a
+// slice of keys per lock hold. Two goroutines overlap the work: this one
+// captures while a writer commits the previous 8 MiB, so at most two
+// transactions' records are in memory. After each commit the kernel is
+// asked to start writing back, so the final fsync has little left to do.
 func writeSnapshot(f *file, src Source) error {
-	const txnBlocks = (8 << 20) / blockSize
+	const (
+		txnBlocks = (8 << 20) / blockSize
+		sliceKeys = 1024 // keys captured per lock hold (~0.3 ms)
+	)
 	wb := newWriteback(f.path)
 	defer wb.close()
 	full := make(chan *blockWriter, 1)
@@ -845,13 +852,8 @@ func writeSnapshot(f *file, src Source) error {
 	go func() {
 		var err error
 		for w := range full {
-			for i := 0; err == nil && i < len(w.blocks); i += txnBlocks {
-				j := min(i+txnBlocks, len(w.blocks))
-				recs := int64(0)
-				if j == len(w.blocks) {
-					recs = w.records // counted once per part
-				}
-				if err = f.appendBlocks(bucketBase, w.blocks[i:j], recs); err == nil {
+			if err == nil {
+				if err = f.appendBlocks(bucketBase, w.blocks, w.records); err == nil {
 					wb.start()
 				}
 			}
@@ -861,17 +863,30 @@ func writeSnapshot(f *file, src Source) error {
 		werr <- err
 	}()
 	var err error
+	w := <-free
+	emit := func(r *Record) error {
+		w.add(r)
+		return nil
+	}
+parts:
 	for i := range src.Parts() {
-		w := <-free
-		err = src.CapturePart(i, func(r *Record) error {
-			w.add(r)
-			return nil
-		})
-		if err != nil {
-			free <- w
-			break
+		for cursor := uint64(0); ; {
+			if cursor, err = src.CapturePart(i, cursor, sliceKeys, emit); err != nil {
+				break parts
+			}
+			if len(w.blocks) >= txnBlocks {
+				full <- w
+				w = <-free
+			}
+			if cursor == 0 {
+				break
+			}
 		}
+	}
+	if err == nil && len(w.blocks) > 0 {
 		full <- w
+	} else {
+		free <- w
 	}
 	close(full)
 	if werr := <-werr; err == nil {

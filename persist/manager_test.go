@@ -409,3 +409,60 @@ func TestSaveRules(t *testing.T) {
 	assert.True(t, saveDue(rules, 10000, time.Minute))
 	assert.False(t, saveDue(nil, 1<<40, 1<<40))
 }
+
+// stopAtCatchUp is a Source that calls stop before the catch-up of a
+// snapshot: the writes stop there, so the file must equal the data then.
+type stopAtCatchUp struct {
+	*memStore
+	once sync.Once
+	stop func()
+}
+
+func (s *stopAtCatchUp) CaptureKeys(take func() []Key, emit func(*Record) error) error {
+	s.once.Do(s.stop)
+	return s.memStore.CaptureKeys(take, emit)
+}
+
+func TestSnapshotCatchesUpConcurrentWrites(t *testing.T) {
+	dir := t.TempDir()
+	mem := newMemStore()
+	mem.parts = 2
+	for i := range 4000 {
+		mem.set(i%3, fmt.Sprintf("k%d", i), strings.Repeat("x", 50), 0)
+	}
+	stopped := make(chan struct{})
+	stop := make(chan struct{})
+	src := &stopAtCatchUp{memStore: mem, stop: func() { close(stop); <-stopped }}
+	m, err := Open(Config{Path: filepath.Join(dir, "data.db"), Logger: slog.New(slog.DiscardHandler)}, src)
+	require.NoError(t, err)
+	mem.m = m
+	var wg sync.WaitGroup
+	wg.Go(func() { // writes, deletes and flushes while the snapshot runs
+		defer close(stopped)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			switch i % 5 {
+			case 0, 1, 2:
+				mem.set(i%3, fmt.Sprintf("k%d", i%6000), fmt.Sprint("new", i), 0)
+			case 3:
+				mem.del(i%3, fmt.Sprintf("k%d", (i*7)%6000))
+			case 4:
+				if i%2000 == 4 {
+					mem.flush(2)
+				}
+			}
+		}
+	})
+	require.NoError(t, m.Save())
+	wg.Wait()
+	want := mem.clone()
+	mem.set(0, "after the snapshot", "not in it", 0)
+	require.NoError(t, m.Close(false))
+	got, _ := reload(t, dir)
+	assert.Equal(t, want, got)
+	assert.False(t, m.tracking.Load(), "snapshot mode tracks changes only during a save")
+}

@@ -32,18 +32,23 @@ func TestCaptureShardSeesEveryLiveEntryOnce(t *testing.T) {
 	got := map[string]int64{}
 	require.Equal(t, 4, s.Shards())
 	for i := range s.Shards() {
-		s.CaptureShard(i, func(db int, k []byte, e Entry) {
-			name := string(rune('0'+db)) + string(k)
-			_, dup := got[name]
-			assert.False(t, dup, "captured twice: %s", name)
-			got[name] = e.Deadline
-			if string(k) == "obj" {
-				assert.Equal(t, Kind(7), e.Kind)
-				assert.Equal(t, captureObj{n: 10}, e.Obj)
-			} else {
-				assert.NotNil(t, e.Blob)
+		for cursor := uint64(0); ; {
+			cursor = s.CaptureShard(i, cursor, 7, func(db int, k []byte, e Entry) {
+				name := string(rune('0'+db)) + string(k)
+				_, dup := got[name]
+				assert.False(t, dup, "captured twice: %s", name)
+				got[name] = e.Deadline
+				if string(k) == "obj" {
+					assert.Equal(t, Kind(7), e.Kind)
+					assert.Equal(t, captureObj{n: 10}, e.Obj)
+				} else {
+					assert.NotNil(t, e.Blob)
+				}
+			})
+			if cursor == 0 {
+				break
 			}
-		})
+		}
 	}
 	assert.Equal(t, want, got)
 }

@@ -50,10 +50,10 @@ func record(r *persist.Record, buf *[]byte, db int, key []byte, e ttl.Entry) err
 	return nil
 }
 
-func (s *storeSource) CapturePart(i int, emit func(*persist.Record) error) error {
+func (s *storeSource) CapturePart(i int, cursor uint64, limit int, emit func(*persist.Record) error) (uint64, error) {
 	var err error
 	var r persist.Record
-	s.store.CaptureShard(i, func(db int, key []byte, e ttl.Entry) {
+	next := s.store.CaptureShard(i, cursor, limit, func(db int, key []byte, e ttl.Entry) {
 		if err == nil {
 			if err = record(&r, &s.partBuf, db, key, e); err == nil {
 				err = emit(&r)
@@ -63,7 +63,7 @@ func (s *storeSource) CapturePart(i int, emit func(*persist.Record) error) error
 	if cap(s.partBuf) > 1<<20 {
 		s.partBuf = nil
 	}
-	return err
+	return next, err
 }
 
 func (s *storeSource) CaptureKeys(take func() []persist.Key, emit func(*persist.Record) error) error {

@@ -856,6 +856,7 @@ func writeSnapshot(f *file, src Source) error {
 				if err = f.appendBlocks(bucketBase, w.blocks, w.records); err == nil {
 					wb.start()
 				}
+				runtime.Gosched()
 			}
 			w.reset()
 			free <- w
@@ -874,6 +875,9 @@ parts:
 			if cursor, err = src.CapturePart(i, cursor, sliceKeys, emit); err != nil {
 				break parts
 			}
+			// Let waiting goroutines (the server's event loops) run: Go
+			// would otherwise preempt this one only after 10 ms.
+			runtime.Gosched()
 			if len(w.blocks) >= txnBlocks {
 				full <- w
 				w = <-free

@@ -3,20 +3,22 @@
 // loses at most the last second (or nothing, with FsyncAlways).
 //
 // persist knows nothing of the store or of Redis types. It reads the data
-// set through a Source (a snapshot is captured part by part, each part
-// under its own lock, and written after the lock is released), restores
-// it through a Sink, and treats values as opaque bytes with a kind tag;
-// cmd/sessiond adapts the store and the server's value encoding to both.
+// set through a Source (a snapshot is captured a slice of keys at a time,
+// each slice under its part's lock, and written after the lock is
+// released), restores it through a Sink, and treats values as opaque bytes
+// with a kind tag; cmd/sessiond adapts the store and the server's value
+// encoding to both.
 //
 // # The file
 //
-// One bbolt database (go.etcd.io/bbolt) per data set, with three buckets:
-// meta (format name, version, creation time, a completeness mark), base
-// (a snapshot) and log (the changes made after it, in order). Both hold
-// blocks of about 1 MiB under sequential keys, so every write appends: a
-// snapshot of a million sessions is a few hundred large sequential
-// writes, and a write-behind flush is one small transaction. A block is a
-// run of records, each [crc32c][length][op db key kind deadline value];
+// One bbolt database (go.etcd.io/bbolt) per data set, 64 KiB pages, with
+// three buckets: meta (format name, version, creation time, a
+// completeness mark), base (a snapshot) and log (the changes made after
+// it, in order). Each transaction adds one chunk, a bucket of blocks of
+// about 14 KiB, so every write appends: a snapshot of a million sessions
+// is about a hundred 8 MiB transactions of sequential writes, and a
+// write-behind flush is one small transaction. A block is a run of
+// records, each [crc32c][length][op db key kind deadline value];
 // the checksum covers the record, so damage anywhere in the data is found
 // (bbolt checksums only its meta pages). Deadlines are absolute Unix
 // milliseconds; records whose deadline passed while the server was down
@@ -30,11 +32,13 @@
 // lock on it: because the renamed file is already open (and locked), the
 // path is locked before, during and after the rename, and a second
 // process fails after Config.LockTimeout instead of sharing the file.
-// Capturing holds one part (store shard) locked for one pass over it, so
-// the extra memory of a snapshot is about one shard's data (1/32 of the
-// data set with the default 32 shards) plus bbolt's buffers, and serving
-// never stops: other shards are served meanwhile, and the shard being
-// captured waits only for a memory copy.
+// Capturing holds a part (store shard) locked for one slice of 1024 keys
+// at a time (about 0.3 ms), so serving never stops. Keys changed while
+// the capture runs are tracked (KeyChanged, DBFlushed), and once the
+// slices are written their current state is appended as a log chunk,
+// read while no flush, EXEC or script runs: the file holds every key as
+// it was at the end of the save. The extra memory is two 8 MiB
+// transactions and the tracked keys.
 //
 // # Write-behind (AppendOnly)
 //
@@ -68,11 +72,12 @@
 //
 // # Caveats
 //
-//   - A snapshot is a point in time per part, not across parts: a
-//     command that changed keys of two shards may be half in it (as a
-//     crash between its two writes would leave them). The write-behind
-//     log captures dirty keys while no EXEC, script or database flush
-//     runs (Source.CaptureKeys), so those are all in or all out.
+//   - A file is exact per key, not across keys: a command that changed
+//     several keys (MSET, RENAME) while a snapshot's catch-up or a
+//     write-behind flush read them may be half in it, as a crash between
+//     two writes would leave them. EXEC, scripts and database flushes are
+//     all in or all out: the changed keys are read while none runs
+//     (Source.CaptureKeys).
 //   - Save rules apply to snapshot mode; in AppendOnly mode the file is
 //     kept current by the log, and SAVE/BGSAVE compact.
 //   - A value larger than a block is one block of its own; bbolt holds

@@ -24,19 +24,22 @@ import (
 //	      block number (8 bytes big endian) → block; a snapshot
 //	log:  the same; changes after the snapshot, in order
 //
-// A block is a run of framed records (record.go) of about blockSize
-// bytes. Each transaction writes one chunk: a new bucket, so that it only
+// A block is a run of framed records (record.go) of at most blockSize
+// bytes (unless one record is larger). Each transaction writes one chunk: a new bucket, so that it only
 // adds pages (bbolt keeps values inline in leaf pages; blocks appended to
 // one bucket would make every transaction read and rewrite the last
-// leaf). Files have 64 KiB pages and blocks of 14 KiB, so that a leaf of
-// four blocks is one page: bbolt writes it from its pool of page buffers,
-// where a leaf larger than a page would need a fresh buffer (garbage for
-// the collector) at every commit.
+// leaf). Files have 64 KiB pages and blocks of at most a quarter page
+// less bbolt's headers, so that a leaf of four blocks fills one page:
+// bbolt writes it from its pool of page buffers, where a leaf larger than
+// a page would need a fresh buffer (garbage for the collector) at every
+// commit.
 const (
 	formatName    = "sessiond-persist"
 	formatVersion = 1
 	pageSize      = 64 << 10
-	blockSize     = 14 << 10
+	// blockSize: four blocks, each with bbolt's 16-byte leaf element and
+	// 8-byte key, and the 16-byte page header make one page.
+	blockSize = (pageSize-16)/4 - 24
 )
 
 var (

@@ -935,7 +935,8 @@ func (m *Manager) Close(save bool) error {
 	return errors.Join(err, cerr)
 }
 
-// blockWriter encodes records into blocks of about blockSize bytes.
+// blockWriter encodes records into blocks of at most blockSize bytes (a
+// larger record gets a block of its own).
 type blockWriter struct {
 	blocks  [][]byte
 	free    [][]byte
@@ -944,12 +945,12 @@ type blockWriter struct {
 
 func (w *blockWriter) add(r *Record) {
 	n := len(w.blocks)
-	if n == 0 || len(w.blocks[n-1]) >= blockSize {
+	if n == 0 || len(w.blocks[n-1]) > 0 && len(w.blocks[n-1])+recordLen(r) > blockSize {
 		var b []byte
 		if k := len(w.free); k > 0 {
 			b, w.free = w.free[k-1][:0], w.free[:k-1]
 		} else {
-			b = make([]byte, 0, blockSize+blockSize/8)
+			b = make([]byte, 0, blockSize)
 		}
 		w.blocks = append(w.blocks, b)
 		n++
@@ -961,7 +962,7 @@ func (w *blockWriter) add(r *Record) {
 // reset empties w, keeping its buffers for reuse.
 func (w *blockWriter) reset() {
 	for _, b := range w.blocks {
-		if cap(b) <= blockSize+blockSize/8 {
+		if cap(b) <= blockSize {
 			w.free = append(w.free, b)
 		}
 	}

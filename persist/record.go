@@ -66,8 +66,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // The checksum covers the body, so a flipped bit anywhere in a record is
 // found; a truncated block fails to parse.
 
-// appendRecord appends the framed encoding of r to dst.
-func appendRecord(dst []byte, r *Record) []byte {
+// bodyLen is the length of r's encoded body.
+func bodyLen(r *Record) int {
 	blen := 1 + uvarintLen(uint64(r.DB))
 	if r.Op == OpPut || r.Op == OpDelete {
 		blen += uvarintLen(uint64(len(r.Key))) + len(r.Key)
@@ -75,6 +75,18 @@ func appendRecord(dst []byte, r *Record) []byte {
 	if r.Op == OpPut {
 		blen += 1 + varintLen(r.Deadline) + len(r.Value)
 	}
+	return blen
+}
+
+// recordLen is the length of r's framed encoding.
+func recordLen(r *Record) int {
+	blen := bodyLen(r)
+	return 4 + uvarintLen(uint64(blen)) + blen
+}
+
+// appendRecord appends the framed encoding of r to dst.
+func appendRecord(dst []byte, r *Record) []byte {
+	blen := bodyLen(r)
 	dst = grow(dst, 4+binary.MaxVarintLen64+blen)
 	sumAt := len(dst)
 	dst = append(dst, 0, 0, 0, 0)

@@ -98,3 +98,13 @@ func FuzzRecordDecoder(f *testing.F) {
 		require.True(t, bytes.Equal(block, again), "re-encoding differs")
 	})
 }
+
+func TestRecordLen(t *testing.T) {
+	for _, r := range []Record{
+		{Op: OpPut, DB: 200, Key: make([]byte, 300), Kind: 1, Deadline: 1 << 40, Value: make([]byte, 20000)},
+		{Op: OpDelete, Key: []byte("k")},
+		{Op: OpFlushAll},
+	} {
+		assert.Equal(t, len(appendRecord(nil, &r)), recordLen(&r))
+	}
+}

@@ -189,6 +189,12 @@ func (s *Server) persistCommands() []*command {
 const errPersistOff = "ERR persistence is off (start sessiond with --dir, --save or --appendonly yes)"
 
 func (s *Server) cmdSave(c *client, _ [][]byte) {
+	if c.inExec {
+		// The save ends by reading changed keys while no EXEC runs: this
+		// one would wait for itself. (queue refuses SAVE in MULTI already.)
+		c.w.Error("ERR Command not allowed inside a transaction")
+		return
+	}
 	if s.persist == nil {
 		c.w.Error(errPersistOff)
 		return

@@ -266,3 +266,16 @@ func TestValueCodec(t *testing.T) {
 	assert.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "unknown value kind"))
 }
+
+func TestSaveNotAllowedInMulti(t *testing.T) {
+	p := newFakePersistence()
+	ts := startServer(t, Config{Persistence: p})
+	c := redistest.Dial(t, ts.addr)
+	assert.Equal(t, "+OK\r\n", c.DoString("MULTI"))
+	assert.Equal(t, "-ERR Command not allowed inside a transaction\r\n", c.DoString("SAVE"))
+	assert.Equal(t, "+QUEUED\r\n", c.DoString("BGSAVE"))
+	assert.Equal(t, "-EXECABORT Transaction discarded because of previous errors.\r\n", c.DoString("EXEC"))
+	p.mu.Lock()
+	assert.Zero(t, p.saves)
+	p.mu.Unlock()
+}

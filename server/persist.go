@@ -199,7 +199,14 @@ func (s *Server) cmdSave(c *client, _ [][]byte) {
 		c.w.Error(errPersistOff)
 		return
 	}
-	if err := s.persist.Save(); err != nil {
+	// The save ends in HoldFlushes, which takes the gate shared: waiting
+	// for it while holding the gate would deadlock with an EXEC queued for
+	// the gate meanwhile (a pending writer blocks new readers). SAVE
+	// touches no key, so it waits without the gate.
+	s.gate.mu.RUnlock()
+	err := s.persist.Save()
+	s.gate.mu.RLock()
+	if err != nil {
 		s.saveFailed(c, err)
 		return
 	}

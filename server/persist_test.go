@@ -279,3 +279,52 @@ func TestSaveNotAllowedInMulti(t *testing.T) {
 	assert.Zero(t, p.saves)
 	p.mu.Unlock()
 }
+
+// holdingPersistence's Save waits for proceed, then ends as a real one
+// does: in HoldFlushes.
+type holdingPersistence struct {
+	*fakePersistence
+	srv     *Server
+	inSave  chan struct{}
+	proceed chan struct{}
+}
+
+func (h *holdingPersistence) Save() error {
+	close(h.inSave)
+	<-h.proceed
+	h.srv.HoldFlushes(func() {})
+	return nil
+}
+
+func TestSaveDoesNotDeadlockWithExec(t *testing.T) {
+	h := &holdingPersistence{fakePersistence: newFakePersistence(), inSave: make(chan struct{}), proceed: make(chan struct{})}
+	ts := startServer(t, Config{Persistence: h}, func(s *Server) { h.srv = s })
+	a := redistest.Dial(t, ts.addr)
+	b := redistest.Dial(t, ts.addr)
+	a.SendCommand("SAVE")
+	<-h.inSave
+	assert.Equal(t, "+OK\r\n", b.DoString("MULTI"))
+	assert.Equal(t, "+QUEUED\r\n", b.DoString("SET", "k", "v"))
+	b.SendCommand("EXEC")
+	execDone := make(chan string, 1)
+	go func() { execDone <- string(b.MustReadReply()) }()
+	time.Sleep(20 * time.Millisecond) // EXEC waits for the gate, or has run
+	close(h.proceed)
+	for _, r := range []struct {
+		c    *redistest.Conn
+		want string
+	}{{nil, "*1\r\n+OK\r\n"}, {a, "+OK\r\n"}} {
+		got := make(chan string, 1)
+		if r.c == nil {
+			got = execDone
+		} else {
+			go func() { got <- string(r.c.MustReadReply()) }()
+		}
+		select {
+		case s := <-got:
+			assert.Equal(t, r.want, s)
+		case <-time.After(5 * time.Second):
+			t.Fatal("SAVE and EXEC deadlocked")
+		}
+	}
+}

@@ -83,6 +83,9 @@ func boltOptions(o fileOpts, noSync bool) *bolt.Options {
 		Timeout:      o.timeout,
 		FreelistType: bolt.FreelistMapType,
 		NoSync:       noSync,
+		// A snapshot's temporary file is synced once at the end; the
+		// fsync bbolt does at each growth would only slow it down.
+		NoGrowSync: noSync,
 		MaxSize:      o.maxSize,
 		PageSize:     pageSize, // for new files; an existing file keeps its own
 	}

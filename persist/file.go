@@ -86,8 +86,8 @@ func boltOptions(o fileOpts, noSync bool) *bolt.Options {
 		// A snapshot's temporary file is synced once at the end; the
 		// fsync bbolt does at each growth would only slow it down.
 		NoGrowSync: noSync,
-		MaxSize:      o.maxSize,
-		PageSize:     pageSize, // for new files; an existing file keeps its own
+		MaxSize:    o.maxSize,
+		PageSize:   pageSize, // for new files; an existing file keeps its own
 	}
 }
 

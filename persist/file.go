@@ -82,7 +82,11 @@ func boltOptions(o fileOpts, noSync bool) *bolt.Options {
 	return &bolt.Options{
 		Timeout:      o.timeout,
 		FreelistType: bolt.FreelistMapType,
-		NoSync:       noSync,
+		// The freelist is rebuilt at open (a scan of the few thousand
+		// pages), not written at every commit: a write-behind flush is
+		// then its pages and the meta page.
+		NoFreelistSync: true,
+		NoSync:         noSync,
 		// A snapshot's temporary file is synced once at the end; the
 		// fsync bbolt does at each growth would only slow it down.
 		NoGrowSync: noSync,

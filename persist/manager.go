@@ -146,10 +146,11 @@ type Manager struct {
 	catchup *changeSet          // changes taken since a compaction began
 	scratch []byte
 
-	// durMu guards handled; durCond signals its growth.
-	durMu   sync.Mutex
-	durCond *sync.Cond
-	handled uint64 // changes up to this seq were written (or failed to be)
+	// durMu guards handled and durWaiters; durCond signals growth.
+	durMu      sync.Mutex
+	durCond    *sync.Cond
+	handled    uint64 // changes up to this seq were written (or failed to be)
+	durWaiters []durWaiter
 
 	// fmu serializes writes to the live file and its replacement.
 	fmu sync.Mutex
@@ -185,6 +186,12 @@ type Manager struct {
 	closed       bool
 
 	wg sync.WaitGroup // save goroutines
+}
+
+// durWaiter is an OnDurable callback.
+type durWaiter struct {
+	seq uint64
+	fn  func()
 }
 
 // changeSet is a batch of changes: flushes in order, then keys whose
@@ -548,14 +555,29 @@ func (m *Manager) captureChanges(final bool) (*blockWriter, changeSet, uint64, e
 	return w, cs, seq, err
 }
 
-// markHandled releases WaitDurable callers waiting for changes up to seq.
+// markHandled releases WaitDurable and OnDurable callers waiting for
+// changes up to seq.
 func (m *Manager) markHandled(seq uint64) {
 	m.durMu.Lock()
 	if seq > m.handled {
 		m.handled = seq
 	}
+	var ready []func()
+	keep := m.durWaiters[:0]
+	for _, w := range m.durWaiters {
+		if w.seq <= m.handled || m.closing.Load() {
+			ready = append(ready, w.fn)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	clear(m.durWaiters[len(keep):])
+	m.durWaiters = keep
 	m.durMu.Unlock()
 	m.durCond.Broadcast()
+	for _, fn := range ready {
+		fn()
+	}
 }
 
 // flushLog writes the pending changes to the live file's log.
@@ -624,6 +646,36 @@ func (m *Manager) WaitDurable() {
 		default:
 		}
 		m.durCond.Wait()
+	}
+}
+
+// DurableTarget returns the change sequence number a writer's replies
+// wait for, and whether they wait (AppendOnly with FsyncAlways).
+func (m *Manager) DurableTarget() (uint64, bool) {
+	if !m.always.Load() {
+		return 0, false
+	}
+	m.dmu.Lock()
+	defer m.dmu.Unlock()
+	return m.seq, true
+}
+
+// OnDurable calls fn once the changes up to seq are in the file (or
+// failed to be written, or the Manager closed): at once if they are,
+// else from the goroutine that wrote them. Concurrent waiters share one
+// write (group commit).
+func (m *Manager) OnDurable(seq uint64, fn func()) {
+	m.durMu.Lock()
+	if m.handled >= seq || m.closing.Load() {
+		m.durMu.Unlock()
+		fn()
+		return
+	}
+	m.durWaiters = append(m.durWaiters, durWaiter{seq, fn})
+	m.durMu.Unlock()
+	select {
+	case m.kick <- struct{}{}:
+	default:
 	}
 }
 

@@ -71,6 +71,7 @@ type client struct {
 	quitting bool // close after the reply is flushed
 	inExec   bool // running EXEC's queued commands (ACL LOG's "multi" context)
 	unsynced bool // changed data since its replies were last sent (persist.go)
+	held     bool // loop: replies wait for durability (loop_linux.go release)
 
 	created    time.Time
 	lastActive atomic.Int64            // unix nanos of the last command; read by cron

@@ -37,8 +37,15 @@ type Persistence interface {
 	// WaitDurable returns once the changes reported so far are durable,
 	// when the policy asks writers to wait (appendfsync always), else at
 	// once. The server calls it before sending the replies of a client
-	// whose commands changed something.
+	// whose commands changed something (goroutine transport).
 	WaitDurable()
+	// DurableTarget and OnDurable are WaitDurable without blocking, for
+	// the event loops: wait is false when the policy asks for no wait;
+	// else fn is called once the changes up to seq are durable (or failed
+	// to be written, or persistence closed), from another goroutine, or
+	// at once.
+	DurableTarget() (seq uint64, wait bool)
+	OnDurable(seq uint64, fn func())
 	// Status reports the figures of INFO persistence and CONFIG GET.
 	Status() PersistStatus
 	// SetConfig applies CONFIG SET of save, appendonly or appendfsync; the
@@ -127,13 +134,6 @@ func (c *client) awaitDurable() {
 	c.unsynced = false
 	if p := c.srv.persist; p != nil {
 		p.WaitDurable()
-	}
-}
-
-// waitDurable is awaitDurable for a batch of clients: one wait covers them.
-func (s *Server) waitDurable() {
-	if s.persist != nil {
-		s.persist.WaitDurable()
 	}
 }
 

@@ -66,6 +66,25 @@ func (f *fakePersistence) WaitDurable() {
 	}
 }
 
+func (f *fakePersistence) DurableTarget() (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return 1, f.release != nil
+}
+
+func (f *fakePersistence) OnDurable(_ uint64, fn func()) {
+	f.mu.Lock()
+	f.waits++
+	ch := f.release
+	f.mu.Unlock()
+	go func() {
+		if ch != nil {
+			<-ch
+		}
+		fn()
+	}()
+}
+
 func (f *fakePersistence) Status() PersistStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()

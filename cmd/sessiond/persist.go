@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/sessiond/sessiond/persist"
@@ -69,9 +70,12 @@ func (s *storeSource) CapturePart(i int, cursor uint64, limit int, emit func(*pe
 func (s *storeSource) CaptureKeys(take func() []persist.Key, emit func(*persist.Record) error) error {
 	var err error
 	s.srv.HoldFlushes(func() {
-		for _, k := range take() {
+		for i, k := range take() {
 			if err = s.captureKey(k, emit); err != nil {
 				return
+			}
+			if i%256 == 255 {
+				runtime.Gosched() // let the event loops run
 			}
 		}
 	})

@@ -47,9 +47,12 @@
 // dirty set and, through Source.CaptureKeys, writes the current state of
 // each key (its value, or a deletion) after the flushes, in one bbolt
 // transaction: two fsyncs per second however many keys changed. With
-// FsyncAlways the server calls WaitDurable before it sends the replies of
-// a client that changed something; the waiters share one transaction
-// (group commit). With FsyncNo the transactions are not synced: a
+// FsyncAlways the replies of a client that changed something wait for
+// the transaction that holds its changes (WaitDurable, or OnDurable for
+// the server's event loops, which serve other clients meanwhile); the
+// writers waiting at one time share one transaction (group commit).
+// bbolt's freelist is not written at each commit (NoFreelistSync): it is
+// rebuilt when the file is opened. With FsyncNo the transactions are not synced: a
 // process crash loses no more than with FsyncEverySec, but a power loss
 // may lose more and may leave the file damaged.
 //

@@ -70,6 +70,8 @@ type client struct {
 	authed   bool
 	quitting bool // close after the reply is flushed
 
+	gateShared bool // the running command holds srv.gate.mu shared (gate.go)
+
 	created    time.Time
 	lastActive atomic.Int64            // unix nanos of the last command; read by cron
 	busy       atomic.Bool             // running a command; read by cron

@@ -82,6 +82,9 @@ func (cmd *command) acl() []string {
 	if cmd.flags&flagAdmin != 0 {
 		cats = append(cats, "@admin", "@dangerous")
 	}
+	if cmd.group == "scripting" {
+		cats = append(cats, "@scripting")
+	}
 	return cats
 }
 
@@ -107,6 +110,7 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.serverCommands()...)
 	add(s.stringCommands()...)
 	add(s.keyCommands()...)
+	add(s.scriptCommands()...)
 	return t
 }
 
@@ -166,9 +170,7 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		return
 	}
 	c.setLastCmd(cmd)
-	s.gate.mu.RLock()
-	s.call(c, cmd, args)
-	s.gate.mu.RUnlock()
+	s.runGated(c, cmd, args)
 }
 
 // call runs the handler, turning a panic into an error reply for this

@@ -65,6 +65,11 @@ type Config struct {
 	// GOMAXPROCS. One loop gives Redis's latency profile; more give more
 	// throughput when cores are free.
 	IOThreads int
+	// BusyReplyThreshold is how long a Lua script may run before other
+	// clients are answered BUSY instead of waiting for it (and SCRIPT KILL
+	// becomes possible): Redis's busy-reply-threshold. 0 means 5 s;
+	// negative means never (scripts are then neither reported nor killable).
+	BusyReplyThreshold time.Duration
 }
 
 // Server serves the RESP protocol over the listeners given to Serve, backed by
@@ -77,6 +82,8 @@ type Server struct {
 	runID string
 	conf  *settings
 	gate  gate
+
+	scripts scriptEngine // Lua scripting (script.go)
 
 	nextID atomic.Int64
 
@@ -137,6 +144,12 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("%w: negative timeout", ErrConfig)
+	}
+	switch {
+	case cfg.BusyReplyThreshold == 0:
+		cfg.BusyReplyThreshold = 5 * time.Second
+	case cfg.BusyReplyThreshold < 0:
+		cfg.BusyReplyThreshold = 0
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

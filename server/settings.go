@@ -22,6 +22,7 @@ type settings struct {
 	pass    atomic.Pointer[string]
 	idle    atomic.Int64 // timeout in seconds
 	maxBulk atomic.Int64
+	busyMs  atomic.Int64 // busy-reply-threshold (lua-time-limit) in ms; 0 = never busy
 
 	mu     sync.Mutex        // guards vals
 	vals   map[string]string // parameters stored and reported verbatim
@@ -55,6 +56,7 @@ func newSettings(cfg Config) *settings {
 	st.pass.Store(&pass)
 	st.idle.Store(int64(cfg.Timeout / time.Second))
 	st.maxBulk.Store(cfg.ProtoMaxBulkLen)
+	st.busyMs.Store(cfg.BusyReplyThreshold.Milliseconds())
 	dir, _ := os.Getwd()
 	st.vals = map[string]string{
 		"bind":                        cfg.Bind,
@@ -79,7 +81,6 @@ func newSettings(cfg Config) *settings {
 		"daemonize":                   "no",
 		"loglevel":                    "notice",
 		"logfile":                     "",
-		"busy-reply-threshold":        "5000",
 		"lazyfree-lazy-user-flush":    "no",
 		"lazyfree-lazy-expire":        "no",
 		"client-output-buffer-limit":  "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
@@ -89,7 +90,6 @@ func newSettings(cfg Config) *settings {
 		"latency-tracking":            "yes",
 		"activerehashing":             "yes",
 		"active-expire-effort":        "1",
-		"lua-time-limit":              "5000",
 		"stop-writes-on-bgsave-error": "yes",
 		"pidfile":                     "",
 	}
@@ -219,8 +219,19 @@ func newSettings(cfg Config) *settings {
 		integer("hz", 0, 2147483647),
 		integer("tcp-keepalive", 0, 2147483647),
 		enum("loglevel", "debug", "verbose", "notice", "warning", "nothing"),
-		integer("busy-reply-threshold", 0, 1<<62),
-		integer("lua-time-limit", 0, 1<<62),
+		{name: "busy-reply-threshold", aliases: []string{"lua-time-limit"},
+			get: func() string { return strconv.FormatInt(st.busyMs.Load(), 10) },
+			set: func(v string) error {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return errors.New("argument couldn't be parsed into an integer")
+				}
+				if n < 0 {
+					return errors.New("argument must be between 0 and 9223372036854775807 inclusive")
+				}
+				st.busyMs.Store(n)
+				return nil
+			}},
 		integer("slowlog-log-slower-than", -1, 1<<62),
 		integer("slowlog-max-len", 0, 1<<62),
 		integer("active-expire-effort", 1, 10),
@@ -239,6 +250,12 @@ func newSettings(cfg Config) *settings {
 func (st *settings) requirePass() string    { return *st.pass.Load() }
 func (st *settings) timeout() time.Duration { return time.Duration(st.idle.Load()) * time.Second }
 func (st *settings) protoMaxBulkLen() int64 { return st.maxBulk.Load() }
+
+// busyReplyThreshold is how long a script runs before the server answers
+// BUSY; 0 means never.
+func (st *settings) busyReplyThreshold() time.Duration {
+	return time.Duration(st.busyMs.Load()) * time.Millisecond
+}
 
 // match returns name/value pairs of the parameters matching the glob
 // patterns, each once, in table order; aliases match like names, as in

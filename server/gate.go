@@ -65,45 +65,56 @@ func (g *gate) notifyLocked() {
 // busy-reply-threshold, in which case c gets BUSY (or its allow_busy
 // command runs at once).
 func (s *Server) runGated(c *client, cmd *command, args [][]byte) {
-	if s.gate.mu.TryRLock() {
-		c.gateShared = true
-		s.call(c, cmd, args)
-		if c.gateShared {
-			c.gateShared = false
-			s.gate.mu.RUnlock()
+	if !s.gate.mu.TryRLock() {
+		if run := s.acquireShared(); run != nil {
+			s.runWhileBusy(c, cmd, args, run)
+			return
 		}
-		return
 	}
-	s.runGatedSlow(c, cmd, args)
+	c.gateShared = true
+	s.call(c, cmd, args)
+	if c.gateShared {
+		c.gateShared = false
+		s.gate.mu.RUnlock()
+	}
 }
 
-func (s *Server) runGatedSlow(c *client, cmd *command, args [][]byte) {
+// acquireShared takes the gate shared, waiting for the exclusive section
+// that holds it to end. If that section is (or becomes) a script past
+// busy-reply-threshold, it returns the script without taking the gate.
+func (s *Server) acquireShared() (busy *scriptRun) {
 	g := &s.gate
 	for {
 		g.st.Lock()
 		if run := g.script; run != nil && run.busy {
 			g.st.Unlock()
-			s.runWhileBusy(c, cmd, args, run)
-			return
+			return run
 		}
 		// Take the channel before trying: an owner that leaves after
 		// TryRLock fails closes this very channel, so no wake-up is lost.
 		wake := g.wakeLocked()
 		g.st.Unlock()
 		if g.mu.TryRLock() {
-			c.gateShared = true
-			s.call(c, cmd, args)
-			if c.gateShared {
-				c.gateShared = false
-				g.mu.RUnlock()
-			}
-			return
+			return nil
 		}
 		if g.onWait != nil {
 			g.onWait()
 		}
 		<-wake
 	}
+}
+
+// shared runs fn holding the gate shared, for work outside dispatch that
+// must not overlap EXEC or a script (eviction before a command). When a
+// script past busy-reply-threshold holds the gate, fn does not run and
+// shared reports false: nobody waits on a busy script.
+func (s *Server) shared(fn func()) bool {
+	if !s.gate.mu.TryRLock() && s.acquireShared() != nil {
+		return false
+	}
+	defer s.gate.mu.RUnlock()
+	fn()
+	return true
 }
 
 // runWhileBusy answers a command sent while run is busy: BUSY, unless

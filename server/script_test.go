@@ -374,3 +374,24 @@ func BenchmarkEvalShaRelease(b *testing.B) {
 		b.Fatalf("reply %q", got)
 	}
 }
+
+// TestGateShared: work outside dispatch under the gate waits for an
+// exclusive section, but not for a script past busy-reply-threshold.
+func TestGateShared(t *testing.T) {
+	setup, started := scriptStarted()
+	ts := startServer(t, Config{BusyReplyThreshold: 20 * time.Millisecond}, setup)
+	ran := false
+	assert.True(t, ts.srv.shared(func() { ran = true }))
+	assert.True(t, ran)
+
+	done := evalAsync(t, ts.addr, spinScript, "0")
+	<-started
+	ran = false
+	assert.False(t, ts.srv.shared(func() { ran = true }), "returns once the script is busy")
+	assert.False(t, ran)
+	kill := redistest.Dial(t, ts.addr)
+	assert.Equal(t, "+OK\r\n", kill.DoString("SCRIPT", "KILL"))
+	<-done
+	assert.True(t, ts.srv.shared(func() { ran = true }))
+	assert.True(t, ran)
+}

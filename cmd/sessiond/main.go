@@ -52,6 +52,7 @@ type options struct {
 	shards          int
 	ioModel         string
 	ioThreads       int
+	busyThreshold   int
 	logFormat       string
 	logLevel        string
 	shutdownTimeout time.Duration
@@ -71,6 +72,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.shards, "shards", 0, "store shards, a power of two (0 = 32)")
 	fs.StringVar(&o.ioModel, "io-model", "", "connection handling: epoll (event loops, Linux) or goroutine (default: epoll where available)")
 	fs.IntVar(&o.ioThreads, "io-threads", 0, "event loops for the epoll model (0 = GOMAXPROCS; 1 = Redis's latency profile)")
+	fs.IntVar(&o.busyThreshold, "busy-reply-threshold", 5000, "milliseconds a Lua script runs before other clients get BUSY and SCRIPT KILL applies (0 = never)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "loglevel", "notice", "log level: debug, verbose, notice, warning (or slog names)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to finish")
@@ -196,6 +198,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if o.port < 0 || o.port > 65535 {
 		return fmt.Errorf("port must be between 0 and 65535")
 	}
+	if o.busyThreshold < 0 {
+		return fmt.Errorf("busy-reply-threshold must not be negative")
+	}
+	busy := time.Duration(o.busyThreshold) * time.Millisecond
+	if busy == 0 {
+		busy = -1 // never busy
+	}
 
 	store, err := ttl.New(ttl.Config{Shards: o.shards, Databases: o.databases})
 	if err != nil {
@@ -214,6 +223,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		Version:                version(),
 		IOModel:                o.ioModel,
 		IOThreads:              o.ioThreads,
+		BusyReplyThreshold:     busy,
 	}, store)
 	if err != nil {
 		return err

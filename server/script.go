@@ -318,7 +318,8 @@ func newLuaVM(s *Server, rng *lrand48) *luaVM {
 		SkipOpenLibs:        true,
 		CallStackSize:       1024,
 		RegistrySize:        1024,
-		RegistryMaxSize:     1 << 20,
+		RegistryMaxSize:     1 << 18,
+		RegistryGrowStep:    4096,
 		MinimizeStackMemory: true,
 	})
 	for _, lib := range []struct {
@@ -400,6 +401,19 @@ func newLuaVM(s *Server, rng *lrand48) *luaVM {
 		L.Push(lua.LNumber(math.Floor(n)))
 		return 1
 	}))
+	// tostring of numbers as in Lua 5.1 ("%.14g"; gopher-lua prints the
+	// shortest exact form).
+	baseToString := g.RawGetString("tostring").(*lua.LFunction)
+	g.RawSetString("tostring", L.NewFunction(func(L *lua.LState) int {
+		if n, ok := L.Get(1).(lua.LNumber); ok {
+			L.Push(lua.LString(luaNumberString(float64(n))))
+			return 1
+		}
+		nargs := L.GetTop()
+		L.Insert(baseToString, 1)
+		L.Call(nargs, 1)
+		return 1
+	}))
 	// tonumber as in Lua 5.1 (gopher-lua's refuses exponents).
 	baseToNumber := g.RawGetString("tonumber").(*lua.LFunction)
 	g.RawSetString("tonumber", L.NewFunction(func(L *lua.LState) int {
@@ -455,6 +469,11 @@ func newLuaVM(s *Server, rng *lrand48) *luaVM {
 		}
 		return 1
 	}))
+
+	g.RawSetString("unpack", L.NewFunction(luaUnpack))
+	strLib := g.RawGetString("string").(*lua.LTable)
+	strLib.RawSetString("rep", L.NewFunction(luaStringRep))
+	strLib.RawSetString("format", L.NewFunction(luaFormat))
 
 	mathLib := g.RawGetString("math").(*lua.LTable)
 	mathLib.RawSetString("random", L.NewFunction(rng.luaRandom))
@@ -608,6 +627,10 @@ func (s *Server) runScript(c *client, sc *luaScript, keys, argv [][]byte, readOn
 // "<err> script: <sha>, on <source>:<line>.".
 func (vm *luaVM) scriptError(obj lua.LValue, err error) string {
 	t, ok := obj.(*lua.LTable)
+	if !ok && obj.String() == "lua callstack overflow" {
+		// No room left to call the handler: the position is unknown.
+		return "ERR user_script: stack overflow script: " + vm.run.sha
+	}
 	if !ok {
 		// Not through the handler (a Go panic): Redis's generic form.
 		msg := "execution failure"

@@ -136,26 +136,20 @@ func cjsonEncode(b *strings.Builder, v lua.LValue, null *lua.LUserData, depth in
 	return ""
 }
 
-// luaNumberString formats a number as Lua 5.1 does ("%.14g").
+// luaNumberString formats a number as Lua 5.1 does ("%.14g", with glibc's
+// inf and nan).
 func luaNumberString(f float64) string {
-	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
-		return strconv.FormatInt(int64(f), 10)
+	switch {
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	case math.IsNaN(f) && math.Signbit(f):
+		return "-nan"
+	case math.IsNaN(f):
+		return "nan"
 	}
-	s := strconv.FormatFloat(f, 'g', 14, 64)
-	// %g drops trailing zeros of the mantissa; strconv keeps them.
-	mant, exp, hasExp := strings.Cut(s, "e")
-	if strings.Contains(mant, ".") {
-		mant = strings.TrimRight(strings.TrimRight(mant, "0"), ".")
-	}
-	if !hasExp {
-		return mant
-	}
-	sign := exp[0]
-	digits := strings.TrimLeft(exp[1:], "0")
-	for len(digits) < 2 {
-		digits = "0" + digits
-	}
-	return mant + "e" + string(sign) + digits
+	return strconv.FormatFloat(f, 'g', 14, 64)
 }
 
 func cjsonString(b *strings.Builder, s string) {

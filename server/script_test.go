@@ -1,10 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/sessiond/sessiond/internal/redistest"
+	"github.com/sessiond/sessiond/ttl"
 )
 
 // Replies the busy tests expect, byte for byte.
@@ -394,4 +399,76 @@ func TestGateShared(t *testing.T) {
 	<-done
 	assert.True(t, ts.srv.shared(func() { ran = true }))
 	assert.True(t, ran)
+}
+
+// FuzzScript runs arbitrary scripts with arbitrary keys and arguments:
+// each must answer exactly one well-formed reply (RESP2 and RESP3) without
+// reaching the panic handler, and the server must answer PING afterwards.
+// A script still running after a second is killed.
+func FuzzScript(f *testing.F) {
+	for _, seed := range []string{
+		"return {1, 'two', {3, {4}}, nil, 5}",
+		"return {map = {a = 1, [2] = {set = {x = true}}}, double = 1.5}",
+		"redis.setresp(3) return {redis.call('mget', KEYS[1], 'x'), redis.call('incrbyfloat', 'f', '1.5')}",
+		"return redis.pcall(ARGV[1] or 'nosuch', KEYS[1] or 'k')",
+		"return cjson.decode(ARGV[1] or '[1,{\"a\":null}]')",
+		"return cjson.encode({KEYS, ARGV, {n = 1/3}})",
+		"return string.format(ARGV[1] or '%5.2f %q', 1.5, 'x')",
+		"return {bit.tohex(-1), bit.band(255, 15), math.random(10)}",
+		"local t = {} t[1] = t return t",
+		"error({err = ARGV[1]})",
+		"while true do end",
+		"return redis.error_reply(ARGV[1] or 'E x')",
+		"return {verbatim_string = {format = 'txt', string = 's'}, big_number = '1'}",
+	} {
+		f.Add(seed, "k", "%d", uint8(0))
+	}
+	store, err := ttl.New(ttl.Config{})
+	require.NoError(f, err)
+	f.Cleanup(func() { _ = store.Close() })
+	var errs atomic.Int64
+	srv, err := New(Config{Logger: slog.New(countingHandler{&errs}), ProtoMaxBulkLen: 1 << 20, BusyReplyThreshold: -1}, store)
+	require.NoError(f, err)
+	a, b := net.Pipe()
+	f.Cleanup(func() { a.Close(); b.Close() })
+	c := srv.newClient(a)
+	f.Fuzz(func(t *testing.T, script, key, arg string, mode uint8) {
+		store.Flush(-1)
+		c.setProto(2 + int(mode&1))
+		cmd := "EVAL"
+		if mode&2 != 0 {
+			cmd = "EVAL_RO"
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			select {
+			case <-stop:
+			case <-time.After(time.Second):
+				srv.gate.st.Lock()
+				run := srv.gate.script
+				srv.gate.st.Unlock()
+				if run != nil {
+					srv.killScript(run, true)
+				}
+			}
+		})
+		c.w.Reset()
+		before := errs.Load()
+		srv.dispatch(c, [][]byte{[]byte(cmd), []byte(script), []byte("1"), []byte(key), []byte(arg)})
+		close(stop)
+		wg.Wait()
+		require.Equal(t, before, errs.Load(), "script %q reached the panic handler", script)
+		out := c.w.Bytes()
+		// A table nested deeper than redistest reads (a table holding
+		// itself) ends in Redis's error, after maxReplyDepth arrays.
+		if deep := "-ERR reached lua stack limit\r\n"; !bytes.HasSuffix(out, []byte(deep)) || len(out) < (maxReplyDepth+1)*4 {
+			n, err := redistest.ReplyLen(out)
+			require.NoError(t, err, "script %q: malformed reply %.200q", script, out)
+			require.Equal(t, len(out), n, "script %q: more than one reply: %.200q", script, out)
+		}
+		c.w.Reset()
+		srv.dispatch(c, [][]byte{[]byte("PING")})
+		require.Equal(t, "+PONG\r\n", string(c.w.Bytes()))
+	})
 }

@@ -43,21 +43,26 @@ func scriptStarted() (func(*Server), <-chan struct{}) {
 }
 
 // evalAsync sends EVAL on its own connection and returns the channel its
-// reply arrives on.
+// reply arrives on; the reading goroutine ends by the test's cleanup.
 func evalAsync(t *testing.T, addr, script string, args ...string) <-chan string {
 	t.Helper()
 	conn := redistest.Dial(t, addr)
 	require.Equal(t, "+PONG\r\n", conn.DoString("PING"))
 	conn.SendCommand(append([]string{"EVAL", script}, args...)...)
 	out := make(chan string, 1)
-	go func() {
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		_ = conn.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
 		reply, err := conn.ReadReply()
 		if err != nil {
 			out <- "read error: " + err.Error()
 			return
 		}
 		out <- string(reply)
-	}()
+	})
 	return out
 }
 

@@ -71,6 +71,8 @@ type client struct {
 	quitting bool // close after the reply is flushed
 	inExec   bool // running EXEC's queued commands (ACL LOG's "multi" context)
 
+	gateShared bool // the running command holds srv.gate.mu shared (gate.go)
+
 	created    time.Time
 	lastActive atomic.Int64            // unix nanos of the last command; read by cron
 	busy       atomic.Bool             // running a command; read by cron

@@ -83,6 +83,11 @@ func (s *Server) cmdPing(c *client, args [][]byte) {
 func (s *Server) cmdEcho(c *client, args [][]byte) { c.w.Bulk(args[1]) }
 
 func (s *Server) cmdQuit(c *client, _ [][]byte) {
+	// Leave channels and WATCHes now, as Redis frees the client right
+	// after the reply: once a client has read +OK, PUBSUB no longer counts
+	// this one.
+	s.leavePubSub(c)
+	s.unwatchAll(c)
 	c.w.Status("OK")
 	c.quitting = true
 }

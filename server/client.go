@@ -73,6 +73,8 @@ type client struct {
 	unsynced bool // changed data since its replies were last sent (persist.go)
 	held     bool // loop: replies wait for durability (loop_linux.go release)
 
+	gateShared bool // the running command holds srv.gate.mu shared (gate.go)
+
 	created    time.Time
 	lastActive atomic.Int64            // unix nanos of the last command; read by cron
 	busy       atomic.Bool             // running a command; read by cron

@@ -39,13 +39,9 @@ import (
 // Every client talks to sessiond through a recording proxy, so a test also
 // sees the client's handshake on the wire, every command sessiond answered
 // with an error, and whether a pipeline really was sent before its first
-// reply came back.
-//
-// Not covered yet, because sessiond has no hashes, sets, MULTI/EXEC, Lua or
-// pub/sub: phpredis's session locking (redis.session.locking_enabled=1
-// releases its lock with EVALSHA/EVAL), node-redis's multi().exec(),
-// ioredis's multi(), redis-py's transactional pipeline, and every hash-based
-// session store.
+// reply came back. Session frameworks built on these clients (phpredis's
+// locking handler, hash-based stores, scs's MULTI/EXEC) are driven in
+// frameworks_test.go.
 
 const (
 	clientsPassword = "s3cret"

@@ -8,7 +8,7 @@ import (
 
 func (s *Server) connectionCommands() []*command {
 	conn := func(name string, arity int, flags cmdFlags, summary string, run handler) *command {
-		return &command{name: name, arity: arity, flags: flags | flagNoScript | flagLoading | flagStale,
+		return &command{name: name, arity: arity, flags: flags | flagLoading | flagStale,
 			group: "connection", since: "1.0.0", summary: summary, run: run}
 	}
 	cluster := &command{name: "cluster", arity: -2, group: "cluster", since: "3.0.0",
@@ -46,10 +46,10 @@ func (s *Server) connectionCommands() []*command {
 	return []*command{
 		conn("ping", -1, flagFast, "Returns the server's liveliness response.", s.cmdPing),
 		conn("echo", 2, flagFast, "Returns the given string.", s.cmdEcho),
-		conn("quit", -1, flagNoAuth|flagFast|flagAllowBusy, "Closes the connection.", s.cmdQuit),
-		conn("reset", 1, flagNoAuth|flagFast|flagAllowBusy, "Resets the connection.", s.cmdReset),
-		conn("hello", -1, flagNoAuth|flagFast|flagAllowBusy, "Handshakes with the Redis server.", s.cmdHello),
-		conn("auth", -2, flagNoAuth|flagFast|flagAllowBusy, "Authenticates the connection.", s.cmdAuth),
+		conn("quit", -1, flagNoScript|flagNoAuth|flagFast|flagAllowBusy, "Closes the connection.", s.cmdQuit),
+		conn("reset", 1, flagNoScript|flagNoAuth|flagFast|flagAllowBusy, "Resets the connection.", s.cmdReset),
+		conn("hello", -1, flagNoScript|flagNoAuth|flagFast|flagAllowBusy, "Handshakes with the Redis server.", s.cmdHello),
+		conn("auth", -2, flagNoScript|flagNoAuth|flagFast|flagAllowBusy, "Authenticates the connection.", s.cmdAuth),
 		conn("select", 2, flagFast, "Changes the selected database.", s.cmdSelect),
 		conn("readonly", 1, flagFast, "Enables read-only queries for a connection to a Redis Cluster replica node.", s.cmdClusterOff),
 		conn("readwrite", 1, flagFast, "Enables read-write queries for a connection to a Reids Cluster replica node.", s.cmdClusterOff),
@@ -83,6 +83,11 @@ func (s *Server) cmdPing(c *client, args [][]byte) {
 func (s *Server) cmdEcho(c *client, args [][]byte) { c.w.Bulk(args[1]) }
 
 func (s *Server) cmdQuit(c *client, _ [][]byte) {
+	// Leave channels and WATCHes now, as Redis frees the client right
+	// after the reply: once a client has read +OK, PUBSUB no longer counts
+	// this one.
+	s.leavePubSub(c)
+	s.unwatchAll(c)
 	c.w.Status("OK")
 	c.quitting = true
 }

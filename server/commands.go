@@ -89,6 +89,7 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.setCommands()...)
 	add(s.zsetCommands()...)
 	add(s.aclCommands()...)
+	add(s.scriptCommands()...)
 	add(s.persistCommands()...)
 	return t
 }
@@ -156,6 +157,10 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		return
 	}
 	if c.multi != nil && !inMultiDirect(cmd.name) {
+		if cmd.flags&flagAllowBusy == 0 && s.gate.busy() {
+			c.reject(errBusyScript)
+			return
+		}
 		s.queue(c, cmd, args, arityOK)
 		return
 	}
@@ -174,9 +179,7 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		return // parked until CLIENT PAUSE ends (limits.go)
 	}
 	c.setLastCmd(cmd)
-	s.gate.mu.RLock()
-	s.call(c, cmd, args)
-	s.gate.mu.RUnlock()
+	s.runGated(c, cmd, args)
 }
 
 // reject answers a command that cannot run; inside MULTI it also dooms the

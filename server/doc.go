@@ -49,6 +49,18 @@
 // which for a loop client is a task run on its loop between commands.
 // Server.mu guards the client registry and listeners.
 //
+// # Scripts
+//
+// EVAL and its family run Lua 5.1 scripts (gopher-lua) in an exclusive
+// section of the gate (gate.go), so a script is atomic; redis.call runs
+// commands on a connectionless client through the command table and
+// parses their reply bytes back into Lua values (script.go). Past
+// busy-reply-threshold a script is busy: other clients get BUSY instead of
+// waiting, SCRIPT KILL and SHUTDOWN NOSAVE run at once, and the event loop
+// running the script serves its other connections between Lua
+// instructions. Nothing outside an exclusive section may wait on the gate
+// without also waking when a script turns busy (Server.shared).
+//
 // # Caveats
 //
 //   - Keyspace notifications, eviction (maxmemory) and persistence are not

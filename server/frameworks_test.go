@@ -54,12 +54,10 @@ import (
 //
 // Each framework runs against redis-server first, through the recording
 // proxy of clients_test.go, which yields the exact commands it sent. Before
-// the sessiond run, COMMAND INFO asks sessiond for each of them: while one
-// is missing (hashes, sets, MULTI/EXEC, Lua and pub/sub arrive in parallel
-// branches of issue 3), the sessiond case is skipped naming the missing
-// commands, and it runs by itself as soon as they exist. The sessiond run
-// must then answer exactly the errors redis-server answered (a NOSCRIPT
-// before phpredis's EVAL, say) and no other.
+// the sessiond run, COMMAND INFO asks sessiond for each of them: a missing
+// one fails the case, naming it. The sessiond run must answer exactly the
+// errors redis-server answered (a NOSCRIPT before phpredis's EVAL, say) and
+// no other.
 
 const (
 	fwTTL      = 1800 * time.Second // the frameworks' session lifetime
@@ -113,7 +111,7 @@ func forEachTarget(t *testing.T, f func(t *testing.T, tg *fwTarget), extra ...st
 		}
 		need = append(need, extra...)
 		if missing := missingCommands(t, ts.addr, need); len(missing) > 0 {
-			t.Skipf("sessiond does not have %s yet (issue 3 is being merged); this case runs once it does",
+			t.Fatalf("sessiond lacks %s, which the framework sent to redis-server",
 				strings.Join(missing, ", "))
 		}
 		run := runTarget(t, "sessiond", ts.addr, f)

@@ -2,28 +2,255 @@ package server
 
 import (
 	"sync"
-	"time"
 )
 
 // gate makes EXEC and scripts atomic with respect to every other client:
 // each command runs holding the gate shared, an exclusive section holds it
 // alone. Commands inside an exclusive section run through s.call directly
 // and take the store's shard locks as usual (no other client holds any).
+//
+// A script that runs longer than busy-reply-threshold makes the server
+// "busy", as in Redis: from then on the commands of other clients are not
+// made to wait but answered BUSY, except those Redis flags allow_busy
+// (SCRIPT KILL, SHUTDOWN NOSAVE, AUTH, HELLO, QUIT, RESET, MULTI, …), which
+// run at once without the gate. No caller ever waits on the gate without
+// also waking when the running script turns busy, so an event loop is
+// never stuck behind a script: it answers BUSY and serves its other
+// connections (one of which may be sending SCRIPT KILL).
 type gate struct {
-	mu sync.RWMutex
+	mu sync.RWMutex // commands hold it shared; an exclusive section alone
+
+	st sync.Mutex // guards the fields below
+	// owner is the client in an exclusive section (or waiting for mu in
+	// one); exclusive sections take turns through it, so only the owner
+	// ever waits in mu.Lock.
+	owner *client
+	// wake is closed (and set to nil) when the owner leaves or the
+	// running script turns busy; nil until a waiter needs it.
+	wake chan struct{}
+	// script is the script running in the exclusive section, if any.
+	script *scriptRun
+
+	// Test hooks, nil outside tests (set before the server serves):
+	// onScript runs when a script starts, onWait when a command starts
+	// waiting for an exclusive section.
+	onScript func()
+	onWait   func()
+}
+
+// errBusyScript is Redis's answer to a command sent while a script runs
+// past busy-reply-threshold.
+const errBusyScript = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+
+// wakeLocked returns the channel closed at the gate's next change of
+// state. g.st is held.
+func (g *gate) wakeLocked() chan struct{} {
+	if g.wake == nil {
+		g.wake = make(chan struct{})
+	}
+	return g.wake
+}
+
+// notifyLocked wakes every waiter. g.st is held.
+func (g *gate) notifyLocked() {
+	if g.wake != nil {
+		close(g.wake)
+		g.wake = nil
+	}
+}
+
+// runGated runs cmd for c holding the gate shared: dispatch's last step.
+// The uncontended case is one TryRLock; when an exclusive section holds
+// the gate, c waits for it to end unless it is a script past
+// busy-reply-threshold, in which case c gets BUSY (or its allow_busy
+// command runs at once).
+func (s *Server) runGated(c *client, cmd *command, args [][]byte) {
+	if !s.gate.mu.TryRLock() {
+		if run := s.acquireShared(); run != nil {
+			s.runWhileBusy(c, cmd, args, run)
+			return
+		}
+	}
+	c.gateShared = true
+	s.call(c, cmd, args)
+	if c.gateShared {
+		c.gateShared = false
+		s.gate.mu.RUnlock()
+	}
+}
+
+// acquireShared takes the gate shared, waiting for the exclusive section
+// that holds it to end. If that section is (or becomes) a script past
+// busy-reply-threshold, it returns the script without taking the gate.
+func (s *Server) acquireShared() (busy *scriptRun) {
+	g := &s.gate
+	for {
+		g.st.Lock()
+		if run := g.script; run != nil && run.busy {
+			g.st.Unlock()
+			return run
+		}
+		// Take the channel before trying: an owner that leaves after
+		// TryRLock fails closes this very channel, so no wake-up is lost.
+		wake := g.wakeLocked()
+		g.st.Unlock()
+		if g.mu.TryRLock() {
+			return nil
+		}
+		if g.onWait != nil {
+			g.onWait()
+		}
+		<-wake
+	}
+}
+
+// busy reports whether a script past busy-reply-threshold holds the gate
+// (a command inside MULTI is then refused rather than queued, as in Redis).
+func (g *gate) busy() bool {
+	g.st.Lock()
+	defer g.st.Unlock()
+	return g.script != nil && g.script.busy
+}
+
+// shared runs fn holding the gate shared, for work outside dispatch that
+// must not overlap EXEC or a script (eviction before a command). When a
+// script past busy-reply-threshold holds the gate, fn does not run and
+// shared reports false: nobody waits on a busy script.
+func (s *Server) shared(fn func()) bool {
+	if !s.gate.mu.TryRLock() && s.acquireShared() != nil {
+		return false
+	}
+	defer s.gate.mu.RUnlock()
+	fn()
+	return true
+}
+
+// runWhileBusy answers a command sent while run is busy: BUSY, unless
+// Redis allows the command while busy; those run without the gate (they
+// touch only their client or the script's state).
+func (s *Server) runWhileBusy(c *client, cmd *command, args [][]byte, run *scriptRun) {
+	if cmd.flags&flagAllowBusy == 0 {
+		c.reject(errBusyScript)
+		return
+	}
+	if cmd.name == "shutdown" {
+		// Only SHUTDOWN NOSAVE goes through, and it stops the script
+		// (written or not) so that the server can stop.
+		nosave := false
+		for _, a := range args[1:] {
+			nosave = nosave || eqFold(a, "nosave")
+		}
+		if !nosave {
+			c.w.Error(errBusyScript)
+			return
+		}
+		s.killScript(run, true)
+	}
+	s.call(c, cmd, args)
 }
 
 // exclusive runs fn with no other command running. c is the client asking
 // (it holds the gate shared while its command runs; that hold is given up
-// for the duration).
+// for good: the command ends without it). A client already in an
+// exclusive section (EVAL inside EXEC) runs fn directly.
+//
+// Exclusive sections take turns. If the section c waits for is a script
+// that turns busy, exclusive does not run fn: it writes Redis's BUSY error
+// to c.w instead and returns.
 func (s *Server) exclusive(c *client, fn func()) {
-	s.gate.mu.RUnlock()
-	s.gate.mu.Lock()
+	g := &s.gate
+	g.st.Lock()
+	nested := g.owner == c
+	g.st.Unlock()
+	if nested {
+		fn()
+		return
+	}
+	if c.gateShared {
+		c.gateShared = false
+		g.mu.RUnlock()
+	}
+	for {
+		g.st.Lock()
+		if g.owner == nil {
+			g.owner = c
+			g.st.Unlock()
+			break
+		}
+		if run := g.script; run != nil && run.busy {
+			g.st.Unlock()
+			c.w.Error(errBusyScript)
+			return
+		}
+		wake := g.wakeLocked()
+		g.st.Unlock()
+		if g.onWait != nil {
+			g.onWait()
+		}
+		<-wake
+	}
+	// Only the owner locks: this waits for the commands in flight, never
+	// for another exclusive section.
+	g.mu.Lock()
 	defer func() {
-		s.gate.mu.Unlock()
-		s.gate.mu.RLock()
+		g.mu.Unlock()
+		g.st.Lock()
+		g.owner = nil
+		g.notifyLocked()
+		g.st.Unlock()
 	}()
-	_ = c
-	_ = time.Now
 	fn()
+}
+
+// enterScript registers run as the script of the exclusive section.
+func (g *gate) enterScript(run *scriptRun) {
+	g.st.Lock()
+	g.script = run
+	g.st.Unlock()
+	if g.onScript != nil {
+		g.onScript()
+	}
+}
+
+// leaveScript unregisters the section's script.
+func (g *gate) leaveScript() {
+	g.st.Lock()
+	g.script = nil
+	g.st.Unlock()
+}
+
+// markBusy records that run has passed busy-reply-threshold and wakes the
+// clients waiting for the gate, so that they answer BUSY.
+func (g *gate) markBusy(run *scriptRun) {
+	g.st.Lock()
+	run.busy = true
+	g.notifyLocked()
+	g.st.Unlock()
+}
+
+// killScript asks run to stop at its next Lua instruction. Unless force,
+// a script that has written is not killed (Redis's UNKILLABLE); it reports
+// whether the kill was requested.
+func (s *Server) killScript(run *scriptRun, force bool) bool {
+	g := &s.gate
+	g.st.Lock()
+	defer g.st.Unlock()
+	if run.dirty && !force {
+		return false
+	}
+	run.killed.Store(true)
+	return true
+}
+
+// noteWrite records, before a script's write command runs, that the script
+// has written (so that SCRIPT KILL no longer applies). It reports false if
+// the script was killed meanwhile: the write must not run.
+func (g *gate) noteWrite(run *scriptRun) bool {
+	g.st.Lock()
+	defer g.st.Unlock()
+	if run.killed.Load() {
+		return false
+	}
+	run.dirty = true
+	return true
 }

@@ -159,10 +159,12 @@ func (s *Server) goMemory() int64 {
 // command that may grow memory when nothing more can be evicted. It
 // reports whether the command may run.
 func (s *Server) memoryOK(c *client, cmd *command) bool {
-	// Under the gate, so that no key disappears inside EXEC.
-	s.gate.mu.RLock()
-	res := s.performEvictions()
-	s.gate.mu.RUnlock()
+	// Under the gate, so that no key disappears inside EXEC or a script;
+	// while a script is busy nothing is evicted (the command gets BUSY).
+	res := evictOK
+	if !s.shared(func() { res = s.performEvictions() }) {
+		return true
+	}
 	if res != evictFail {
 		return true
 	}

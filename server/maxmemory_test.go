@@ -141,16 +141,19 @@ func TestMaxmemoryVolatileTTLEvictsNearestSessions(t *testing.T) {
 	slices.Sort(got)
 	require.Len(t, slices.Compact(got), int(evicted), "no key evicted twice")
 	assert.Equal(t, ":0\r\n", c.DoString(append([]string{"EXISTS"}, got...)...))
-	// Nearest deadlines first: to a wheel slot and a chunk of each shard.
+	// Nearest deadlines first, to a wheel slot and a chunk of each shard:
+	// a slack of 1,500 of the 8,000 sessions (a loaded machine spreads the
+	// writes over more slots).
+	const slack = 1500
 	idx := func(k string) int { i, _ := strconv.Atoi(strings.TrimPrefix(k, "sess:")); return i }
-	assert.Less(t, idx(got[len(got)-1]), int(evicted)+600, "latest evicted session")
+	assert.Less(t, idx(got[len(got)-1]), int(evicted)+slack, "latest evicted session")
 	first := 0
 	for _, k := range got {
-		if idx(k) < int(evicted)-600 {
+		if idx(k) < int(evicted)-slack {
 			first++
 		}
 	}
-	assert.Equal(t, int(evicted)-600, first, "every session far from the limit's edge was evicted")
+	assert.Equal(t, int(evicted)-slack, first, "every session far from the limit's edge was evicted")
 }
 
 // Under allkeys-lru the sessions that are read survive a flood of writes.

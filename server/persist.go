@@ -109,7 +109,9 @@ func (s *Server) flushStore(c *client, db int) {
 
 // HoldFlushes runs fn while no FLUSHDB or FLUSHALL, EXEC or script runs,
 // so that what a ChangeTracker was told and what fn reads of the store
-// agree. fn may lock store shards; it must not wait for commands.
+// agree. It waits for a running EXEC or script, even a busy one (it is
+// called from persistence's goroutines, never from an event loop). fn may
+// lock store shards; it must not wait for commands.
 func (s *Server) HoldFlushes(fn func()) {
 	s.gate.mu.RLock()
 	s.flushMu.RLock()
@@ -202,10 +204,12 @@ func (s *Server) cmdSave(c *client, _ [][]byte) {
 	// The save ends in HoldFlushes, which takes the gate shared: waiting
 	// for it while holding the gate would deadlock with an EXEC queued for
 	// the gate meanwhile (a pending writer blocks new readers). SAVE
-	// touches no key, so it waits without the gate.
-	s.gate.mu.RUnlock()
+	// touches no key, so it gives its hold up, as exclusive does.
+	if c.gateShared {
+		c.gateShared = false
+		s.gate.mu.RUnlock()
+	}
 	err := s.persist.Save()
-	s.gate.mu.RLock()
 	if err != nil {
 		s.saveFailed(c, err)
 		return

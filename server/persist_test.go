@@ -347,3 +347,27 @@ func TestSaveDoesNotDeadlockWithExec(t *testing.T) {
 		}
 	}
 }
+
+func TestScriptWritesWaitForDurability(t *testing.T) {
+	p := newFakePersistence()
+	p.release = make(chan struct{})
+	ts := startServer(t, Config{Persistence: p, IOModel: "goroutine"})
+	c := redistest.Dial(t, ts.addr)
+	assert.Equal(t, ":1\r\n", c.DoString("EVAL", "return 1", "0")) // no write: no wait
+	c.SendCommand("EVAL", "return redis.call('SET', KEYS[1], 'v')", "1", "k")
+	got := make(chan string, 1)
+	go func() { got <- string(c.MustReadReply()) }()
+	select {
+	case r := <-got:
+		t.Fatalf("script reply %q sent before its write was durable", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(p.release)
+	select {
+	case r := <-got:
+		assert.Equal(t, "+OK\r\n", r)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no reply")
+	}
+	assert.Equal(t, []string{"0:k"}, p.changes())
+}

@@ -111,6 +111,11 @@ type Config struct {
 	// lines): New loads it (a bad file is an error naming its lines), and
 	// ACL LOAD and ACL SAVE read and write it.
 	ACLFile string
+	// BusyReplyThreshold is how long a Lua script may run before other
+	// clients are answered BUSY instead of waiting for it (and SCRIPT KILL
+	// becomes possible): Redis's busy-reply-threshold. 0 means 5 s;
+	// negative means never (scripts are then neither reported nor killable).
+	BusyReplyThreshold time.Duration
 
 	// Changes, when set, is told of every change to the data set
 	// (persist.go). nil means Persistence, if set.
@@ -140,6 +145,8 @@ type Server struct {
 
 	ps       pubsub   // channel subscriptions
 	watchers watchers // WATCHed keys
+
+	scripts scriptEngine // Lua scripting (script.go)
 
 	changes ChangeTracker
 	persist Persistence
@@ -210,6 +217,12 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	}
 	if _, _, ok := parseKeyspaceEvents(cfg.NotifyKeyspaceEvents); !ok {
 		return nil, fmt.Errorf("%w: notify-keyspace-events: invalid event class character (use 'Ag$lshzxeKEtmdn')", ErrConfig)
+	}
+	switch {
+	case cfg.BusyReplyThreshold == 0:
+		cfg.BusyReplyThreshold = 5 * time.Second
+	case cfg.BusyReplyThreshold < 0:
+		cfg.BusyReplyThreshold = 0
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

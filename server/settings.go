@@ -23,6 +23,7 @@ type settings struct {
 	idle    atomic.Int64 // timeout in seconds
 	maxBulk atomic.Int64
 	notify  atomic.Uint32 // notify-keyspace-events as an eventClass mask
+	busyMs  atomic.Int64  // busy-reply-threshold (lua-time-limit) in ms; 0 = never busy
 
 	mu     sync.Mutex        // guards vals
 	vals   map[string]string // parameters stored and reported verbatim
@@ -68,6 +69,7 @@ func newSettings(cfg Config) *settings {
 	st.pass.Store(&pass)
 	st.idle.Store(int64(cfg.Timeout / time.Second))
 	st.maxBulk.Store(cfg.ProtoMaxBulkLen)
+	st.busyMs.Store(cfg.BusyReplyThreshold.Milliseconds())
 	dir, _ := os.Getwd()
 	st.vals = map[string]string{
 		"bind":                        cfg.Bind,
@@ -89,7 +91,6 @@ func newSettings(cfg Config) *settings {
 		"daemonize":                   "no",
 		"loglevel":                    "notice",
 		"logfile":                     "",
-		"busy-reply-threshold":        "5000",
 		"lazyfree-lazy-user-flush":    "no",
 		"lazyfree-lazy-expire":        "no",
 		"client-query-buffer-limit":   strconv.FormatInt(cfg.ClientQueryBufferLimit, 10),
@@ -98,7 +99,6 @@ func newSettings(cfg Config) *settings {
 		"latency-tracking":            "yes",
 		"activerehashing":             "yes",
 		"active-expire-effort":        "1",
-		"lua-time-limit":              "5000",
 		"stop-writes-on-bgsave-error": "yes",
 		"pidfile":                     "",
 	}
@@ -232,8 +232,19 @@ func newSettings(cfg Config) *settings {
 		integer("maxmemory-samples", 1, 64),
 		integer("hz", 0, 2147483647),
 		enum("loglevel", "debug", "verbose", "notice", "warning", "nothing"),
-		integer("busy-reply-threshold", 0, 1<<62),
-		integer("lua-time-limit", 0, 1<<62),
+		{name: "busy-reply-threshold", aliases: []string{"lua-time-limit"},
+			get: func() string { return strconv.FormatInt(st.busyMs.Load(), 10) },
+			set: func(v string) error {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return errors.New("argument couldn't be parsed into an integer")
+				}
+				if n < 0 {
+					return errors.New("argument must be between 0 and 9223372036854775807 inclusive")
+				}
+				st.busyMs.Store(n)
+				return nil
+			}},
 		integer("slowlog-log-slower-than", -1, 1<<62),
 		integer("slowlog-max-len", 0, 1<<62),
 		integer("active-expire-effort", 1, 10),
@@ -258,6 +269,12 @@ func (st *settings) add(ps ...*param) {
 func (st *settings) requirePass() string    { return *st.pass.Load() }
 func (st *settings) timeout() time.Duration { return time.Duration(st.idle.Load()) * time.Second }
 func (st *settings) protoMaxBulkLen() int64 { return st.maxBulk.Load() }
+
+// busyReplyThreshold is how long a script runs before the server answers
+// BUSY; 0 means never.
+func (st *settings) busyReplyThreshold() time.Duration {
+	return time.Duration(st.busyMs.Load()) * time.Millisecond
+}
 
 // match returns name/value pairs of the parameters matching the glob
 // patterns, each once, in table order; aliases match like names, as in

@@ -54,6 +54,7 @@ type options struct {
 	ioModel         string
 	ioThreads       int
 	notifyEvents    string
+	busyThreshold   int
 	logFormat       string
 	logLevel        string
 	shutdownTimeout time.Duration
@@ -96,6 +97,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.notifyEvents, "notify-keyspace-events", "", "keyspace notification classes, as Redis's (e.g. Ex for expired events)")
 	fs.StringVar(&o.ioModel, "io-model", "", "connection handling: epoll (event loops, Linux) or goroutine (default: epoll where available)")
 	fs.IntVar(&o.ioThreads, "io-threads", 0, "event loops for the epoll model (0 = GOMAXPROCS; 1 = Redis's latency profile)")
+	fs.IntVar(&o.busyThreshold, "busy-reply-threshold", 5000, "milliseconds a Lua script runs before other clients get BUSY and SCRIPT KILL applies (0 = never)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "loglevel", "notice", "log level: debug, verbose, notice, warning (or slog names)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to finish")
@@ -286,6 +288,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	case fit.Now != fit.Was:
 		log.Info(fmt.Sprintf("Increased maximum number of open files to %d (it was originally set to %d).", fit.Now, fit.Was))
 	}
+	if o.busyThreshold < 0 {
+		return fmt.Errorf("busy-reply-threshold must not be negative")
+	}
+	busy := time.Duration(o.busyThreshold) * time.Millisecond
+	if busy == 0 {
+		busy = -1 // never busy
+	}
 
 	var srv *server.Server // set before store.Run starts, the only caller of the callbacks
 	store, err := ttl.New(ttl.Config{Shards: o.shards, Databases: o.databases,
@@ -329,6 +338,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		MaxMemory:               maxMemory,
 		MaxMemoryPolicy:         o.maxMemoryPolicy,
 		MaxMemorySamples:        o.maxMemorySamples,
+		BusyReplyThreshold:      busy,
 		Persistence:             persistence,
 	}, store)
 	if err != nil {

@@ -98,6 +98,7 @@ func TestRunFlags(t *testing.T) {
 		{"--shards", "3"},
 		{"--io-model", "threads"},
 		{"--io-threads", "-1"},
+		{"--busy-reply-threshold", "-1"},
 		{"stray", "arg"},
 	} {
 		err := run(context.Background(), append([]string{"--port", "0"}, bad...), &bytes.Buffer{}, &bytes.Buffer{}, nil)
@@ -154,4 +155,16 @@ func TestRunLimitFlags(t *testing.T) {
 	require.NoError(t, err)
 	want := strconv.Itoa(fit.MaxClients)
 	assert.Equal(t, "*2\r\n$10\r\nmaxclients\r\n$"+strconv.Itoa(len(want))+"\r\n"+want+"\r\n", c.DoString("CONFIG", "GET", "maxclients"))
+}
+
+func TestRunBusyReplyThreshold(t *testing.T) {
+	for flagVal, want := range map[string]string{"250": "250", "0": "0"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		addr, done := startRun(t, ctx, "--port", "0", "--loglevel", "warning", "--busy-reply-threshold", flagVal)
+		c := redistest.Dial(t, addr)
+		assert.Equal(t, "*2\r\n$14\r\nlua-time-limit\r\n$"+strconv.Itoa(len(want))+"\r\n"+want+"\r\n",
+			c.DoString("CONFIG", "GET", "lua-time-limit"))
+		cancel()
+		require.NoError(t, <-done)
+	}
 }

@@ -15,6 +15,7 @@ require (
 	github.com/tidwall/redcon v1.6.4
 	github.com/wcharczuk/go-chart/v2 v2.1.2
 	github.com/yuin/gopher-lua v1.1.2
+	go.etcd.io/bbolt v1.5.0
 	golang.org/x/sys v0.48.0
 )
 

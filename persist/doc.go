@@ -1,10 +1,88 @@
-// Package persist will hold sessiond's bbolt snapshots and write-behind
-// log (its own issue). It is empty for now: sessiond keeps sessions in
-// memory only, and a restart starts empty.
+// Package persist keeps sessiond's data set in a file, so that sessions
+// survive restarts and crashes: snapshots, and a write-behind mode that
+// loses at most the last second (or nothing, with FsyncAlways).
 //
-// The planned shape, so that ttl never learns about disks: persist declares
-// the two small interfaces it consumes — a Source it ranges over to write a
-// snapshot (captured per shard under the shard's lock, written outside it)
-// and a Sink it restores into at start-up — and cmd/sessiond wires the store
-// to them.
+// persist knows nothing of the store or of Redis types. It reads the data
+// set through a Source (a snapshot is captured a slice of keys at a time,
+// each slice under its part's lock, and written after the lock is
+// released), restores it through a Sink, and treats values as opaque bytes
+// with a kind tag; cmd/sessiond adapts the store and the server's value
+// encoding to both.
+//
+// # The file
+//
+// One bbolt database (go.etcd.io/bbolt) per data set, 64 KiB pages, with
+// three buckets: meta (format name, version, creation time, a
+// completeness mark), base (a snapshot) and log (the changes made after
+// it, in order). Each transaction adds one chunk, a bucket of blocks of
+// about 14 KiB, so every write appends: a snapshot of a million sessions
+// is about a hundred 8 MiB transactions of sequential writes, and a
+// write-behind flush is one small transaction. A block is a run of
+// records, each [crc32c][length][op db key kind deadline value];
+// the checksum covers the record, so damage anywhere in the data is found
+// (bbolt checksums only its meta pages). Deadlines are absolute Unix
+// milliseconds; records whose deadline passed while the server was down
+// are not loaded and are counted as expired.
+//
+// # Snapshots
+//
+// A snapshot is written to <file>.tmp without an fsync per transaction,
+// synced once, marked complete, then renamed over the file and the
+// directory synced. The Manager keeps the file open, which keeps bbolt's
+// lock on it: because the renamed file is already open (and locked), the
+// path is locked before, during and after the rename, and a second
+// process fails after Config.LockTimeout instead of sharing the file.
+// Capturing holds a part (store shard) locked for one slice of 1024 keys
+// at a time (about 0.3 ms), so serving never stops. Keys changed while
+// the capture runs are tracked (KeyChanged, DBFlushed), and once the
+// slices are written their current state is appended as a log chunk,
+// read while no flush, EXEC or script runs: the file holds every key as
+// it was at the end of the save. The extra memory is two 8 MiB
+// transactions and the tracked keys.
+//
+// # Write-behind (AppendOnly)
+//
+// KeyChanged and DBFlushed (called by the server for every write) mark
+// keys dirty and record flushes. Once per FlushInterval, Run takes the
+// dirty set and, through Source.CaptureKeys, writes the current state of
+// each key (its value, or a deletion) after the flushes, in one bbolt
+// transaction: two fsyncs per second however many keys changed. With
+// FsyncAlways the replies of a client that changed something wait for
+// the transaction that holds its changes (WaitDurable, or OnDurable for
+// the server's event loops, which serve other clients meanwhile); the
+// writers waiting at one time share one transaction (group commit).
+// bbolt's freelist is not written at each commit (NoFreelistSync): it is
+// rebuilt when the file is opened. With FsyncNo the transactions are not synced: a
+// process crash loses no more than with FsyncEverySec, but a power loss
+// may lose more and may leave the file damaged.
+//
+// The log grows with every change; once it is larger than both
+// CompactMinSize and CompactPercent % of the snapshot, a compaction writes
+// a fresh snapshot to a temporary file while flushes go on into the old
+// file, then appends the changes made since it began (every key flushed
+// or dirtied meanwhile, at its current state) and renames it into place.
+// The file so stays within about twice the live data.
+//
+// # Failures
+//
+// A file that is not a sessiond file, damaged, or an unfinished snapshot
+// is refused with an error naming it (ErrForeign, ErrCorrupt,
+// ErrIncomplete), never loaded as empty; Config.DiscardUnreadable sets it
+// aside as <file>.bad-<time> instead. A directory where the file cannot
+// be created, or a full disk, is logged and reported in Stats.Err; the
+// Manager keeps the changes it could not write and tries again, and the
+// server keeps serving.
+//
+// # Caveats
+//
+//   - A file is exact per key, not across keys: a command that changed
+//     several keys (MSET, RENAME) while a snapshot's catch-up or a
+//     write-behind flush read them may be half in it, as a crash between
+//     two writes would leave them. EXEC, scripts and database flushes are
+//     all in or all out: the changed keys are read while none runs
+//     (Source.CaptureKeys).
+//   - Save rules apply to snapshot mode; in AppendOnly mode the file is
+//     kept current by the log, and SAVE/BGSAVE compact.
+//   - A value larger than a block is one block of its own; bbolt holds
+//     a whole transaction's blocks in memory until it commits.
 package persist

@@ -70,6 +70,8 @@ type client struct {
 	authed   bool
 	quitting bool // close after the reply is flushed
 	inExec   bool // running EXEC's queued commands (ACL LOG's "multi" context)
+	unsynced bool // changed data since its replies were last sent (persist.go)
+	held     bool // loop: replies wait for durability (loop_linux.go release)
 
 	gateShared bool // the running command holds srv.gate.mu shared (gate.go)
 
@@ -220,6 +222,9 @@ func (c *client) flush() {
 	if c.lp != nil {
 		c.lp.flush(c)
 		return
+	}
+	if c.w.Len() > 0 {
+		c.awaitDurable() // before the pusher's lock: it may take a while
 	}
 	if c.out.started {
 		c.out.wmu.Lock()

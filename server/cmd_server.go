@@ -76,7 +76,7 @@ func (s *Server) cmdFlushDB(c *client, args [][]byte) {
 		return
 	}
 	s.signalDB(c.db)
-	s.store.Flush(c.db)
+	s.flushStore(c, c.db)
 	c.w.Status("OK")
 }
 
@@ -86,14 +86,19 @@ func (s *Server) cmdFlushAll(c *client, args [][]byte) {
 		return
 	}
 	s.signalDB(-1)
-	s.store.Flush(-1)
+	s.flushStore(c, -1)
 	c.w.Status("OK")
 }
 
 func (s *Server) cmdShutdown(c *client, args [][]byte) {
+	save := int32(0)
 	for _, a := range args[1:] {
 		switch strings.ToLower(string(a)) {
-		case "nosave", "save", "now", "force":
+		case "nosave":
+			save = -1
+		case "save":
+			save = 1
+		case "now", "force":
 		case "abort":
 			c.w.Error("ERR No shutdown in progress.")
 			return
@@ -107,6 +112,7 @@ func (s *Server) cmdShutdown(c *client, args [][]byte) {
 		return
 	}
 	s.log.Info("shutdown requested by client", "id", c.id, "addr", c.addr)
+	s.shutdownSave.Store(save)
 	s.requestShutdown()
 	// Redis closes the connection without a reply when shutdown succeeds.
 	c.quitting = true
@@ -134,7 +140,7 @@ func (s *Server) cmdWait(c *client, args [][]byte) {
 	c.w.Int(0)
 }
 
-func (s *Server) cmdLastSave(c *client, _ [][]byte) { c.w.Int(s.start.Unix()) }
+func (s *Server) cmdLastSave(c *client, _ [][]byte) { c.w.Int(s.lastSave()) }
 
 // ---- CONFIG ----
 
@@ -660,28 +666,7 @@ func (s *Server) info(want map[string]bool) string {
 		kv("lazyfreed_objects", 0)
 	}
 	if section("Persistence") {
-		kv("loading", 0)
-		kv("async_loading", 0)
-		kv("current_cow_peak", 0)
-		kv("current_cow_size", 0)
-		kv("current_fork_perc", "0.00")
-		kv("current_save_keys_processed", 0)
-		kv("current_save_keys_total", 0)
-		kv("rdb_changes_since_last_save", 0)
-		kv("rdb_bgsave_in_progress", 0)
-		kv("rdb_last_save_time", s.start.Unix())
-		kv("rdb_last_bgsave_status", "ok")
-		kv("rdb_last_bgsave_time_sec", -1)
-		kv("rdb_current_bgsave_time_sec", -1)
-		kv("rdb_saves", 0)
-		kv("aof_enabled", 0)
-		kv("aof_rewrite_in_progress", 0)
-		kv("aof_rewrite_scheduled", 0)
-		kv("aof_last_rewrite_time_sec", -1)
-		kv("aof_current_rewrite_time_sec", -1)
-		kv("aof_last_bgrewrite_status", "ok")
-		kv("aof_rewrites", 0)
-		kv("aof_last_write_status", "ok")
+		s.infoPersistence(kv)
 	}
 	if section("Stats") {
 		kv("total_connections_received", s.connsReceived.Load())

@@ -90,6 +90,7 @@ func (s *Server) commandTable() map[string]*command {
 	add(s.zsetCommands()...)
 	add(s.aclCommands()...)
 	add(s.scriptCommands()...)
+	add(s.persistCommands()...)
 	return t
 }
 

@@ -137,7 +137,7 @@ func (l *loop) run(stop <-chan struct{}) {
 			if ev.Events&unix.EPOLLOUT != 0 {
 				l.writable(c)
 			}
-			if c.parked != nil { // not read while paused; a reset ends it
+			if c.parked != nil || c.held { // not read while paused or held; a reset ends it
 				if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 					l.close(c)
 				}
@@ -229,14 +229,43 @@ func (l *loop) process(c *client) {
 	}
 	c.rbs.Store(int64(c.rd.Cap()))
 	c.qbuf.Store(int64(c.rd.Buffered()))
+	if c.unsynced && l.srv.persist != nil && c.w.Len() > 0 {
+		c.unsynced = false
+		if seq, wait := l.srv.persist.DurableTarget(); wait {
+			// appendfsync always: the replies wait for the changes to be
+			// durable, and the client is not read meanwhile; the loop
+			// serves the others, whose changes join the next group
+			// commit.
+			c.held = true
+			l.watch(c, 0) // hangups are still reported
+			l.srv.persist.OnDurable(seq, func() { l.post(func() { l.release(c) }) })
+			return
+		}
+	}
 	l.flush(c)
+}
+
+// release sends the replies of a held client once its changes are durable
+// and reads it again (on the loop's goroutine).
+func (l *loop) release(c *client) {
+	c.held = false
+	if c.closed {
+		return
+	}
+	l.flush(c)
+	if c.closed || len(c.pending) > 0 {
+		return // writable resumes it once the replies are out
+	}
+	l.watch(c, unix.EPOLLIN|unix.EPOLLRDHUP)
+	c.reads = 0 // buffered commands only; epoll reports new input
+	l.process(c)
 }
 
 // resume carries on with a client whose parked command CLIENT PAUSE may
 // have released (on the loop's goroutine). With replies still pending,
 // writable resumes it once they are out.
 func (l *loop) resume(c *client) {
-	if c.closed || c.parked == nil || len(c.pending) > 0 {
+	if c.closed || c.parked == nil || len(c.pending) > 0 || c.held {
 		return
 	}
 	c.reads = 0 // buffered commands only; epoll reports new input
@@ -259,6 +288,7 @@ func (l *loop) flush(c *client) {
 		c.w.Reset()
 		return
 	}
+	c.awaitDurable()
 	if len(c.pending) > 0 {
 		c.pending = append(c.pending, c.w.Bytes()...)
 		c.w.Reset()

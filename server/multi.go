@@ -232,6 +232,10 @@ func (s *Server) cmdExec(c *client, _ [][]byte) {
 // queue adds a command to c's transaction, or answers why it cannot be
 // queued (then EXEC will abort). It reports whether dispatch should stop.
 func (s *Server) queue(c *client, cmd *command, args [][]byte, arityOK bool) {
+	if cmd.name == "save" { // no-multi in Redis; it would wait for EXEC's gate (persist.go)
+		c.reject("ERR Command not allowed inside a transaction")
+		return
+	}
 	if !arityOK {
 		c.multi.aborted = true
 		c.w.Error("ERR wrong number of arguments for '" + cmd.name + "' command")

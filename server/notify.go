@@ -36,12 +36,14 @@ const (
 // publishes event in class: the usual pair of calls of a write.
 func (c *client) changed(class eventClass, event string, db int, key []byte) {
 	c.srv.signalKey(db, key)
+	c.unsynced = true
 	c.srv.publishEvent(class, event, db, key)
 }
 
 // signal reports that key in db was modified (for WATCH and persistence).
 func (c *client) signal(db int, key []byte) {
 	c.srv.signalKey(db, key)
+	c.unsynced = true
 }
 
 // event publishes a keyspace notification for key in db.
@@ -52,6 +54,7 @@ func (c *client) event(class eventClass, event string, db int, key []byte) {
 // signalKey is signal for callers without a client.
 func (s *Server) signalKey(db int, key []byte) {
 	s.watchers.touch(db, key)
+	s.signalChange(db, key)
 }
 
 // signalDB reports that every key of db (-1: all databases) is about to

@@ -116,6 +116,14 @@ type Config struct {
 	// becomes possible): Redis's busy-reply-threshold. 0 means 5 s;
 	// negative means never (scripts are then neither reported nor killable).
 	BusyReplyThreshold time.Duration
+
+	// Changes, when set, is told of every change to the data set
+	// (persist.go). nil means Persistence, if set.
+	Changes ChangeTracker
+	// Persistence, when set, answers SAVE, BGSAVE, LASTSAVE, INFO
+	// persistence and CONFIG of the persistence settings (persist.go);
+	// without it they report persistence off.
+	Persistence Persistence
 }
 
 // Server serves the RESP protocol over the listeners given to Serve, backed by
@@ -139,6 +147,12 @@ type Server struct {
 	watchers watchers // WATCHed keys
 
 	scripts scriptEngine // Lua scripting (script.go)
+	changes ChangeTracker
+	persist Persistence
+	// flushMu makes a database flush and its report to changes one step
+	// for HoldFlushes (persist.go).
+	flushMu      sync.RWMutex
+	shutdownSave atomic.Int32 // SHUTDOWN SAVE (1) or NOSAVE (-1)
 
 	nextID atomic.Int64
 
@@ -247,6 +261,11 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	s.useLoops = cfg.IOModel == "epoll"
 	s.ioThreads = cfg.IOThreads
 	s.conf = newSettings(cfg)
+	s.persist = cfg.Persistence
+	s.changes = cfg.Changes
+	if s.changes == nil && cfg.Persistence != nil {
+		s.changes = cfg.Persistence
+	}
 	if err := s.conf.params["notify-keyspace-events"].set(cfg.NotifyKeyspaceEvents); err != nil {
 		return nil, fmt.Errorf("%w: notify-keyspace-events: %v", ErrConfig, err)
 	}

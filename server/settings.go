@@ -250,6 +250,7 @@ func newSettings(cfg Config) *settings {
 		integer("active-expire-effort", 1, 10),
 	}
 	st.add(all...)
+	st.usePersistence(cfg.Persistence)
 	return st
 }
 

@@ -72,6 +72,7 @@ type options struct {
 	maxMemory        string
 	maxMemoryPolicy  string
 	maxMemorySamples int
+	persist          persistOptions
 }
 
 // repeated is a flag that may be given several times (like
@@ -113,8 +114,16 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.maxMemory, "maxmemory", "0", "memory limit (e.g. 1gb); above it keys are evicted by --maxmemory-policy or writes refused (0 = none)")
 	fs.StringVar(&o.maxMemoryPolicy, "maxmemory-policy", "noeviction", "what goes at maxmemory: noeviction, volatile-ttl (sessions nearest expiry: recommended), volatile-lru, volatile-lfu, volatile-random, allkeys-lru, allkeys-lfu, allkeys-random")
 	fs.IntVar(&o.maxMemorySamples, "maxmemory-samples", 5, "keys sampled per eviction by the LRU, LFU and TTL policies")
+	fs.StringVar(&o.persist.dir, "dir", "", "directory of the data file; setting it turns persistence on (default: off)")
+	fs.StringVar(&o.persist.dbfilename, "dbfilename", "sessiond.db", "name of the data file in --dir")
+	fs.Var(&o.persist.save, "save", "snapshot rules \"<seconds> <changes> ...\"; \"\" for none (default with --dir: \"3600 1 300 100 60 10000\")")
+	fs.StringVar(&o.persist.appendOnly, "appendonly", "no", "yes: write every change to the data file within a second (see --appendfsync)")
+	fs.StringVar(&o.persist.appendFsync, "appendfsync", "everysec", "with --appendonly yes: everysec (≤ 1 s lost on a crash), always (replies wait for the disk), no (no fsync)")
+	fs.BoolVar(&o.persist.discard, "discard-unreadable-file", false, "set a damaged or foreign data file aside and start empty, instead of refusing to start")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sessiond [config-file] [flags]\n\n"+
+		fmt.Fprintf(stderr, "Usage: sessiond [config-file] [flags]\n"+
+			"       sessiond check-snapshot FILE\n"+
+			"       sessiond export-snapshot [--format resp|json] FILE\n\n"+
 			"A Redis-compatible session store. Flags are named like redis.conf directives;\n"+
 			"a config file holds the same directives, one per line (\"port 6380\").\n"+
 			"Flags given on the command line override the file.\n\nFlags:\n")
@@ -195,6 +204,14 @@ func version() string {
 // run is the whole program. ready, when not nil, receives the listening
 // addresses once the server accepts connections (for tests).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func([]net.Addr)) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "check-snapshot":
+			return runCheckSnapshot(args[1:], stdout, stderr)
+		case "export-snapshot":
+			return runExportSnapshot(args[1:], stdout, stderr)
+		}
+	}
 	var o options
 	fs := newFlagSet(&o, stderr)
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -287,6 +304,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return err
 	}
 	defer store.Close()
+	pm, src, err := openPersistence(&o, store, log)
+	if err != nil {
+		return err
+	}
+	var persistence server.Persistence
+	if pm != nil {
+		persistence = &persistAdapter{Manager: pm, dir: o.persist.dir, dbfilename: o.persist.dbfilename}
+	}
 	srv, err = server.New(server.Config{
 		RequirePass:             o.requirePass,
 		ACLFile:                 o.aclFile,
@@ -314,9 +339,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		MaxMemoryPolicy:         o.maxMemoryPolicy,
 		MaxMemorySamples:        o.maxMemorySamples,
 		BusyReplyThreshold:      busy,
+		Persistence:             persistence,
 	}, store)
 	if err != nil {
+		if pm != nil {
+			_ = pm.Close(false)
+		}
 		return err
+	}
+	if pm != nil {
+		src.srv = srv
+		defer pm.Close(false) // on early returns; a no-op after the final save below
 	}
 
 	// Plain TCP on port, unless port is 0 with a TLS port (TLS only, as
@@ -359,12 +392,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 
 	storeCtx, stopStore := context.WithCancel(context.Background())
 	defer stopStore()
+	var pwg sync.WaitGroup
+	defer pwg.Wait()
+	persistCtx, stopPersist := context.WithCancel(context.Background())
+	defer stopPersist()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := store.Run(storeCtx); err != nil {
 			log.Error("store stopped", "err", err)
 		}
 	})
+	if pm != nil {
+		pwg.Go(func() { _ = pm.Run(persistCtx) })
+	}
 	serveErr := make(chan error, len(lns))
 	addrs := make([]net.Addr, 0, len(lns))
 	for _, ln := range lns {
@@ -416,6 +456,15 @@ wait:
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("clients did not finish in time; closed them", "err", err)
+	}
+	stopPersist()
+	pwg.Wait()
+	if pm != nil {
+		if err := pm.Close(finalSave(pm, srv.ShutdownSave())); err != nil {
+			log.Error("final save failed", "file", pm.Path(), "err", err)
+		} else {
+			log.Info("data saved", "file", pm.Path())
+		}
 	}
 	stopStore()
 	wg.Wait()

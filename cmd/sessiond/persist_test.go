@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessiond/sessiond/internal/redistest"
+)
+
+// stopRun sends SHUTDOWN and waits for run to return.
+func stopRun(t *testing.T, addr string, done <-chan error) {
+	t.Helper()
+	c := redistest.Dial(t, addr)
+	c.SendCommand("SHUTDOWN")
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after SHUTDOWN")
+	}
+}
+
+func TestRestartKeepsSessions(t *testing.T) {
+	dir := t.TempDir()
+	addr, done := startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
+	c := redistest.Dial(t, addr)
+	assert.Equal(t, "+OK\r\n", c.DoString("SET", "sess:1", "alice", "EX", "1800"))
+	assert.Equal(t, "+OK\r\n", c.DoString("SET", "plain", "v"))
+	assert.Equal(t, "+OK\r\n", c.DoString("SELECT", "5"))
+	assert.Equal(t, "+OK\r\n", c.DoString("SET", "sess:5", "bob", "PXAT", "4102444800000"))
+	assert.Equal(t, "+OK\r\n", c.DoString("SET", "gone", "x", "PX", "1"))
+	assert.Contains(t, c.DoString("CONFIG", "GET", "save"), "3600 1 300 100 60 10000")
+	stopRun(t, addr, done) // graceful: the final snapshot
+
+	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
+	c = redistest.Dial(t, addr)
+	assert.Equal(t, "$5\r\nalice\r\n", c.DoString("GET", "sess:1"))
+	ttl, err := strconv.Atoi(strings.Trim(c.DoString("TTL", "sess:1"), ":\r\n"))
+	require.NoError(t, err)
+	assert.InDelta(t, 1800, ttl, 30)
+	assert.Equal(t, ":-1\r\n", c.DoString("TTL", "plain"))
+	assert.Equal(t, "+OK\r\n", c.DoString("SELECT", "5"))
+	assert.Equal(t, ":4102444800000\r\n", c.DoString("PEXPIRETIME", "sess:5"))
+	assert.Equal(t, "$-1\r\n", c.DoString("GET", "gone"))
+	info := c.DoString("INFO", "persistence")
+	assert.Contains(t, info, "rdb_last_load_keys_loaded:3\r\n")
+	stopRun(t, addr, done)
+}
+
+func TestSecondInstanceFailsFast(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	startRun(t, ctx, "--port", "0", "--loglevel", "warning", "--dir", dir)
+	start := time.Now()
+	err := run(context.Background(), []string{"--port", "0", "--dir", dir}, &bytes.Buffer{}, &bytes.Buffer{}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), filepath.Join(dir, "sessiond.db"))
+	assert.Contains(t, err.Error(), "in use by another process")
+	assert.Less(t, time.Since(start), 10*time.Second)
+}
+
+func TestUnreadableFileRefusedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sessiond.db")
+	require.NoError(t, os.WriteFile(path, bytes.Repeat([]byte("REDIS0011\xfe\x00"), 1000), 0o600))
+	err := run(context.Background(), []string{"--port", "0", "--dir", dir}, &bytes.Buffer{}, &bytes.Buffer{}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), path)
+	assert.Contains(t, err.Error(), "not a sessiond data file")
+	assert.Contains(t, err.Error(), "--discard-unreadable-file")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, _ := startRun(t, ctx, "--port", "0", "--loglevel", "warning", "--dir", dir, "--discard-unreadable-file")
+	c := redistest.Dial(t, addr)
+	assert.Equal(t, ":0\r\n", c.DoString("DBSIZE"))
+	bad, _ := filepath.Glob(path + ".bad-*")
+	assert.Len(t, bad, 1)
+}
+
+func TestPersistFlags(t *testing.T) {
+	for _, bad := range [][]string{
+		{"--appendonly", "maybe"},
+		{"--appendonly", "yes", "--appendfsync", "sometimes"},
+		{"--save", "60"},
+		{"--save", "x y"},
+		{"--dir", t.TempDir(), "--dbfilename", "a/b.db"},
+	} {
+		err := run(context.Background(), append([]string{"--port", "0"}, bad...), &bytes.Buffer{}, &bytes.Buffer{}, nil)
+		assert.Error(t, err, "%v", bad)
+	}
+	// Without --dir, --save or --appendonly yes, persistence is off and
+	// nothing is written.
+	wd := t.TempDir()
+	t.Chdir(wd)
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, done := startRun(t, ctx, "--port", "0", "--loglevel", "warning")
+	c := redistest.Dial(t, addr)
+	assert.Contains(t, c.DoString("SAVE"), "persistence is off")
+	cancel()
+	require.NoError(t, <-done)
+	entries, err := os.ReadDir(wd)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+}
+
+// writeDataFile runs sessiond on dir with a few sessions and stops it.
+func writeDataFile(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	addr, done := startRun(t, context.Background(), append([]string{"--port", "0", "--loglevel", "warning", "--dir", dir}, args...)...)
+	c := redistest.Dial(t, addr)
+	for _, cmd := range [][]string{
+		{"SET", "sess:a", "alice", "PXAT", "4102444800000"},
+		{"SET", "sess:b", "bob"},
+		{"SET", "bin", "\xff\x00\x01"},
+		{"SET", "short", "x", "PX", "1"},
+		{"SELECT", "2"},
+		{"SET", "sess:c", `{"uid":3}`, "PXAT", "4102444800123"},
+		{"SET", "doomed", "1"},
+		{"DEL", "doomed"},
+	} {
+		c.Do(cmd...)
+	}
+	stopRun(t, addr, done)
+	return filepath.Join(dir, "sessiond.db")
+}
+
+func TestCheckSnapshot(t *testing.T) {
+	for _, mode := range [][]string{nil, {"--appendonly", "yes"}} {
+		t.Run(strings.Join(mode, " "), func(t *testing.T) {
+			path := writeDataFile(t, t.TempDir(), mode...)
+			var out bytes.Buffer
+			require.NoError(t, run(context.Background(), []string{"check-snapshot", path}, &out, &bytes.Buffer{}, nil))
+			assert.Contains(t, out.String(), "keys: 4 live")
+			assert.Contains(t, out.String(), "db0: keys=3 string=3\n")
+			assert.Contains(t, out.String(), "db2: keys=1 string=1\n")
+			assert.Contains(t, out.String(), "status: OK\n")
+		})
+	}
+	// A damaged file: status BAD, an error (exit status 1).
+	path := writeDataFile(t, t.TempDir())
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	i := bytes.Index(b, []byte("alice"))
+	require.Positive(t, i)
+	b[i] = 'A'
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	var out bytes.Buffer
+	err = run(context.Background(), []string{"check-snapshot", path}, &out, &bytes.Buffer{}, nil)
+	require.Error(t, err)
+	assert.Contains(t, out.String(), "status: BAD")
+	assert.Contains(t, out.String(), "checksum mismatch")
+}
+
+func TestExportSnapshotJSON(t *testing.T) {
+	path := writeDataFile(t, t.TempDir(), "--appendonly", "yes")
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"export-snapshot", "--format", "json", path}, &out, &bytes.Buffer{}, nil))
+	assert.Equal(t, `{"db":0,"key":"bin","type":"string","value_base64":"/wAB"}`+"\n"+
+		`{"db":0,"key":"sess:a","type":"string","value":"alice","expire_at_ms":4102444800000}`+"\n"+
+		`{"db":0,"key":"sess:b","type":"string","value":"bob"}`+"\n"+
+		`{"db":2,"key":"sess:c","type":"string","value":"{\"uid\":3}","expire_at_ms":4102444800123}`+"\n",
+		out.String())
+}
+
+func TestExportSnapshotIntoRedis(t *testing.T) {
+	path := writeDataFile(t, t.TempDir())
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"export-snapshot", path}, &out, &bytes.Buffer{}, nil))
+	cli := redistest.RedisCLI(t)
+	rd := redistest.StartRedis(t)
+	host, port, err := net.SplitHostPort(rd.Addr())
+	require.NoError(t, err)
+	cmd := exec.Command(cli, "-h", host, "-p", port, "--pipe")
+	cmd.Stdin = &out
+	res, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(res))
+	assert.Contains(t, string(res), "errors: 0, replies: 6")
+	c := redistest.Dial(t, rd.Addr())
+	assert.Equal(t, "$5\r\nalice\r\n", c.DoString("GET", "sess:a"))
+	assert.Equal(t, ":4102444800000\r\n", c.DoString("PEXPIRETIME", "sess:a"))
+	assert.Equal(t, ":-1\r\n", c.DoString("PEXPIRETIME", "sess:b"))
+	assert.Equal(t, "$3\r\n\xff\x00\x01\r\n", c.DoString("GET", "bin"))
+	assert.Equal(t, "+OK\r\n", c.DoString("SELECT", "2"))
+	assert.Equal(t, ":4102444800123\r\n", c.DoString("PEXPIRETIME", "sess:c"))
+	assert.Equal(t, ":1\r\n", c.DoString("DBSIZE"))
+}
+
+func TestShutdownSaveAndNoSave(t *testing.T) {
+	dir := t.TempDir()
+	// --save "": no final snapshot, unless SHUTDOWN SAVE.
+	addr, done := startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir, "--save", "")
+	c := redistest.Dial(t, addr)
+	c.Do("SET", "k", "1")
+	c.SendCommand("SHUTDOWN")
+	require.NoError(t, <-done)
+	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir, "--save", "")
+	c = redistest.Dial(t, addr)
+	assert.Equal(t, ":0\r\n", c.DoString("DBSIZE"))
+	c.Do("SET", "k", "2")
+	c.SendCommand("SHUTDOWN", "SAVE")
+	require.NoError(t, <-done)
+	// Default rules: a final snapshot, unless SHUTDOWN NOSAVE.
+	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
+	c = redistest.Dial(t, addr)
+	assert.Equal(t, "$1\r\n2\r\n", c.DoString("GET", "k"))
+	c.Do("SET", "k", "3")
+	c.SendCommand("SHUTDOWN", "NOSAVE")
+	require.NoError(t, <-done)
+	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
+	c = redistest.Dial(t, addr)
+	assert.Equal(t, "$1\r\n2\r\n", c.DoString("GET", "k"))
+	stopRun(t, addr, done)
+}
+
+// kindsScript writes a value of every kind, in several databases.
+var kindsScript = [][]string{
+	{"HSET", "h", "user", "alice", "csrf", "t0k3n", "n", "1"},
+	{"HPEXPIREAT", "h", "4102444800000", "FIELDS", "1", "csrf"},
+	{"HSET", "gone", "f", "v"},
+	{"HPEXPIRE", "gone", "1", "FIELDS", "1", "f"},
+	{"SADD", "ints", "3", "1", "-7"},
+	{"SADD", "strs", "b", "a", "\x00bin"},
+	{"ZADD", "z", "1.5", "a", "-inf", "lo", "inf", "hi", "0.1", "tenth"},
+	{"PEXPIREAT", "z", "4102444800000"},
+	{"SELECT", "15"},
+	{"SET", "s", "in db 15"},
+}
+
+// kindsChecks are the replies expected after a restart.
+var kindsChecks = []struct {
+	cmd  []string
+	want string
+}{
+	{[]string{"HGET", "h", "user"}, "$5\r\nalice\r\n"},
+	{[]string{"HGET", "h", "csrf"}, "$5\r\nt0k3n\r\n"},
+	{[]string{"HPEXPIRETIME", "h", "FIELDS", "2", "csrf", "user"}, "*2\r\n:4102444800000\r\n:-1\r\n"},
+	{[]string{"EXISTS", "gone"}, ":0\r\n"},
+	{[]string{"SMISMEMBER", "ints", "3", "1", "-7", "2"}, "*4\r\n:1\r\n:1\r\n:1\r\n:0\r\n"},
+	{[]string{"SMISMEMBER", "strs", "a", "b", "\x00bin"}, "*3\r\n:1\r\n:1\r\n:1\r\n"},
+	{[]string{"ZRANGE", "z", "0", "-1", "WITHSCORES"}, "*8\r\n$2\r\nlo\r\n$4\r\n-inf\r\n$5\r\ntenth\r\n$19\r\n0.10000000000000001\r\n$1\r\na\r\n$3\r\n1.5\r\n$2\r\nhi\r\n$3\r\ninf\r\n"},
+	{[]string{"PEXPIRETIME", "z"}, ":4102444800000\r\n"},
+	{[]string{"SELECT", "15"}, "+OK\r\n"},
+	{[]string{"GET", "s"}, "$8\r\nin db 15\r\n"},
+}
+
+func TestEveryKindSurvivesARestart(t *testing.T) {
+	for _, mode := range [][]string{{"--save", "60 1"}, {"--appendonly", "yes"}} {
+		t.Run(strings.Join(mode, " "), func(t *testing.T) {
+			dir := t.TempDir()
+			args := append([]string{"--port", "0", "--loglevel", "warning", "--dir", dir}, mode...)
+			addr, done := startRun(t, context.Background(), args...)
+			c := redistest.Dial(t, addr)
+			for _, cmd := range kindsScript {
+				r := c.DoString(cmd...)
+				require.NotEqual(t, byte('-'), r[0], "%v: %s", cmd, r)
+			}
+			time.Sleep(5 * time.Millisecond) // the field of "gone" expires
+			stopRun(t, addr, done)
+
+			addr, done = startRun(t, context.Background(), args...)
+			c = redistest.Dial(t, addr)
+			for _, ch := range kindsChecks {
+				assert.Equal(t, ch.want, c.DoString(ch.cmd...), "%v", ch.cmd)
+			}
+			stopRun(t, addr, done)
+		})
+	}
+}
+
+func TestExportEveryKindIntoRedis(t *testing.T) {
+	dir := t.TempDir()
+	addr, done := startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
+	c := redistest.Dial(t, addr)
+	for _, cmd := range kindsScript {
+		if cmd[0] != "HPEXPIREAT" { // Redis 7.0 has no field TTLs
+			c.Do(cmd...)
+		}
+	}
+	stopRun(t, addr, done)
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"export-snapshot", filepath.Join(dir, "sessiond.db")}, &out, &bytes.Buffer{}, nil))
+	cli := redistest.RedisCLI(t)
+	rd := redistest.StartRedis(t)
+	host, port, err := net.SplitHostPort(rd.Addr())
+	require.NoError(t, err)
+	cmd := exec.Command(cli, "-h", host, "-p", port, "--pipe")
+	cmd.Stdin = &out
+	res, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(res))
+	assert.Contains(t, string(res), "errors: 0")
+	rc := redistest.Dial(t, rd.Addr())
+	for _, ch := range kindsChecks {
+		if ch.cmd[0] == "HPEXPIRETIME" {
+			continue
+		}
+		assert.Equal(t, ch.want, rc.DoString(ch.cmd...), "%v", ch.cmd)
+	}
+}

@@ -1,0 +1,349 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessiond/sessiond/internal/redistest"
+	"github.com/sessiond/sessiond/ttl"
+)
+
+// fakePersistence records what the server tells it and answers with
+// canned figures.
+type fakePersistence struct {
+	mu      sync.Mutex
+	changed []string
+	flushed []int
+	saveErr error
+	bgErr   error
+	saves   int
+	status  PersistStatus
+	config  map[string]string
+	// release, when set, holds WaitDurable until it is closed.
+	release chan struct{}
+	waits   int
+}
+
+func (f *fakePersistence) KeyChanged(db int, key []byte) {
+	f.mu.Lock()
+	f.changed = append(f.changed, fmt.Sprintf("%d:%s", db, key))
+	f.mu.Unlock()
+}
+
+func (f *fakePersistence) DBFlushed(db int) {
+	f.mu.Lock()
+	f.flushed = append(f.flushed, db)
+	f.mu.Unlock()
+}
+
+func (f *fakePersistence) Save() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.saves++
+	return f.saveErr
+}
+
+func (f *fakePersistence) BackgroundSave() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bgErr
+}
+
+func (f *fakePersistence) WaitDurable() {
+	f.mu.Lock()
+	f.waits++
+	ch := f.release
+	f.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
+func (f *fakePersistence) DurableTarget() (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return 1, f.release != nil
+}
+
+func (f *fakePersistence) OnDurable(_ uint64, fn func()) {
+	f.mu.Lock()
+	f.waits++
+	ch := f.release
+	f.mu.Unlock()
+	go func() {
+		if ch != nil {
+			<-ch
+		}
+		fn()
+	}()
+}
+
+func (f *fakePersistence) Status() PersistStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.status
+	if v, ok := f.config["save"]; ok {
+		st.Save = v
+	}
+	if v, ok := f.config["appendonly"]; ok {
+		st.AppendOnly = v == "yes"
+	}
+	if v, ok := f.config["appendfsync"]; ok {
+		st.AppendFsync = v
+	}
+	return st
+}
+
+func (f *fakePersistence) SetConfig(name, value string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if name == "save" && value == "bad" {
+		return errors.New("Invalid save parameters")
+	}
+	if f.config == nil {
+		f.config = map[string]string{}
+	}
+	f.config[name] = value
+	return nil
+}
+
+func (f *fakePersistence) changes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.changed...)
+}
+
+func newFakePersistence() *fakePersistence {
+	return &fakePersistence{status: PersistStatus{
+		Dir: "/var/lib/sessiond", DBFilename: "sessiond.db", Save: "3600 1", AppendFsync: "everysec",
+		LastSave: time.Unix(1_700_000_000, 0), LastSaveOK: true, LastSaveDuration: -1, LastWriteOK: true,
+	}}
+}
+
+func TestPersistenceOff(t *testing.T) {
+	ts := startServer(t, Config{})
+	c := redistest.Dial(t, ts.addr)
+	for _, cmd := range [][]string{{"SAVE"}, {"BGSAVE"}, {"BGREWRITEAOF"}} {
+		assert.Equal(t, "-"+errPersistOff+"\r\n", c.DoString(cmd...), cmd[0])
+	}
+	assert.Equal(t, "-ERR syntax error\r\n", c.DoString("BGSAVE", "now"))
+	assert.Equal(t, "-ERR CONFIG SET failed (possibly related to argument 'save') - can't set immutable config\r\n",
+		c.DoString("CONFIG", "SET", "save", "60 1"))
+	info := c.DoString("INFO", "persistence")
+	assert.Contains(t, info, "aof_enabled:0\r\n")
+	assert.Contains(t, info, "rdb_last_bgsave_status:ok\r\n")
+	assert.Contains(t, info, fmt.Sprintf("rdb_last_save_time:%d\r\n", ts.srv.start.Unix()))
+	assert.NotContains(t, info, "sessiond_persist_file")
+	assert.Equal(t, fmt.Sprintf(":%d\r\n", ts.srv.start.Unix()), c.DoString("LASTSAVE"))
+}
+
+func TestPersistenceCommands(t *testing.T) {
+	p := newFakePersistence()
+	ts := startServer(t, Config{Persistence: p})
+	c := redistest.Dial(t, ts.addr)
+	assert.Equal(t, "+OK\r\n", c.DoString("SAVE"))
+	assert.Equal(t, "+Background saving started\r\n", c.DoString("BGSAVE"))
+	assert.Equal(t, "+Background append only file rewriting started\r\n", c.DoString("BGREWRITEAOF"))
+	p.mu.Lock()
+	p.bgErr = ErrSaveInProgress
+	p.saveErr = ErrSaveInProgress
+	p.mu.Unlock()
+	assert.Equal(t, "-ERR Background save already in progress\r\n", c.DoString("BGSAVE"))
+	assert.Equal(t, "+Background saving scheduled\r\n", c.DoString("BGSAVE", "SCHEDULE"))
+	assert.Equal(t, "-ERR Background save already in progress\r\n", c.DoString("SAVE"))
+	assert.Equal(t, "-ERR Background append only file rewriting already in progress\r\n", c.DoString("BGREWRITEAOF"))
+	p.mu.Lock()
+	p.saveErr = errors.New("open /ro/sessiond.db.tmp: read-only file system")
+	p.mu.Unlock()
+	assert.Equal(t, "-ERR open /ro/sessiond.db.tmp: read-only file system\r\n", c.DoString("SAVE"))
+	assert.Equal(t, ":1700000000\r\n", c.DoString("LASTSAVE"))
+}
+
+func TestPersistenceInfo(t *testing.T) {
+	p := newFakePersistence()
+	p.status.ChangesSinceSave = 12
+	p.status.LastSaveOK = false
+	p.status.LastSaveDuration = 3 * time.Second
+	p.status.Saves = 4
+	p.status.LoadedKeys = 1000
+	p.status.LoadExpired = 7
+	p.status.Err = "disk full"
+	ts := startServer(t, Config{Persistence: p})
+	c := redistest.Dial(t, ts.addr)
+	info := c.DoString("INFO", "persistence")
+	for _, line := range []string{
+		"loading:0", "rdb_changes_since_last_save:12", "rdb_bgsave_in_progress:0",
+		"rdb_last_save_time:1700000000", "rdb_last_bgsave_status:err", "rdb_last_bgsave_time_sec:3",
+		"rdb_saves:4", "rdb_last_load_keys_loaded:1000", "rdb_last_load_keys_expired:7",
+		"aof_enabled:0", "aof_last_write_status:ok", `sessiond_persist_last_error:"disk full"`,
+		"sessiond_persist_file:/var/lib/sessiond/sessiond.db",
+	} {
+		assert.Contains(t, info, line+"\r\n")
+	}
+
+	p.mu.Lock()
+	p.status.AppendOnly = true
+	p.status.SaveInProgress = true
+	p.status.SaveStarted = time.Now().Add(-2 * time.Second)
+	p.status.LastWriteOK = false
+	p.status.FileBytes = 1234
+	p.mu.Unlock()
+	info = c.DoString("INFO", "persistence")
+	for _, line := range []string{
+		"aof_enabled:1", "aof_rewrite_in_progress:1", "rdb_bgsave_in_progress:0",
+		"aof_current_rewrite_time_sec:2", "aof_last_write_status:err", "aof_current_size:1234",
+	} {
+		assert.Contains(t, info, line+"\r\n")
+	}
+}
+
+func TestPersistenceConfig(t *testing.T) {
+	p := newFakePersistence()
+	ts := startServer(t, Config{Persistence: p})
+	c := redistest.Dial(t, ts.addr)
+	assert.Equal(t, "*2\r\n$4\r\nsave\r\n$6\r\n3600 1\r\n", c.DoString("CONFIG", "GET", "save"))
+	assert.Equal(t, "*2\r\n$3\r\ndir\r\n$17\r\n/var/lib/sessiond\r\n", c.DoString("CONFIG", "GET", "dir"))
+	assert.Equal(t, "*2\r\n$10\r\ndbfilename\r\n$11\r\nsessiond.db\r\n", c.DoString("CONFIG", "GET", "dbfilename"))
+	assert.Equal(t, "+OK\r\n", c.DoString("CONFIG", "SET", "save", "60 100"))
+	assert.Equal(t, "*2\r\n$4\r\nsave\r\n$6\r\n60 100\r\n", c.DoString("CONFIG", "GET", "save"))
+	assert.Equal(t, "-ERR CONFIG SET failed (possibly related to argument 'save') - Invalid save parameters\r\n",
+		c.DoString("CONFIG", "SET", "save", "bad"))
+	assert.Equal(t, "+OK\r\n", c.DoString("CONFIG", "SET", "appendonly", "YES", "appendfsync", "always"))
+	assert.Equal(t, "*4\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n$11\r\nappendfsync\r\n$6\r\nalways\r\n",
+		c.DoString("CONFIG", "GET", "appendonly", "appendfsync"))
+	assert.Equal(t, "-ERR CONFIG SET failed (possibly related to argument 'dir') - can't set immutable config\r\n",
+		c.DoString("CONFIG", "SET", "dir", "/tmp"))
+}
+
+func TestChangesReachTheTracker(t *testing.T) {
+	p := newFakePersistence()
+	ts := startServer(t, Config{Persistence: p})
+	c := redistest.Dial(t, ts.addr)
+	for _, cmd := range [][]string{
+		{"SET", "a", "1"}, {"SET", "a", "2", "NX"}, {"GET", "a"}, {"APPEND", "a", "x"}, {"INCR", "n"},
+		{"MSET", "m1", "1", "m2", "2"}, {"EXPIRE", "a", "100"}, {"PERSIST", "a"}, {"RENAME", "a", "b"},
+		{"COPY", "b", "c", "DB", "2"}, {"DEL", "m1", "nosuch"}, {"GETDEL", "m2"}, {"TTL", "b"},
+		{"SELECT", "3"}, {"SETEX", "s", "10", "v"}, {"FLUSHDB"}, {"FLUSHALL"},
+	} {
+		c.Do(cmd...)
+	}
+	assert.Equal(t, []string{
+		"0:a", "0:a", "0:n", "0:m1", "0:m2", "0:a", "0:a", "0:a", "0:b",
+		"2:c", "0:m1", "0:m2", "3:s",
+	}, p.changes())
+	p.mu.Lock()
+	assert.Equal(t, []int{3, -1}, p.flushed)
+	p.mu.Unlock()
+}
+
+func TestRepliesWaitForDurability(t *testing.T) {
+	forEachIOModel(t, func(t *testing.T, model string) {
+		p := newFakePersistence()
+		p.release = make(chan struct{})
+		ts := startServer(t, Config{Persistence: p, IOModel: model})
+		c := redistest.Dial(t, ts.addr)
+		// A read is answered at once; a write only once WaitDurable returns.
+		assert.Equal(t, "$-1\r\n", c.DoString("GET", "k"))
+		c.SendCommand("SET", "k", "v")
+		got := make(chan string, 1)
+		go func() { got <- string(c.MustReadReply()) }()
+		select {
+		case r := <-got:
+			t.Fatalf("reply %q sent before the write was durable", r)
+		case <-time.After(100 * time.Millisecond):
+		}
+		close(p.release)
+		select {
+		case r := <-got:
+			assert.Equal(t, "+OK\r\n", r)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no reply after the write became durable")
+		}
+		p.mu.Lock()
+		assert.Positive(t, p.waits)
+		p.mu.Unlock()
+	})
+}
+
+func TestValueCodec(t *testing.T) {
+	kind, b, err := AppendValue([]byte("prefix:"), ttl.Entry{Kind: kindString, Blob: []byte("session")})
+	require.NoError(t, err)
+	assert.Equal(t, uint8(kindString), kind)
+	assert.Equal(t, "prefix:session", string(b))
+	e, ok, err := DecodeValue(kind, []byte("session"), 1234, 0)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, ttl.Entry{Kind: kindString, Blob: []byte("session"), Deadline: 1234}, e)
+	_, _, err = DecodeValue(200, nil, 0, 0)
+	assert.Error(t, err)
+	assert.True(t, strings.Contains(err.Error(), "unknown value kind"))
+}
+
+func TestSaveNotAllowedInMulti(t *testing.T) {
+	p := newFakePersistence()
+	ts := startServer(t, Config{Persistence: p})
+	c := redistest.Dial(t, ts.addr)
+	assert.Equal(t, "+OK\r\n", c.DoString("MULTI"))
+	assert.Equal(t, "-ERR Command not allowed inside a transaction\r\n", c.DoString("SAVE"))
+	assert.Equal(t, "+QUEUED\r\n", c.DoString("BGSAVE"))
+	assert.Equal(t, "-EXECABORT Transaction discarded because of previous errors.\r\n", c.DoString("EXEC"))
+	p.mu.Lock()
+	assert.Zero(t, p.saves)
+	p.mu.Unlock()
+}
+
+// holdingPersistence's Save waits for proceed, then ends as a real one
+// does: in HoldFlushes.
+type holdingPersistence struct {
+	*fakePersistence
+	srv     *Server
+	inSave  chan struct{}
+	proceed chan struct{}
+}
+
+func (h *holdingPersistence) Save() error {
+	close(h.inSave)
+	<-h.proceed
+	h.srv.HoldFlushes(func() {})
+	return nil
+}
+
+func TestSaveDoesNotDeadlockWithExec(t *testing.T) {
+	h := &holdingPersistence{fakePersistence: newFakePersistence(), inSave: make(chan struct{}), proceed: make(chan struct{})}
+	ts := startServer(t, Config{Persistence: h}, func(s *Server) { h.srv = s })
+	a := redistest.Dial(t, ts.addr)
+	b := redistest.Dial(t, ts.addr)
+	a.SendCommand("SAVE")
+	<-h.inSave
+	assert.Equal(t, "+OK\r\n", b.DoString("MULTI"))
+	assert.Equal(t, "+QUEUED\r\n", b.DoString("SET", "k", "v"))
+	b.SendCommand("EXEC")
+	execDone := make(chan string, 1)
+	go func() { execDone <- string(b.MustReadReply()) }()
+	time.Sleep(20 * time.Millisecond) // EXEC waits for the gate, or has run
+	close(h.proceed)
+	for _, r := range []struct {
+		c    *redistest.Conn
+		want string
+	}{{nil, "*1\r\n+OK\r\n"}, {a, "+OK\r\n"}} {
+		got := make(chan string, 1)
+		if r.c == nil {
+			got = execDone
+		} else {
+			go func() { got <- string(r.c.MustReadReply()) }()
+		}
+		select {
+		case s := <-got:
+			assert.Equal(t, r.want, s)
+		case <-time.After(5 * time.Second):
+			t.Fatal("SAVE and EXEC deadlocked")
+		}
+	}
+}

@@ -147,7 +147,6 @@ type Server struct {
 	watchers watchers // WATCHed keys
 
 	scripts scriptEngine // Lua scripting (script.go)
-
 	changes ChangeTracker
 	persist Persistence
 	// flushMu makes a database flush and its report to changes one step

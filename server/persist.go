@@ -113,11 +113,11 @@ func (s *Server) flushStore(c *client, db int) {
 // called from persistence's goroutines, never from an event loop). fn may
 // lock store shards; it must not wait for commands.
 func (s *Server) HoldFlushes(fn func()) {
-	s.gate.mu.RLock()
+	s.gate.mu.RLock(persistSlot)
 	s.flushMu.RLock()
 	defer func() {
 		s.flushMu.RUnlock()
-		s.gate.mu.RUnlock()
+		s.gate.mu.RUnlock(persistSlot)
 	}()
 	fn()
 }
@@ -207,7 +207,7 @@ func (s *Server) cmdSave(c *client, _ [][]byte) {
 	// touches no key, so it gives its hold up, as exclusive does.
 	if c.gateShared {
 		c.gateShared = false
-		s.gate.mu.RUnlock()
+		s.gate.mu.RUnlock(c.gateSlot())
 	}
 	err := s.persist.Save()
 	if err != nil {

@@ -40,83 +40,55 @@ func (s *Server) publish(channel, msg []byte) int {
 	ps := &s.ps
 	ps.mu.RLock()
 	defer ps.mu.RUnlock()
-	var m msgCache
 	n := 0
-	for c := range ps.channels[string(channel)] {
-		c.push(m.message(c, channel, msg))
-		n++
+	if subs := ps.channels[string(channel)]; len(subs) > 0 {
+		m := pubMessage{parts: [][]byte{[]byte("message"), channel, msg}}
+		for c := range subs {
+			c.push(m.encoded(c))
+		}
+		n += len(subs)
 	}
 	if ps.npat.Load() > 0 {
 		for pat, subs := range ps.patterns {
 			if !globMatch([]byte(pat), channel, false) {
 				continue
 			}
-			m.pat = nil
+			m := pubMessage{parts: [][]byte{[]byte("pmessage"), []byte(pat), channel, msg}}
 			for c := range subs {
-				c.push(m.pmessage(c, pat, channel, msg))
-				n++
+				c.push(m.encoded(c))
 			}
+			n += len(subs)
 		}
 	}
 	return n
 }
 
-// msgCache encodes a message once per protocol version.
-type msgCache struct {
-	w          resp.Writer
-	msg2, msg3 []byte
-	pat        []byte // pmessage encodings, valid for one pattern
-	pat3       bool
+// pubMessage is a message and its encodings, made once per protocol
+// version that a subscriber uses: an array in RESP2, a push in RESP3.
+type pubMessage struct {
+	parts [][]byte
+	enc   [2][]byte // RESP2, RESP3
 }
 
-func (m *msgCache) message(c *client, channel, msg []byte) []byte {
-	p3 := c.protoSnapshot() == 3
-	if p3 && m.msg3 != nil {
-		return m.msg3
+func (m *pubMessage) encoded(c *client) []byte {
+	i := 0
+	if c.protoSnapshot() == 3 {
+		i = 1
 	}
-	if !p3 && m.msg2 != nil {
-		return m.msg2
+	if m.enc[i] == nil {
+		var w resp.Writer
+		if i == 1 {
+			w.SetProto(3)
+			w.Push(len(m.parts))
+		} else {
+			w.Array(len(m.parts))
+		}
+		for _, p := range m.parts {
+			w.Bulk(p)
+		}
+		m.enc[i] = w.Bytes()
 	}
-	m.w.Reset()
-	if p3 {
-		m.w.SetProto(3)
-		m.w.Push(3)
-	} else {
-		m.w.SetProto(2)
-		m.w.Array(3)
-	}
-	m.w.BulkString("message")
-	m.w.Bulk(channel)
-	m.w.Bulk(msg)
-	b := append([]byte(nil), m.w.Bytes()...)
-	if p3 {
-		m.msg3 = b
-	} else {
-		m.msg2 = b
-	}
-	return b
-}
-
-func (m *msgCache) pmessage(c *client, pat string, channel, msg []byte) []byte {
-	p3 := c.protoSnapshot() == 3
-	if m.pat != nil && m.pat3 == p3 {
-		return m.pat
-	}
-	m.w.Reset()
-	if p3 {
-		m.w.SetProto(3)
-		m.w.Push(4)
-	} else {
-		m.w.SetProto(2)
-		m.w.Array(4)
-	}
-	m.w.BulkString("pmessage")
-	m.w.BulkString(pat)
-	m.w.Bulk(channel)
-	m.w.Bulk(msg)
-	m.pat = append([]byte(nil), m.w.Bytes()...)
-	m.pat3 = p3
-	return m.pat
+	return m.enc[i]
 }
 
 // subState is a client's subscriptions, owned by its goroutine; the
@@ -130,6 +102,14 @@ type subState struct {
 
 func (c *client) subscriptions() int {
 	return len(c.subs.channels) + len(c.subs.patterns)
+}
+
+// countSubsLocked publishes the subscription counts that other goroutines
+// read (pubsub.mu held).
+func (s *Server) countSubsLocked(c *client) {
+	s.ps.npat.Store(int64(len(s.ps.patterns)))
+	c.subs.nsub.Store(int32(len(c.subs.channels)))
+	c.subs.npsub.Store(int32(len(c.subs.patterns)))
 }
 
 // subscribe registers c on a channel (pattern false) or a pattern, and
@@ -157,10 +137,8 @@ func (s *Server) subscribe(c *client, name []byte, pattern bool) {
 			(*reg)[key] = set
 		}
 		set[c] = struct{}{}
-		ps.npat.Store(int64(len(ps.patterns)))
+		s.countSubsLocked(c)
 	}
-	c.subs.nsub.Store(int32(len(c.subs.channels)))
-	c.subs.npsub.Store(int32(len(c.subs.patterns)))
 	c.pushHeader(3)
 	c.w.BulkString(kind)
 	c.w.Bulk(name)
@@ -208,9 +186,7 @@ func (s *Server) dropSubLocked(c *client, key string, pattern bool) {
 			delete(reg, key)
 		}
 	}
-	ps.npat.Store(int64(len(ps.patterns)))
-	c.subs.nsub.Store(int32(len(c.subs.channels)))
-	c.subs.npsub.Store(int32(len(c.subs.patterns)))
+	s.countSubsLocked(c)
 }
 
 // unsubscribeAll drops every subscription of c; with reply set it writes
@@ -275,45 +251,36 @@ func (s *Server) pubsubCommands() []*command {
 			"help":          {name: "help", arity: 2, flags: flagLoading | flagStale, run: s.cmdPubsubHelp, summary: "Returns helpful text about the different subcommands."},
 		}}
 	return []*command{
-		ps("subscribe", -2, 0, "2.0.0", "Listens for messages published to channels.", s.cmdSubscribe),
-		ps("psubscribe", -2, 0, "2.0.0", "Listens for messages published to channels that match one or more patterns.", s.cmdPSubscribe),
-		ps("unsubscribe", -1, 0, "2.0.0", "Stops listening to messages posted to channels.", s.cmdUnsubscribe),
-		ps("punsubscribe", -1, 0, "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", s.cmdPUnsubscribe),
+		ps("subscribe", -2, 0, "2.0.0", "Listens for messages published to channels.", s.subscribeCmd(false)),
+		ps("psubscribe", -2, 0, "2.0.0", "Listens for messages published to channels that match one or more patterns.", s.subscribeCmd(true)),
+		ps("unsubscribe", -1, 0, "2.0.0", "Stops listening to messages posted to channels.", s.unsubscribeCmd(false)),
+		ps("punsubscribe", -1, 0, "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", s.unsubscribeCmd(true)),
 		{name: "publish", arity: 3, flags: flagLoading | flagStale | flagFast, group: "pubsub", since: "2.0.0",
 			summary: "Posts a message to a channel.", run: s.cmdPublish},
 		pubsubCmd,
 	}
 }
 
-func (s *Server) cmdSubscribe(c *client, args [][]byte) {
-	for _, ch := range args[1:] {
-		s.subscribe(c, ch, false)
+// subscribeCmd is SUBSCRIBE, or PSUBSCRIBE with pattern set.
+func (s *Server) subscribeCmd(pattern bool) handler {
+	return func(c *client, args [][]byte) {
+		for _, name := range args[1:] {
+			s.subscribe(c, name, pattern)
+		}
 	}
 }
 
-func (s *Server) cmdPSubscribe(c *client, args [][]byte) {
-	for _, p := range args[1:] {
-		s.subscribe(c, p, true)
-	}
-}
-
-func (s *Server) cmdUnsubscribe(c *client, args [][]byte) {
-	if len(args) == 1 {
-		s.unsubscribeAll(c, false, true)
-		return
-	}
-	for _, ch := range args[1:] {
-		s.unsubscribe(c, ch, false)
-	}
-}
-
-func (s *Server) cmdPUnsubscribe(c *client, args [][]byte) {
-	if len(args) == 1 {
-		s.unsubscribeAll(c, true, true)
-		return
-	}
-	for _, p := range args[1:] {
-		s.unsubscribe(c, p, true)
+// unsubscribeCmd is UNSUBSCRIBE, or PUNSUBSCRIBE with pattern set; without
+// arguments it drops every subscription of the kind.
+func (s *Server) unsubscribeCmd(pattern bool) handler {
+	return func(c *client, args [][]byte) {
+		if len(args) == 1 {
+			s.unsubscribeAll(c, pattern, true)
+			return
+		}
+		for _, name := range args[1:] {
+			s.unsubscribe(c, name, pattern)
+		}
 	}
 }
 

@@ -289,64 +289,54 @@ func (l *loop) flush(c *client) {
 		return
 	}
 	c.awaitDurable()
+	l.send(c, c.w.Bytes())
+	c.w.Reset()
+}
+
+// send writes buf to the socket, behind any bytes already pending. What
+// the socket does not take waits in c.pending (the connection is not read
+// until it drains, so a client that does not read cannot grow our memory
+// by pipelining) and counts against the client's output limit.
+func (l *loop) send(c *client, buf []byte) {
 	if len(c.pending) > 0 {
-		c.pending = append(c.pending, c.w.Bytes()...)
-		c.w.Reset()
+		c.pending = append(c.pending, buf...)
+		l.checkPending(c)
 		return
 	}
-	buf := c.w.Bytes()
 	n, err := writeFD(c.fd, buf)
 	atomic.AddInt64(&c.stats.netOutBytes, int64(n))
 	switch {
 	case err != nil && !errors.Is(err, unix.EAGAIN):
 		c.werr = err
-		c.w.Reset()
 		l.close(c)
-		return
 	case n < len(buf):
 		c.pending = append(c.pending[:0], buf[n:]...)
-		c.w.Reset()
-		if !c.checkOutput(unsent(c), c.isPubSub()) {
-			c.pending, c.werr = nil, errOutputLimit
-			l.close(c)
-			return
+		if l.checkPending(c) {
+			l.watch(c, unix.EPOLLOUT)
 		}
-		l.watch(c, unix.EPOLLOUT)
-		return
+	default:
+		c.outputDrained()
 	}
-	c.w.Reset()
-	c.outputDrained()
 }
 
-// drainPush writes c's outbox (messages other goroutines pushed) behind
-// any pending bytes. A subscriber whose unsent output passes the pub/sub
-// hard limit is disconnected.
+// checkPending applies the output limit to the unsent bytes and closes the
+// client over it; it reports whether the client is still open.
+func (l *loop) checkPending(c *client) bool {
+	if c.checkOutput(unsent(c), c.isPubSub()) {
+		return true
+	}
+	c.pending, c.werr = nil, errOutputLimit
+	l.close(c)
+	return false
+}
+
+// drainPush writes c's outbox (messages other goroutines pushed).
 func (l *loop) drainPush(c *client) {
 	if c.closed {
 		return
 	}
-	b := c.takeOutbox()
-	if len(b) == 0 {
-		return
-	}
-	if len(c.pending) > 0 {
-		c.pending = append(c.pending, b...)
-		if hard, _, _ := l.srv.pubsubOutputLimit(); hard > 0 && int64(len(c.pending)) > hard {
-			l.srv.log.Warn("closing client over the pubsub output buffer limit", "id", c.id, "addr", c.addr)
-			c.pending = nil
-			l.close(c)
-		}
-		return
-	}
-	n, err := writeFD(c.fd, b)
-	atomic.AddInt64(&c.stats.netOutBytes, int64(n))
-	switch {
-	case err != nil && !errors.Is(err, unix.EAGAIN):
-		c.werr = err
-		l.close(c)
-	case n < len(b):
-		c.pending = append(c.pending[:0], b[n:]...)
-		l.watch(c, unix.EPOLLOUT)
+	if b := c.takeOutbox(); len(b) > 0 {
+		l.send(c, b)
 	}
 }
 
@@ -366,10 +356,7 @@ func (l *loop) writable(c *client) {
 	rest := copy(c.pending, c.pending[n:])
 	c.pending = c.pending[:rest]
 	if rest > 0 {
-		if !c.checkOutput(unsent(c), c.isPubSub()) {
-			c.pending, c.werr = nil, errOutputLimit
-			l.close(c)
-		}
+		l.checkPending(c)
 		return
 	}
 	c.outputDrained()

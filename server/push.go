@@ -3,7 +3,6 @@ package server
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // pushState is a client's outbox: messages other goroutines deliver to it
@@ -11,11 +10,10 @@ import (
 // replies; between commands the outbox is drained by the owner's loop
 // (epoll transport) or by a pusher goroutine (goroutine transport).
 type pushState struct {
-	mu        sync.Mutex // guards the fields below it
-	outbox    []byte
-	wake      bool      // a drain is scheduled
-	dead      bool      // the client is closing or was cut off; drop pushes
-	softSince time.Time // when the outbox first exceeded the soft limit
+	mu     sync.Mutex // guards the fields below it
+	outbox []byte
+	wake   bool // a drain is scheduled
+	dead   bool // the client is closing or was cut off; drop pushes
 
 	has atomic.Bool // outbox is not empty (owner's fast check)
 
@@ -28,7 +26,8 @@ type pushState struct {
 }
 
 // push appends b to c's outbox and arranges its delivery. A client whose
-// outbox passes the pub/sub output limit is disconnected.
+// outbox passes its output limit (client-output-buffer-limit pubsub,
+// checked by checkOutput like every other output) is disconnected.
 func (c *client) push(b []byte) {
 	p := &c.out
 	p.mu.Lock()
@@ -38,43 +37,22 @@ func (c *client) push(b []byte) {
 	}
 	p.outbox = append(p.outbox, b...)
 	p.has.Store(true)
-	over := c.overLimitLocked(len(p.outbox))
-	if over {
+	size := len(p.outbox)
+	wake := !p.wake
+	p.wake = true
+	p.mu.Unlock()
+	if !c.checkOutput(int64(size), true) {
+		p.mu.Lock()
 		p.dead = true
 		p.outbox = nil
 		p.has.Store(false)
-	}
-	wake := !p.wake && !over
-	if wake {
-		p.wake = true
-	}
-	p.mu.Unlock()
-	if over {
-		c.srv.log.Warn("closing client over the pubsub output buffer limit", "id", c.id, "addr", c.addr)
+		p.mu.Unlock()
 		c.closeConn()
 		return
 	}
 	if wake {
 		c.wakePush()
 	}
-}
-
-// overLimitLocked applies client-output-buffer-limit pubsub to size.
-func (c *client) overLimitLocked(size int) bool {
-	hard, soft, softFor := c.srv.pubsubOutputLimit()
-	if hard > 0 && int64(size) > hard {
-		return true
-	}
-	if soft > 0 && int64(size) > soft {
-		now := time.Now()
-		if c.out.softSince.IsZero() {
-			c.out.softSince = now
-			return false
-		}
-		return now.Sub(c.out.softSince) >= softFor
-	}
-	c.out.softSince = time.Time{}
-	return false
 }
 
 // takeOutbox removes and returns the outbox (nil if empty).

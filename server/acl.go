@@ -1645,11 +1645,11 @@ func (s *Server) aclPermit(c *client, cmd *command, args [][]byte) bool {
 	s.logDenial(c, d, c.aclContext(), denialObject(d, cmd, args, pos), c.user.name)
 	switch d {
 	case aclDeniedKey:
-		c.reject("NOPERM this user has no permissions to access one of the keys used as arguments")
+		c.rejectCmd(cmd, "NOPERM this user has no permissions to access one of the keys used as arguments")
 	case aclDeniedChannel:
-		c.reject("NOPERM this user has no permissions to access one of the channels used as arguments")
+		c.rejectCmd(cmd, "NOPERM this user has no permissions to access one of the channels used as arguments")
 	default:
-		c.reject("NOPERM this user has no permissions to run the '" + cmd.name + "' command")
+		c.rejectCmd(cmd, "NOPERM this user has no permissions to run the '"+cmd.name+"' command")
 	}
 	return false
 }

@@ -40,7 +40,7 @@ func (s *Server) serverCommands() []*command {
 		srv("time", 1, flagLoading|flagStale|flagFast, "Returns the server time.", s.cmdTime),
 		srv("flushdb", -1, flagWrite, "Removes all keys from the current database.", s.cmdFlushDB),
 		srv("flushall", -1, flagWrite, "Removes all keys from all databases.", s.cmdFlushAll),
-		srv("shutdown", -1, flagAdmin|flagNoScript|flagLoading|flagStale|flagNoAuth|flagAllowBusy, "Synchronously saves the database(s) to disk and shuts down the Redis server.", s.cmdShutdown),
+		srv("shutdown", -1, flagAdmin|flagNoScript|flagLoading|flagStale|flagNoAuth|flagAllowBusy|flagNoMulti, "Synchronously saves the database(s) to disk and shuts down the Redis server.", s.cmdShutdown),
 		srv("role", 1, flagNoScript|flagLoading|flagStale|flagFast, "Returns the replication role.", s.cmdRole),
 		srv("wait", 3, flagNoScript, "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", s.cmdWait),
 		srv("lastsave", 1, flagLoading|flagStale|flagFast, "Returns the Unix timestamp of the last successful save to disk.", s.cmdLastSave),

@@ -25,6 +25,7 @@ const (
 	flagNoScript
 	flagAllowBusy
 	flagKeyspace // touches keys (ACL categories come from acl.go, not from this)
+	flagNoMulti  // refused inside MULTI, as Redis's no-multi commands
 )
 
 var flagNames = []struct {
@@ -142,7 +143,7 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		cmd = sub
 	}
 	if !c.authed && cmd.flags&flagNoAuth == 0 && s.authRequired(c) {
-		c.reject(errNoAuth)
+		c.rejectCmd(cmd, errNoAuth)
 		return
 	}
 	arityOK := (cmd.arity <= 0 || len(args) == cmd.arity) && len(args) >= -cmd.arity
@@ -152,8 +153,8 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 	if arityOK && s.mem.max.Load() != 0 && !s.memoryOK(c, cmd) {
 		return
 	}
-	if c.subs.nsub.Load()+c.subs.npsub.Load() > 0 && c.w.Proto() == 2 && !subscribedOK(cmd.name) {
-		c.reject("ERR Can't execute '" + cmd.name + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+	if c.isPubSub() && c.w.Proto() == 2 && !subscribedOK(cmd.name) {
+		c.rejectCmd(cmd, "ERR Can't execute '"+cmd.name+"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
 		return
 	}
 	if c.multi != nil && !inMultiDirect(cmd.name) {
@@ -165,14 +166,7 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		return
 	}
 	if !arityOK {
-		if cmd.name == "exec" {
-			// EXEC's rejections end the transaction, as in Redis.
-			c.endMulti()
-			s.unwatchAll(c)
-			c.w.Error("EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command")
-			return
-		}
-		c.w.Error("ERR wrong number of arguments for '" + cmd.name + "' command")
+		c.rejectCmd(cmd, "ERR wrong number of arguments for '"+cmd.name+"' command")
 		return
 	}
 	if s.pause.active.Load() && s.paused(c, cmd, args) {
@@ -189,6 +183,19 @@ func (c *client) reject(msg string) {
 		c.multi.aborted = true
 	}
 	c.w.Error(msg)
+}
+
+// rejectCmd is reject for a known command: a rejected EXEC (wrong arity,
+// NOAUTH, NOPERM, OOM, BUSY, …) ends the transaction with Redis's
+// EXECABORT wording instead.
+func (c *client) rejectCmd(cmd *command, msg string) {
+	if cmd.name != "exec" {
+		c.reject(msg)
+		return
+	}
+	c.endMulti()
+	c.srv.unwatchAll(c)
+	c.w.Error("EXECABORT Transaction discarded because of: " + strings.TrimPrefix(msg, "ERR "))
 }
 
 // call runs the handler, turning a panic into an error reply for this

@@ -180,7 +180,7 @@ func (s *Server) shared(fn func()) bool {
 // touch only their client or the script's state).
 func (s *Server) runWhileBusy(c *client, cmd *command, args [][]byte, run *scriptRun) {
 	if cmd.flags&flagAllowBusy == 0 {
-		c.reject(errBusyScript)
+		c.rejectCmd(cmd, errBusyScript)
 		return
 	}
 	if cmd.name == "shutdown" {

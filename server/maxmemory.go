@@ -183,13 +183,7 @@ func (s *Server) memoryOK(c *client, cmd *command) bool {
 	if !reject {
 		return true
 	}
-	if cmd.name == "exec" {
-		c.endMulti()
-		s.unwatchAll(c)
-		c.w.Error("EXECABORT Transaction discarded because of: " + errOOM)
-		return false
-	}
-	c.reject(errOOM)
+	c.rejectCmd(cmd, errOOM)
 	return false
 }
 

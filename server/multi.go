@@ -232,7 +232,7 @@ func (s *Server) cmdExec(c *client, _ [][]byte) {
 // queue adds a command to c's transaction, or answers why it cannot be
 // queued (then EXEC will abort). It reports whether dispatch should stop.
 func (s *Server) queue(c *client, cmd *command, args [][]byte, arityOK bool) {
-	if cmd.name == "save" { // no-multi in Redis; it would wait for EXEC's gate (persist.go)
+	if cmd.flags&flagNoMulti != 0 {
 		c.reject("ERR Command not allowed inside a transaction")
 		return
 	}

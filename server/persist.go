@@ -182,7 +182,7 @@ func (s *Server) persistCommands() []*command {
 		return &command{name: name, arity: arity, flags: flags, group: "server", since: since, summary: summary, run: run}
 	}
 	return []*command{
-		srv("save", 1, flagAdmin|flagNoScript, "1.0.0", "Synchronously saves the database(s) to disk.", s.cmdSave),
+		srv("save", 1, flagAdmin|flagNoScript|flagNoMulti, "1.0.0", "Synchronously saves the database(s) to disk.", s.cmdSave),
 		srv("bgsave", -1, flagAdmin|flagNoScript, "1.0.0", "Asynchronously saves the database(s) to disk.", s.cmdBGSave),
 		srv("bgrewriteaof", 1, flagAdmin|flagNoScript, "1.0.0", "Asynchronously rewrites the append-only file to disk.", s.cmdBGRewriteAOF),
 	}

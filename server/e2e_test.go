@@ -23,6 +23,24 @@ func newGoRedis(t *testing.T, addr string, proto int, opts ...func(*redis.Option
 	return rdb
 }
 
+// subscribeGoRedis subscribes a new go-redis client to channels (or, with
+// pattern set, patterns) and waits for the server's confirmation, so that
+// whatever is published afterwards reaches it. Closed at cleanup.
+func subscribeGoRedis(t *testing.T, addr string, proto int, pattern bool, names ...string) *redis.PubSub {
+	t.Helper()
+	rdb := newGoRedis(t, addr, proto)
+	var ps *redis.PubSub
+	if pattern {
+		ps = rdb.PSubscribe(t.Context(), names...)
+	} else {
+		ps = rdb.Subscribe(t.Context(), names...)
+	}
+	t.Cleanup(func() { _ = ps.Close() })
+	_, err := ps.Receive(t.Context())
+	require.NoError(t, err)
+	return ps
+}
+
 // TestGoRedisSessionFlow is what a session middleware does: login writes the
 // session with a TTL, each request slides the expiry in one round trip,
 // logout deletes it — over RESP2 and RESP3.

@@ -105,11 +105,7 @@ func TestMaxmemoryVolatileTTLEvictsNearestSessions(t *testing.T) {
 	ts := startStoreOnlyServer(t, Config{MaxMemory: limit, MaxMemoryPolicy: "volatile-ttl",
 		NotifyKeyspaceEvents: "Ee"})
 	ctx := context.Background()
-	sub := newGoRedis(t, ts.addr, 3)
-	ps := sub.Subscribe(ctx, "__keyevent@0__:evicted")
-	defer ps.Close()
-	_, err := ps.Receive(ctx)
-	require.NoError(t, err)
+	ps := subscribeGoRedis(t, ts.addr, 3, false, "__keyevent@0__:evicted")
 
 	c := redistest.Dial(t, ts.addr)
 	const n = 8000 // 8 MB of 1 KiB sessions into 4 MB

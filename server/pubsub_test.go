@@ -42,12 +42,8 @@ func TestGoRedisPubSub(t *testing.T) {
 		for _, proto := range []int{2, 3} {
 			t.Run(fmt.Sprintf("resp%d", proto), func(t *testing.T) {
 				ctx := context.Background()
-				sub := newGoRedis(t, ts.addr, proto)
+				ps := subscribeGoRedis(t, ts.addr, proto, true, "sess:*")
 				pub := newGoRedis(t, ts.addr, proto)
-				ps := sub.PSubscribe(ctx, "sess:*")
-				defer ps.Close()
-				_, err := ps.Receive(ctx) // the confirmation
-				require.NoError(t, err)
 				const n = 500
 				for i := range n {
 					got, err := pub.Publish(ctx, "sess:events", strconv.Itoa(i)).Result()
@@ -118,12 +114,7 @@ func TestExpiredEventsFromTheWheel(t *testing.T) {
 	forEachIOModel(t, func(t *testing.T, model string) {
 		ts := startServer(t, Config{IOModel: model, NotifyKeyspaceEvents: "Ex"})
 		ctx := context.Background()
-		sub := newGoRedis(t, ts.addr, 3)
-		ps := sub.Subscribe(ctx, "__keyevent@0__:expired")
-		defer ps.Close()
-		_, err := ps.Receive(ctx)
-		require.NoError(t, err)
-
+		ps := subscribeGoRedis(t, ts.addr, 3, false, "__keyevent@0__:expired")
 		rdb := newGoRedis(t, ts.addr, 2)
 		const n = 2000
 		deadline := time.Now().Add(300 * time.Millisecond).UnixMilli()
@@ -132,7 +123,7 @@ func TestExpiredEventsFromTheWheel(t *testing.T) {
 			pipe.Set(ctx, fmt.Sprintf("sess:%d", i), "v", 0)
 			pipe.PExpireAt(ctx, fmt.Sprintf("sess:%d", i), time.UnixMilli(deadline))
 		}
-		_, err = pipe.Exec(ctx)
+		_, err := pipe.Exec(ctx)
 		require.NoError(t, err)
 
 		var got []string
@@ -239,11 +230,7 @@ func TestWatchRetryCounter(t *testing.T) {
 func TestHashFieldExpiryEvents(t *testing.T) {
 	ts := startServer(t, Config{NotifyKeyspaceEvents: "Eghx"})
 	ctx := context.Background()
-	sub := newGoRedis(t, ts.addr, 3)
-	ps := sub.PSubscribe(ctx, "__keyevent@0__:*")
-	defer ps.Close()
-	_, err := ps.Receive(ctx)
-	require.NoError(t, err)
+	ps := subscribeGoRedis(t, ts.addr, 3, true, "__keyevent@0__:*")
 	rdb := newGoRedis(t, ts.addr, 2)
 	require.NoError(t, rdb.HSet(ctx, "idx", "a", "1", "b", "2").Err())
 	require.NoError(t, rdb.Do(ctx, "HPEXPIRE", "idx", 30, "FIELDS", 1, "a").Err())

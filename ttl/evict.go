@@ -349,17 +349,12 @@ func (s *Store) evictShardLocked(p Policy, now int64, done *[4]uint64) (int, boo
 // emitLocked hands the keys collected in s.ev.out to fn and empties it.
 func (s *Store) emitLocked(fn func(db int, key []byte)) {
 	o := &s.ev.out
-	start := 0
-	for i, end := range o.ends {
-		if fn != nil {
-			fn(int(o.dbs[i]), o.buf[start:end:end])
+	if fn != nil {
+		for i := range o.len() {
+			fn(int(o.dbs[i]), o.key(i))
 		}
-		start = end
 	}
-	o.buf, o.ends, o.dbs = o.buf[:0], o.ends[:0], o.dbs[:0]
-	if cap(o.buf) > maxOutBytes {
-		o.buf = nil
-	}
+	o.reset()
 }
 
 // evictStepLocked removes keys of the shard by policy p, compacting when

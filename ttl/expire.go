@@ -203,34 +203,69 @@ func (sh *shard) expireLocked(id uint32, e *entry, out *expOut, report bool) {
 	sh.releaseLocked(id, e)
 }
 
-// expOut collects expired keys of a pass: their bytes in buf, each ending
-// at ends[i], of database dbs[i].
-type expOut struct {
+// keyList holds keys of several databases packed in one buffer: key i
+// is buf[ends[i-1]:ends[i]], of database dbs[i]. Expiry, part expiry and
+// eviction collect their reports in one under shard locks and hand them
+// out after unlocking.
+type keyList struct {
 	buf  []byte
 	ends []int
 	dbs  []uint8
-	keys [][]byte // scratch handed to OnExpire
-	// parts holds the reports for OnObjectExpire.
-	parts partOut
 }
 
-func (o *expOut) add(db int, key []byte) {
-	o.buf = append(o.buf, key...)
-	o.ends = append(o.ends, len(o.buf))
-	o.dbs = append(o.dbs, uint8(db))
+func (l *keyList) add(db int, key []byte) {
+	l.buf = append(l.buf, key...)
+	l.ends = append(l.ends, len(l.buf))
+	l.dbs = append(l.dbs, uint8(db))
+}
+
+func (l *keyList) len() int { return len(l.ends) }
+
+// key returns the i-th key.
+func (l *keyList) key(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = l.ends[i-1]
+	}
+	return l.buf[start:l.ends[i]:l.ends[i]]
+}
+
+// appendList adds the keys of p after l's.
+func (l *keyList) appendList(p *keyList) {
+	base := len(l.buf)
+	l.buf = append(l.buf, p.buf...)
+	for _, end := range p.ends {
+		l.ends = append(l.ends, base+end)
+	}
+	l.dbs = append(l.dbs, p.dbs...)
+}
+
+// reset empties l, dropping a buffer that grew past 4×maxOutBytes.
+func (l *keyList) reset() {
+	l.buf, l.ends, l.dbs = l.buf[:0], l.ends[:0], l.dbs[:0]
+	if cap(l.buf) > 4*maxOutBytes {
+		l.buf = nil
+	}
+}
+
+// expOut collects the expired keys of a pass, and the part-expiry reports.
+type expOut struct {
+	keyList
+	keys  [][]byte // scratch handed to OnExpire
+	parts partOut  // reports for OnObjectExpire
 }
 
 // deliver hands the collected keys to OnExpire, one call per database, and
 // empties o. s.expMu must be held.
 func (s *Store) deliver() {
 	o := &s.out
-	if p := &o.parts; len(p.ends) > 0 {
-		for i := range p.ends {
+	if p := &o.parts; p.len() > 0 {
+		for i := range p.len() {
 			s.onObjExp(int(p.dbs[i]), p.key(i), p.gone[i])
 		}
 		p.reset()
 	}
-	if len(o.ends) == 0 {
+	if o.len() == 0 {
 		return
 	}
 	var done [4]uint64 // databases already delivered
@@ -242,23 +277,15 @@ func (s *Store) deliver() {
 		done[db>>6] |= 1 << (db & 63)
 		o.keys = o.keys[:0]
 		for i := first; i < len(o.dbs); i++ {
-			if o.dbs[i] != db {
-				continue
+			if o.dbs[i] == db {
+				o.keys = append(o.keys, o.key(i))
 			}
-			start := 0
-			if i > 0 {
-				start = o.ends[i-1]
-			}
-			o.keys = append(o.keys, o.buf[start:o.ends[i]:o.ends[i]])
 		}
 		s.onExpire(int(db), o.keys)
 	}
 	clear(o.keys)
 	o.keys = o.keys[:0]
-	o.buf, o.ends, o.dbs = o.buf[:0], o.ends[:0], o.dbs[:0]
-	if cap(o.buf) > 4*maxOutBytes {
-		o.buf = nil
-	}
+	o.reset()
 }
 
 // compactStepLocked relocates the live records of the sparsest chunk into

@@ -214,50 +214,29 @@ func (sh *shard) compactHeapLocked() {
 	sh.pheap = h
 }
 
-// partOut collects reports for OnObjectExpire: the key bytes in buf, each
-// ending at ends[i], of database dbs[i], whose object was left empty if
-// gone[i].
+// partOut collects reports for OnObjectExpire: keys whose object was
+// left empty if gone[i].
 type partOut struct {
-	buf  []byte
-	ends []int
-	dbs  []uint8
+	keyList
 	gone []bool
 }
 
 func (o *partOut) add(db int, key []byte, gone bool) {
-	o.buf = append(o.buf, key...)
-	o.ends = append(o.ends, len(o.buf))
-	o.dbs = append(o.dbs, uint8(db))
+	o.keyList.add(db, key)
 	o.gone = append(o.gone, gone)
 }
 
 // take moves the reports of p to the end of o.
 func (o *partOut) take(p *partOut) {
-	if len(p.ends) == 0 {
+	if p.len() == 0 {
 		return
 	}
-	base := len(o.buf)
-	o.buf = append(o.buf, p.buf...)
-	for _, end := range p.ends {
-		o.ends = append(o.ends, base+end)
-	}
-	o.dbs = append(o.dbs, p.dbs...)
+	o.appendList(&p.keyList)
 	o.gone = append(o.gone, p.gone...)
 	p.reset()
 }
 
 func (o *partOut) reset() {
-	o.buf, o.ends, o.dbs, o.gone = o.buf[:0], o.ends[:0], o.dbs[:0], o.gone[:0]
-	if cap(o.buf) > 4*maxOutBytes {
-		o.buf = nil
-	}
-}
-
-// key returns the i-th key.
-func (o *partOut) key(i int) []byte {
-	start := 0
-	if i > 0 {
-		start = o.ends[i-1]
-	}
-	return o.buf[start:o.ends[i]:o.ends[i]]
+	o.keyList.reset()
+	o.gone = o.gone[:0]
 }

@@ -87,12 +87,13 @@ type client struct {
 	name    string
 	libName string
 	libVer  string
-	killed  bool
 	user    *aclUser // the ACL user c acts as; written by the owner under metaMu
 
 	out   pushState   // messages pushed by other goroutines
 	subs  subState    // pub/sub subscriptions
 	multi *multiState // queued commands after MULTI, nil outside one
+	// killed is set by CLIENT KILL from another client (client.run).
+	killed atomic.Bool
 	// multiLen is len(multi.queue), -1 outside MULTI, for CLIENT LIST.
 	multiLen atomic.Int32
 	watch    watchState // keys under WATCH
@@ -183,6 +184,13 @@ func (c *client) readFailed(err error) {
 
 // run executes one command read from the connection.
 func (c *client) run(args [][]byte) {
+	if c.killed.Load() {
+		// CLIENT KILL closes the connection from another goroutine; what
+		// the victim sent meanwhile does not run, as in Redis, where the
+		// client is freed at once.
+		c.quitting = true
+		return
+	}
 	c.busy.Store(true)
 	c.srv.dispatch(c, args)
 	c.busy.Store(c.parked != nil) // a paused client is not idle

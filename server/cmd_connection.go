@@ -497,9 +497,7 @@ func (s *Server) kill(c, victim *client) {
 		c.quitting = true
 		return
 	}
-	victim.metaMu.Lock()
-	victim.killed = true
-	victim.metaMu.Unlock()
+	victim.killed.Store(true)
 	victim.closeConn()
 }
 

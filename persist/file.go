@@ -69,7 +69,6 @@ type file struct {
 	// each (for compaction and INFO).
 	baseSeq, logSeq     uint64
 	baseBytes, logBytes int64
-	baseRecords         int64
 }
 
 // fileOpts are how files are opened.
@@ -190,9 +189,6 @@ func (f *file) init(fresh bool) error {
 		}
 		f.baseSeq, f.baseBytes = scanBucket(base)
 		f.logSeq, f.logBytes = scanBucket(log)
-		if v := meta.Get([]byte("base_records")); v != nil {
-			f.baseRecords, _ = strconv.ParseInt(string(v), 10, 64)
-		}
 		return nil
 	})
 }
@@ -246,7 +242,7 @@ func createTemp(path string, o fileOpts) (*file, error) {
 
 // appendBlocks appends blocks to bucket in one transaction. The blocks must
 // stay unchanged until it returns.
-func (f *file) appendBlocks(bucket []byte, blocks [][]byte, records int64) error {
+func (f *file) appendBlocks(bucket []byte, blocks [][]byte) error {
 	if len(blocks) == 0 {
 		return nil
 	}
@@ -266,10 +262,6 @@ func (f *file) appendBlocks(bucket []byte, blocks [][]byte, records int64) error
 				return err
 			}
 		}
-		if bytes.Equal(bucket, bucketBase) && records > 0 {
-			meta := tx.Bucket(bucketMeta)
-			return meta.Put([]byte("base_records"), []byte(strconv.FormatInt(f.baseRecords+records, 10)))
-		}
 		return nil
 	})
 	if err != nil {
@@ -282,7 +274,6 @@ func (f *file) appendBlocks(bucket []byte, blocks [][]byte, records int64) error
 	if bytes.Equal(bucket, bucketBase) {
 		f.baseSeq++
 		f.baseBytes += n
-		f.baseRecords += records
 	} else {
 		f.logSeq++
 		f.logBytes += n

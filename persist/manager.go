@@ -599,7 +599,7 @@ func (m *Manager) flushLog() error {
 	start := time.Now()
 	w, cs, seq, err := m.captureChanges(false)
 	if err == nil && len(w.blocks) > 0 {
-		err = m.cur.appendBlocks(bucketLog, w.blocks, 0)
+		err = m.cur.appendBlocks(bucketLog, w.blocks)
 		m.noteSizesLocked()
 	}
 	m.mu.Lock()
@@ -860,7 +860,7 @@ func (m *Manager) save(appendOnly bool) (err error) {
 	defer m.fmu.Unlock()
 	cw, cs, seq, err := m.captureChanges(true)
 	if err == nil {
-		err = tmp.appendBlocks(bucketLog, cw.blocks, 0)
+		err = tmp.appendBlocks(bucketLog, cw.blocks)
 	}
 	if err != nil {
 		if appendOnly {
@@ -905,7 +905,7 @@ func writeSnapshot(f *file, src Source) error {
 		var err error
 		for w := range full {
 			if err == nil {
-				if err = f.appendBlocks(bucketBase, w.blocks, w.records); err == nil {
+				if err = f.appendBlocks(bucketBase, w.blocks); err == nil {
 					wb.start()
 				}
 				runtime.Gosched()

@@ -39,47 +39,12 @@ func (s *CheckStats) LiveKeys() int64 {
 
 // openReadOnly opens a data file without changing it (a shared lock: it
 // fails with ErrLocked while a server holds the file).
-func openReadOnly(path string) (f *file, err error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
+func openReadOnly(path string) (*file, error) {
+	f, err := openFile(path, fileOpts{timeout: time.Second, readOnly: true})
+	if errors.Is(err, ErrLocked) {
+		err = fmt.Errorf("%w; stop the server, or check a copy of the file taken after a SAVE in snapshot mode", err)
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			if f != nil {
-				_ = f.db.Close()
-			}
-			f, err = nil, fmt.Errorf("%s: %w: %v", path, ErrCorrupt, r)
-		}
-	}()
-	o := boltOptions(fileOpts{timeout: time.Second}, true)
-	o.ReadOnly = true
-	db, err := bolt.Open(path, 0o600, o)
-	if err != nil {
-		err = classifyOpenError(path, err)
-		if errors.Is(err, ErrLocked) {
-			err = fmt.Errorf("%w; stop the server, or check a copy of the file taken after a SAVE in snapshot mode", err)
-		}
-		return nil, err
-	}
-	f = &file{path: path, db: db}
-	err = db.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil || string(meta.Get([]byte("format"))) != formatName {
-			return fmt.Errorf("%s: %w", path, ErrForeign)
-		}
-		if v, err := strconv.Atoi(string(meta.Get([]byte("version")))); err != nil || v < 1 || v > formatVersion {
-			return fmt.Errorf("%s: %w (format version %q)", path, ErrForeign, meta.Get([]byte("version")))
-		}
-		if string(meta.Get([]byte("complete"))) != "1" {
-			return fmt.Errorf("%s: %w", path, ErrIncomplete)
-		}
-		return nil
-	})
-	if err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	return f, nil
+	return f, err
 }
 
 // Check verifies a data file: bbolt's own consistency check, every

@@ -279,7 +279,7 @@ func Open(cfg Config, src Source) (*Manager, error) {
 	m.tracking.Store(cfg.AppendOnly)
 	m.always.Store(cfg.AppendOnly && cfg.Fsync == FsyncAlways)
 
-	f, err := openFile(path, m.fopts, true)
+	f, err := openFile(path, m.fopts)
 	switch {
 	case err == nil:
 		m.cur = f
@@ -317,7 +317,7 @@ func (m *Manager) setAside(why error) (*file, error) {
 		return nil, fmt.Errorf("setting aside %s: %w", m.path, err)
 	}
 	m.log.Warn("data file unreadable; set aside, starting empty", "file", m.path, "moved_to", bad, "err", why)
-	return openFile(m.path, m.fopts, true)
+	return openFile(m.path, m.fopts)
 }
 
 // Path returns the data file's absolute path.

@@ -131,11 +131,13 @@ type Manager struct {
 	compactPct int
 	discard    bool
 
-	changes   atomic.Int64 // changes reported since Open
-	tracking  atomic.Bool  // KeyChanged records keys (AppendOnly, or a save runs)
-	always    atomic.Bool  // AppendOnly with FsyncAlways
-	kick      chan struct{}
-	closing   atomic.Bool
+	changes  atomic.Int64 // changes reported since Open
+	tracking atomic.Bool  // KeyChanged records keys (AppendOnly, or a save runs)
+	always   atomic.Bool  // AppendOnly with FsyncAlways
+	kick     chan struct{}
+	// closed is set once by Close (with mu held), after its final write:
+	// saves are refused and durability waiters released from then on.
+	closed    atomic.Bool
 	startTime time.Time
 
 	// dmu guards the change set of the write-behind mode.
@@ -183,7 +185,6 @@ type Manager struct {
 	lastFlushDur time.Duration
 	loaded       LoadStats
 	fileErr      error
-	closed       bool
 
 	wg sync.WaitGroup // save goroutines
 }
@@ -565,7 +566,7 @@ func (m *Manager) markHandled(seq uint64) {
 	var ready []func()
 	keep := m.durWaiters[:0]
 	for _, w := range m.durWaiters {
-		if w.seq <= m.handled || m.closing.Load() {
+		if w.seq <= m.handled || m.closed.Load() {
 			ready = append(ready, w.fn)
 		} else {
 			keep = append(keep, w)
@@ -640,7 +641,7 @@ func (m *Manager) WaitDurable() {
 	m.dmu.Unlock()
 	m.durMu.Lock()
 	defer m.durMu.Unlock()
-	for m.handled < target && !m.closing.Load() {
+	for m.handled < target && !m.closed.Load() {
 		select {
 		case m.kick <- struct{}{}:
 		default:
@@ -666,7 +667,7 @@ func (m *Manager) DurableTarget() (uint64, bool) {
 // write (group commit).
 func (m *Manager) OnDurable(seq uint64, fn func()) {
 	m.durMu.Lock()
-	if m.handled >= seq || m.closing.Load() {
+	if m.handled >= seq || m.closed.Load() {
 		m.durMu.Unlock()
 		fn()
 		return
@@ -736,7 +737,7 @@ func (m *Manager) logTooBig() bool {
 func (m *Manager) autoSave(now time.Time, why string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.saving || m.closed || (!m.lastSaveOK && now.Sub(m.lastTry) < retryDelay) {
+	if m.saving || m.closed.Load() || (!m.lastSaveOK && now.Sub(m.lastTry) < retryDelay) {
 		return
 	}
 	m.log.Info("background save started", "reason", why, "file", m.path)
@@ -768,7 +769,7 @@ func (m *Manager) Save() error {
 }
 
 func (m *Manager) startSaveLocked() (chan struct{}, error) {
-	if m.closed {
+	if m.closed.Load() {
 		return nil, ErrClosed
 	}
 	if m.saving {
@@ -956,12 +957,9 @@ parts:
 // pending changes (AppendOnly) or, if save is set, a final snapshot, and
 // closes the file. Call it after Run has returned. It is idempotent.
 func (m *Manager) Close(save bool) error {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
+	if m.closed.Load() {
 		return nil
 	}
-	m.mu.Unlock()
 	m.wg.Wait()
 	var err error
 	m.mu.Lock()
@@ -975,9 +973,8 @@ func (m *Manager) Close(save bool) error {
 		err = m.Save()
 	}
 	m.mu.Lock()
-	m.closed = true
+	m.closed.Store(true)
 	m.mu.Unlock()
-	m.closing.Store(true)
 	m.markHandled(^uint64(0))
 	m.wg.Wait()
 	m.fmu.Lock()

@@ -165,26 +165,11 @@ func TestCompactionCatchesUpConcurrentWrites(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { // writes, deletes and flushes while the compaction runs
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			switch i % 5 {
-			case 0, 1, 2:
-				src.set(i%4, fmt.Sprintf("k%d", i%7000), fmt.Sprint("new", i), 0)
-			case 3:
-				src.del(i%4, fmt.Sprintf("k%d", (i*7)%7000))
-			case 4:
-				if i%1000 == 4 {
-					src.flush(3)
-				}
-			}
+		src.churn(stop, 4, 7000, 1000, func(i int) {
 			if i%500 == 0 {
 				_ = m.flushLog()
 			}
-		}
+		})
 	})
 	require.NoError(t, m.Save())
 	close(stop)
@@ -443,23 +428,7 @@ func TestSnapshotCatchesUpConcurrentWrites(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { // writes, deletes and flushes while the snapshot runs
 		defer close(stopped)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			switch i % 5 {
-			case 0, 1, 2:
-				mem.set(i%3, fmt.Sprintf("k%d", i%6000), fmt.Sprint("new", i), 0)
-			case 3:
-				mem.del(i%3, fmt.Sprintf("k%d", (i*7)%6000))
-			case 4:
-				if i%2000 == 4 {
-					mem.flush(2)
-				}
-			}
-		}
+		mem.churn(stop, 3, 6000, 2000, nil)
 	})
 	require.NoError(t, m.Save())
 	wg.Wait()

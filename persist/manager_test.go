@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -183,28 +184,32 @@ func TestCompactionCatchesUpConcurrentWrites(t *testing.T) {
 }
 
 func TestAutomaticCompaction(t *testing.T) {
-	dir := t.TempDir()
-	src := newMemStore()
-	m := openManager(t, dir, src, Config{AppendOnly: true, CompactMinSize: 64 << 10, FlushInterval: 10 * time.Millisecond})
-	runManager(t, m)
-	// Rewrite the same 100 keys over and over: the log grows, the data
-	// (about 100 KB) does not; compaction keeps the file within a few
-	// times the data's size (a snapshot, a log up to its size, and what
-	// is written while a compaction runs) while ten times more is written.
-	val := strings.Repeat("x", 1000)
-	var written, largest int64
-	for written < 10<<20 {
-		for i := range 100 {
-			src.set(0, fmt.Sprint(i), val, 0)
+	// In a synctest bubble the 2 ms pauses are fake time: each ends once
+	// Run's flush (every 10 ms) and any compaction it started are done.
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		src := newMemStore()
+		m := openManager(t, dir, src, Config{AppendOnly: true, CompactMinSize: 64 << 10, FlushInterval: 10 * time.Millisecond})
+		runManager(t, m)
+		// Rewrite the same 100 keys over and over: the log grows, the data
+		// (about 100 KB) does not; compaction keeps the file within a few
+		// times the data's size (a snapshot, a log up to its size, and what
+		// is written while a compaction runs) while ten times more is written.
+		val := strings.Repeat("x", 1000)
+		var written, largest int64
+		for written < 10<<20 {
+			for i := range 100 {
+				src.set(0, fmt.Sprint(i), val, 0)
+			}
+			written += 100 * 1000
+			if st := m.Stats(); st.Saves > 0 {
+				largest = max(largest, st.FileBytes)
+			}
+			time.Sleep(2 * time.Millisecond)
 		}
-		written += 100 * 1000
-		if st := m.Stats(); st.Saves > 0 {
-			largest = max(largest, st.FileBytes)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	assert.GreaterOrEqual(t, m.Stats().Saves, int64(5), "compactions did not happen")
-	assert.Less(t, largest, written/10)
+		assert.GreaterOrEqual(t, m.Stats().Saves, int64(5), "compactions did not happen")
+		assert.Less(t, largest, written/10)
+	})
 }
 
 func TestUnreadableFilesRefused(t *testing.T) {

@@ -198,8 +198,7 @@ func (p *persistAdapter) SetConfig(name, value string) error {
 	case "save":
 		rules, err := persist.ParseSaveRules(value)
 		if err != nil {
-			//lint:ignore ST1005 Redis's wording, shown to clients as is
-			return errors.New("Invalid save parameters")
+			return err // persist.ErrSaveRules: Redis's wording
 		}
 		p.SetSaveRules(rules)
 		return nil

@@ -289,7 +289,7 @@ func Open(cfg Config, src Source) (*Manager, error) {
 		return nil, err
 	case unreadable(err):
 		if !m.discard {
-			return nil, fmt.Errorf("%w; refusing to start so as not to lose it: move the file away, or start with --discard-unreadable-file to set it aside and start empty", err)
+			return nil, refuse(err)
 		}
 		if f, err = m.setAside(err); err != nil {
 			return nil, err
@@ -308,6 +308,12 @@ func Open(cfg Config, src Source) (*Manager, error) {
 
 func unreadable(err error) bool {
 	return errors.Is(err, ErrForeign) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrIncomplete)
+}
+
+// refuse adds to err, that of an unreadable file that Open or Load will
+// not set aside, what the operator can do about it.
+func refuse(err error) error {
+	return fmt.Errorf("%w; refusing to start so as not to lose it: move the file away, or start with --discard-unreadable-file to set it aside and start empty", err)
 }
 
 // setAside renames an unreadable file out of the way and creates an empty
@@ -353,6 +359,9 @@ func (m *Manager) Load(sink Sink) (LoadStats, error) {
 		st, err = LoadStats{}, nil
 	}
 	if err != nil {
+		if unreadable(err) {
+			err = refuse(err)
+		}
 		return st, err
 	}
 	if k, ok := sink.(interface{ Keys() int64 }); ok {

@@ -297,7 +297,7 @@ func openPersistence(o *options, store *ttl.Store, log *slog.Logger) (*persist.M
 	if err != nil {
 		_ = pm.Close(false)
 		store.Flush(-1)
-		return nil, nil, fmt.Errorf("%w; refusing to start so as not to lose it: move the file away, or start with --discard-unreadable-file to set it aside and start empty", err)
+		return nil, nil, err
 	}
 	store.AddExpired(uint64(st.Expired))
 	log.Info("DB loaded from disk", "file", pm.Path(), "keys", st.Keys, "expired", st.Expired,

@@ -18,19 +18,6 @@ import (
 	"github.com/sessiond/sessiond/internal/redistest"
 )
 
-// stopRun sends SHUTDOWN and waits for run to return.
-func stopRun(t *testing.T, addr string, done <-chan error) {
-	t.Helper()
-	c := redistest.Dial(t, addr)
-	c.SendCommand("SHUTDOWN")
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return after SHUTDOWN")
-	}
-}
-
 func TestRestartKeepsSessions(t *testing.T) {
 	dir := t.TempDir()
 	addr, done := startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
@@ -110,7 +97,7 @@ func TestPersistFlags(t *testing.T) {
 	c := redistest.Dial(t, addr)
 	assert.Contains(t, c.DoString("SAVE"), "persistence is off")
 	cancel()
-	require.NoError(t, <-done)
+	waitRun(t, done, "cancel")
 	entries, err := os.ReadDir(wd)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
@@ -205,20 +192,20 @@ func TestShutdownSaveAndNoSave(t *testing.T) {
 	c := redistest.Dial(t, addr)
 	c.Do("SET", "k", "1")
 	c.SendCommand("SHUTDOWN")
-	require.NoError(t, <-done)
+	waitRun(t, done, "SHUTDOWN")
 	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir, "--save", "")
 	c = redistest.Dial(t, addr)
 	assert.Equal(t, ":0\r\n", c.DoString("DBSIZE"))
 	c.Do("SET", "k", "2")
 	c.SendCommand("SHUTDOWN", "SAVE")
-	require.NoError(t, <-done)
+	waitRun(t, done, "SHUTDOWN SAVE")
 	// Default rules: a final snapshot, unless SHUTDOWN NOSAVE.
 	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
 	c = redistest.Dial(t, addr)
 	assert.Equal(t, "$1\r\n2\r\n", c.DoString("GET", "k"))
 	c.Do("SET", "k", "3")
 	c.SendCommand("SHUTDOWN", "NOSAVE")
-	require.NoError(t, <-done)
+	waitRun(t, done, "SHUTDOWN NOSAVE")
 	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
 	c = redistest.Dial(t, addr)
 	assert.Equal(t, "$1\r\n2\r\n", c.DoString("GET", "k"))

@@ -162,8 +162,11 @@ func TestExportSnapshotJSON(t *testing.T) {
 		out.String())
 }
 
-func TestExportSnapshotIntoRedis(t *testing.T) {
-	path := writeDataFile(t, t.TempDir())
+// exportIntoRedis runs export-snapshot on path and loads its output into
+// a fresh redis-server with redis-cli --pipe; it returns the server's
+// address and redis-cli's report.
+func exportIntoRedis(t *testing.T, path string) (addr, report string) {
+	t.Helper()
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"export-snapshot", path}, &out, &bytes.Buffer{}, nil))
 	cli := redistest.RedisCLI(t)
@@ -174,8 +177,14 @@ func TestExportSnapshotIntoRedis(t *testing.T) {
 	cmd.Stdin = &out
 	res, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(res))
-	assert.Contains(t, string(res), "errors: 0, replies: 6")
-	c := redistest.Dial(t, rd.Addr())
+	return rd.Addr(), string(res)
+}
+
+func TestExportSnapshotIntoRedis(t *testing.T) {
+	path := writeDataFile(t, t.TempDir())
+	addr, res := exportIntoRedis(t, path)
+	assert.Contains(t, res, "errors: 0, replies: 6")
+	c := redistest.Dial(t, addr)
 	assert.Equal(t, "$5\r\nalice\r\n", c.DoString("GET", "sess:a"))
 	assert.Equal(t, ":4102444800000\r\n", c.DoString("PEXPIRETIME", "sess:a"))
 	assert.Equal(t, ":-1\r\n", c.DoString("PEXPIRETIME", "sess:b"))
@@ -277,18 +286,9 @@ func TestExportEveryKindIntoRedis(t *testing.T) {
 		}
 	}
 	stopRun(t, addr, done)
-	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"export-snapshot", filepath.Join(dir, "sessiond.db")}, &out, &bytes.Buffer{}, nil))
-	cli := redistest.RedisCLI(t)
-	rd := redistest.StartRedis(t)
-	host, port, err := net.SplitHostPort(rd.Addr())
-	require.NoError(t, err)
-	cmd := exec.Command(cli, "-h", host, "-p", port, "--pipe")
-	cmd.Stdin = &out
-	res, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(res))
-	assert.Contains(t, string(res), "errors: 0")
-	rc := redistest.Dial(t, rd.Addr())
+	raddr, res := exportIntoRedis(t, filepath.Join(dir, "sessiond.db"))
+	assert.Contains(t, res, "errors: 0")
+	rc := redistest.Dial(t, raddr)
 	for _, ch := range kindsChecks {
 		if ch.cmd[0] == "HPEXPIRETIME" {
 			continue

@@ -376,10 +376,7 @@ func (st *settings) usePersistence(p Persistence) {
 			case "save":
 				return ps.Save
 			case "appendonly":
-				if ps.AppendOnly {
-					return "yes"
-				}
-				return "no"
+				return yesNo(ps.AppendOnly)
 			case "appendfsync":
 				return ps.AppendFsync
 			case "dir":

@@ -90,8 +90,8 @@ type PersistStatus struct {
 
 // signalChange reports a change of key to the tracker.
 func (s *Server) signalChange(db int, key []byte) {
-	if s.changes != nil {
-		s.changes.KeyChanged(db, key)
+	if s.persist != nil {
+		s.persist.KeyChanged(db, key)
 	}
 }
 
@@ -100,8 +100,8 @@ func (s *Server) signalChange(db int, key []byte) {
 func (s *Server) flushStore(c *client, db int) {
 	s.flushMu.Lock()
 	s.store.Flush(db)
-	if s.changes != nil {
-		s.changes.DBFlushed(db)
+	if s.persist != nil {
+		s.persist.DBFlushed(db)
 	}
 	s.flushMu.Unlock()
 	c.unsynced = true

@@ -137,8 +137,7 @@ type Manager struct {
 	kick     chan struct{}
 	// closed is set once by Close (with mu held), after its final write:
 	// saves are refused and durability waiters released from then on.
-	closed    atomic.Bool
-	startTime time.Time
+	closed atomic.Bool
 
 	// dmu guards the change set of the write-behind mode.
 	dmu     sync.Mutex
@@ -168,7 +167,6 @@ type Manager struct {
 	needBase     bool // AppendOnly turned on: no log flush before a full snapshot
 	saving       bool
 	saveStart    time.Time
-	saveDone     chan struct{}
 	saveErr      error
 	lastSave     time.Time
 	lastSaveOK   bool
@@ -273,9 +271,8 @@ func Open(cfg Config, src Source) (*Manager, error) {
 		fsync:       cfg.Fsync,
 		lastSaveOK:  true,
 		lastSaveDur: -1,
-		startTime:   time.Now(),
+		lastSave:    time.Now(),
 	}
-	m.lastSave = m.startTime
 	m.durCond = sync.NewCond(&m.durMu)
 	m.tracking.Store(cfg.AppendOnly)
 	m.always.Store(cfg.AppendOnly && cfg.Fsync == FsyncAlways)
@@ -788,7 +785,6 @@ func (m *Manager) startSaveLocked() (chan struct{}, error) {
 	m.saveStart = time.Now()
 	m.lastTry = m.saveStart
 	done := make(chan struct{})
-	m.saveDone = done
 	changesAtStart := m.changes.Load()
 	appendOnly := m.appendOnly
 	// Changes made from now on are caught up at the end: the capture

@@ -1,9 +1,9 @@
 package persist
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -39,47 +39,12 @@ func (s *CheckStats) LiveKeys() int64 {
 
 // openReadOnly opens a data file without changing it (a shared lock: it
 // fails with ErrLocked while a server holds the file).
-func openReadOnly(path string) (f *file, err error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
+func openReadOnly(path string) (*file, error) {
+	f, err := openFile(path, fileOpts{timeout: time.Second, readOnly: true})
+	if errors.Is(err, ErrLocked) {
+		err = fmt.Errorf("%w; stop the server, or check a copy of the file taken after a SAVE in snapshot mode", err)
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			if f != nil {
-				_ = f.db.Close()
-			}
-			f, err = nil, fmt.Errorf("%s: %w: %v", path, ErrCorrupt, r)
-		}
-	}()
-	o := boltOptions(fileOpts{timeout: time.Second}, true)
-	o.ReadOnly = true
-	db, err := bolt.Open(path, 0o600, o)
-	if err != nil {
-		err = classifyOpenError(path, err)
-		if errors.Is(err, ErrLocked) {
-			err = fmt.Errorf("%w; stop the server, or check a copy of the file taken after a SAVE in snapshot mode", err)
-		}
-		return nil, err
-	}
-	f = &file{path: path, db: db}
-	err = db.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil || string(meta.Get([]byte("format"))) != formatName {
-			return fmt.Errorf("%s: %w", path, ErrForeign)
-		}
-		if v, err := strconv.Atoi(string(meta.Get([]byte("version")))); err != nil || v < 1 || v > formatVersion {
-			return fmt.Errorf("%s: %w (format version %q)", path, ErrForeign, meta.Get([]byte("version")))
-		}
-		if string(meta.Get([]byte("complete"))) != "1" {
-			return fmt.Errorf("%s: %w", path, ErrIncomplete)
-		}
-		return nil
-	})
-	if err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	return f, nil
+	return f, err
 }
 
 // Check verifies a data file: bbolt's own consistency check, every
@@ -112,29 +77,7 @@ func Check(path string, now int64) (CheckStats, error) {
 	if err != nil {
 		return st, err
 	}
-	live := map[string]uint8{} // db byte + key → kind, of live keys
-	err = replay(f, now, &st, func(r *Record, expired bool) {
-		k := string(append([]byte{byte(r.DB)}, r.Key...))
-		switch r.Op {
-		case OpPut:
-			if expired {
-				delete(live, k)
-				st.Expired++
-			} else {
-				live[k] = r.Kind
-			}
-		case OpDelete:
-			delete(live, k)
-		case OpFlushDB:
-			for lk := range live {
-				if int(lk[0]) == r.DB {
-					delete(live, lk)
-				}
-			}
-		case OpFlushAll:
-			clear(live)
-		}
-	})
+	live, err := replayLive(f, now, &st, func(r *Record) uint8 { return r.Kind })
 	for k, kind := range live {
 		db := int(k[0])
 		if st.Keys[db] == nil {
@@ -148,10 +91,35 @@ func Check(path string, now int64) (CheckStats, error) {
 	return st, err
 }
 
-// replay reads every record of f in order (snapshot, then log), counting
-// them in st, and calls fn; expired tells whether an OpPut's deadline has
-// passed at now.
-func replay(f *file, now int64, st *CheckStats, fn func(r *Record, expired bool)) error {
+// replayLive replays f (its snapshot, then its log, in order), counting
+// blocks, records and expired puts in st, and returns its live keys: db
+// byte + key → val of the OpPut record that set it. An OpPut whose
+// deadline has passed at now removes its key, as a load does. On error
+// the keys are those replayed until then.
+func replayLive[V any](f *file, now int64, st *CheckStats, val func(r *Record) V) (map[string]V, error) {
+	live := map[string]V{}
+	apply := func(r *Record) {
+		k := string(append([]byte{byte(r.DB)}, r.Key...))
+		switch r.Op {
+		case OpPut:
+			if r.Deadline != 0 && r.Deadline <= now {
+				delete(live, k)
+				st.Expired++
+			} else {
+				live[k] = val(r)
+			}
+		case OpDelete:
+			delete(live, k)
+		case OpFlushDB:
+			for lk := range live {
+				if int(lk[0]) == r.DB {
+					delete(live, lk)
+				}
+			}
+		case OpFlushAll:
+			clear(live)
+		}
+	}
 	for i, bucket := range [][]byte{bucketBase, bucketLog} {
 		err := f.each(bucket, func(seq uint64, block []byte) error {
 			st.Blocks[i]++
@@ -161,7 +129,7 @@ func replay(f *file, now int64, st *CheckStats, fn func(r *Record, expired bool)
 				if i == 0 && r.Op != OpPut {
 					return fmt.Errorf("%w: %s record in the snapshot", ErrCorrupt, r.Op)
 				}
-				fn(r, r.Op == OpPut && r.Deadline != 0 && r.Deadline <= now)
+				apply(r)
 				return nil
 			})
 			if err != nil {
@@ -170,10 +138,10 @@ func replay(f *file, now int64, st *CheckStats, fn func(r *Record, expired bool)
 			return nil
 		})
 		if err != nil {
-			return err
+			return live, err
 		}
 	}
-	return nil
+	return live, nil
 }
 
 // Export calls fn with the live keys of a data file as OpPut records,
@@ -186,41 +154,16 @@ func Export(path string, now int64, fn func(r *Record) error) error {
 		return err
 	}
 	defer f.close()
-	var st CheckStats
-	st.Records = map[Op]int64{}
-	live := map[string]Record{}
-	err = replay(f, now, &st, func(r *Record, expired bool) {
-		k := string(append([]byte{byte(r.DB)}, r.Key...))
-		switch r.Op {
-		case OpPut:
-			if expired {
-				delete(live, k)
-				return
-			}
-			c := *r
-			c.Key, c.Value = slices.Clone(r.Key), slices.Clone(r.Value)
-			live[k] = c
-		case OpDelete:
-			delete(live, k)
-		case OpFlushDB:
-			for lk := range live {
-				if int(lk[0]) == r.DB {
-					delete(live, lk)
-				}
-			}
-		case OpFlushAll:
-			clear(live)
-		}
+	st := CheckStats{Records: map[Op]int64{}}
+	live, err := replayLive(f, now, &st, func(r *Record) Record {
+		c := *r
+		c.Key, c.Value = slices.Clone(r.Key), slices.Clone(r.Value)
+		return c
 	})
 	if err != nil {
 		return err
 	}
-	keys := make([]string, 0, len(live))
-	for k := range live {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(a, b) })
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(live)) {
 		r := live[k]
 		if err := fn(&r); err != nil {
 			return err

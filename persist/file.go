@@ -69,18 +69,19 @@ type file struct {
 	// each (for compaction and INFO).
 	baseSeq, logSeq     uint64
 	baseBytes, logBytes int64
-	baseRecords         int64
 }
 
 // fileOpts are how files are opened.
 type fileOpts struct {
-	timeout time.Duration // bbolt's lock timeout
-	maxSize int           // bbolt's MaxSize; 0 = none
+	timeout  time.Duration // bbolt's lock timeout
+	maxSize  int           // bbolt's MaxSize; 0 = none
+	readOnly bool          // a shared lock; the file is never changed
 }
 
 func boltOptions(o fileOpts, noSync bool) *bolt.Options {
 	return &bolt.Options{
 		Timeout:      o.timeout,
+		ReadOnly:     o.readOnly,
 		FreelistType: bolt.FreelistMapType,
 		// The freelist is rebuilt at open (a scan of the few thousand
 		// pages), not written at every commit: a write-behind flush is
@@ -95,10 +96,11 @@ func boltOptions(o fileOpts, noSync bool) *bolt.Options {
 	}
 }
 
-// openFile opens (creating if missing and create is set) the data file at
-// path, taking its lock, and checks that it is a complete sessiond file.
-func openFile(path string, o fileOpts, create bool) (f *file, err error) {
-	if !create {
+// openFile opens the data file at path, taking its lock, and checks that
+// it is a complete sessiond file. Without o.readOnly it creates an empty
+// file if there is none; with it, the file must exist and is not changed.
+func openFile(path string, o fileOpts) (f *file, err error) {
+	if o.readOnly {
 		if _, err := os.Stat(path); err != nil {
 			return nil, err
 		}
@@ -112,12 +114,17 @@ func openFile(path string, o fileOpts, create bool) (f *file, err error) {
 			f, err = nil, fmt.Errorf("%s: %w: %v", path, ErrCorrupt, r)
 		}
 	}()
-	db, err := bolt.Open(path, 0o600, boltOptions(o, false))
+	db, err := bolt.Open(path, 0o600, boltOptions(o, o.readOnly))
 	if err != nil {
 		return nil, classifyOpenError(path, err)
 	}
 	f = &file{path: path, db: db}
-	if err := f.init(false); err != nil {
+	if o.readOnly {
+		err = db.View(f.readMeta)
+	} else {
+		err = f.init(false)
+	}
+	if err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -144,57 +151,61 @@ func classifyOpenError(path string, err error) error {
 	return fmt.Errorf("%s: %w (%v)", path, ErrForeign, err)
 }
 
-// init creates the buckets of a new (empty) file, or checks and reads the
-// meta of an existing one. complete marks a new file complete at once.
+// init creates the buckets of a new (empty) file, complete unless fresh
+// (a snapshot's temporary file, marked complete by finish), or checks and
+// reads the meta of an existing one.
 func (f *file) init(fresh bool) error {
 	return f.db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			if bucketCount(tx) > 0 {
-				return fmt.Errorf("%s: %w (a bbolt database without sessiond's meta bucket)", f.path, ErrForeign)
-			}
-			var err error
-			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+		if tx.Bucket(bucketMeta) != nil || bucketCount(tx) > 0 {
+			return f.readMeta(tx)
+		}
+		meta, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bucketBase, bucketLog} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
-			for _, b := range [][]byte{bucketBase, bucketLog} {
-				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-					return err
-				}
-			}
-			put := func(k, v string) error { return meta.Put([]byte(k), []byte(v)) }
-			if err := errors.Join(
-				put("format", formatName),
-				put("version", strconv.Itoa(formatVersion)),
-				put("created", strconv.FormatInt(time.Now().UnixMilli(), 10)),
-			); err != nil {
-				return err
-			}
-			if !fresh {
-				return put("complete", "1")
-			}
-			return nil
 		}
-		if string(meta.Get([]byte("format"))) != formatName {
-			return fmt.Errorf("%s: %w (format %q)", f.path, ErrForeign, meta.Get([]byte("format")))
+		put := func(k, v string) error { return meta.Put([]byte(k), []byte(v)) }
+		if err := errors.Join(
+			put("format", formatName),
+			put("version", strconv.Itoa(formatVersion)),
+			put("created", strconv.FormatInt(time.Now().UnixMilli(), 10)),
+		); err != nil {
+			return err
 		}
-		if v, err := strconv.Atoi(string(meta.Get([]byte("version")))); err != nil || v < 1 || v > formatVersion {
-			return fmt.Errorf("%s: %w (format version %q; this sessiond reads up to %d)", f.path, ErrForeign, meta.Get([]byte("version")), formatVersion)
-		}
-		if string(meta.Get([]byte("complete"))) != "1" {
-			return fmt.Errorf("%s: %w", f.path, ErrIncomplete)
-		}
-		base, log := tx.Bucket(bucketBase), tx.Bucket(bucketLog)
-		if base == nil || log == nil {
-			return fmt.Errorf("%s: %w: a bucket is missing", f.path, ErrCorrupt)
-		}
-		f.baseSeq, f.baseBytes = scanBucket(base)
-		f.logSeq, f.logBytes = scanBucket(log)
-		if v := meta.Get([]byte("base_records")); v != nil {
-			f.baseRecords, _ = strconv.ParseInt(string(v), 10, 64)
+		if !fresh {
+			return put("complete", "1")
 		}
 		return nil
 	})
+}
+
+// readMeta checks that tx's file is a complete sessiond file of a version
+// this one reads, and reads the chunk numbers and sizes of its buckets.
+func (f *file) readMeta(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return fmt.Errorf("%s: %w (a bbolt database without sessiond's meta bucket)", f.path, ErrForeign)
+	}
+	if string(meta.Get([]byte("format"))) != formatName {
+		return fmt.Errorf("%s: %w (format %q)", f.path, ErrForeign, meta.Get([]byte("format")))
+	}
+	if v, err := strconv.Atoi(string(meta.Get([]byte("version")))); err != nil || v < 1 || v > formatVersion {
+		return fmt.Errorf("%s: %w (format version %q; this sessiond reads up to %d)", f.path, ErrForeign, meta.Get([]byte("version")), formatVersion)
+	}
+	if string(meta.Get([]byte("complete"))) != "1" {
+		return fmt.Errorf("%s: %w", f.path, ErrIncomplete)
+	}
+	base, log := tx.Bucket(bucketBase), tx.Bucket(bucketLog)
+	if base == nil || log == nil {
+		return fmt.Errorf("%s: %w: a bucket is missing", f.path, ErrCorrupt)
+	}
+	f.baseSeq, f.baseBytes = scanBucket(base)
+	f.logSeq, f.logBytes = scanBucket(log)
+	return nil
 }
 
 func bucketCount(tx *bolt.Tx) int {
@@ -246,7 +257,7 @@ func createTemp(path string, o fileOpts) (*file, error) {
 
 // appendBlocks appends blocks to bucket in one transaction. The blocks must
 // stay unchanged until it returns.
-func (f *file) appendBlocks(bucket []byte, blocks [][]byte, records int64) error {
+func (f *file) appendBlocks(bucket []byte, blocks [][]byte) error {
 	if len(blocks) == 0 {
 		return nil
 	}
@@ -266,10 +277,6 @@ func (f *file) appendBlocks(bucket []byte, blocks [][]byte, records int64) error
 				return err
 			}
 		}
-		if bytes.Equal(bucket, bucketBase) && records > 0 {
-			meta := tx.Bucket(bucketMeta)
-			return meta.Put([]byte("base_records"), []byte(strconv.FormatInt(f.baseRecords+records, 10)))
-		}
 		return nil
 	})
 	if err != nil {
@@ -282,7 +289,6 @@ func (f *file) appendBlocks(bucket []byte, blocks [][]byte, records int64) error
 	if bytes.Equal(bucket, bucketBase) {
 		f.baseSeq++
 		f.baseBytes += n
-		f.baseRecords += records
 	} else {
 		f.logSeq++
 		f.logBytes += n
@@ -368,7 +374,7 @@ func syncDir(dir string) error {
 	return err
 }
 
-// replaceWith renames tmp over f's path and makes the rename durable; tmp
+// replaceFile renames tmp over path and makes the rename durable; tmp
 // becomes the file at path (its lock stays held: the lock belongs to the
 // open file, so the path is locked before and after).
 func replaceFile(tmp *file, path string) error {

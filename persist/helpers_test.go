@@ -134,6 +134,32 @@ func (s *memStore) flush(db int) {
 	s.mu.Unlock()
 }
 
+// churn changes keys k0..k<keys-1> of databases 0..dbs-1 until stop is
+// closed: at step i it sets or deletes a key, or at every flushEvery-th
+// step flushes database dbs-1; then it calls each (if set) with i.
+func (s *memStore) churn(stop <-chan struct{}, dbs, keys, flushEvery int, each func(i int)) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		switch i % 5 {
+		case 0, 1, 2:
+			s.set(i%dbs, fmt.Sprintf("k%d", i%keys), fmt.Sprint("new", i), 0)
+		case 3:
+			s.del(i%dbs, fmt.Sprintf("k%d", (i*7)%keys))
+		case 4:
+			if i%flushEvery == 4 {
+				s.flush(dbs - 1)
+			}
+		}
+		if each != nil {
+			each(i)
+		}
+	}
+}
+
 // snapshot returns key → value of the live data.
 func (s *memStore) snapshot() map[string]string {
 	s.mu.Lock()

@@ -131,12 +131,13 @@ type Manager struct {
 	compactPct int
 	discard    bool
 
-	changes   atomic.Int64 // changes reported since Open
-	tracking  atomic.Bool  // KeyChanged records keys (AppendOnly, or a save runs)
-	always    atomic.Bool  // AppendOnly with FsyncAlways
-	kick      chan struct{}
-	closing   atomic.Bool
-	startTime time.Time
+	changes  atomic.Int64 // changes reported since Open
+	tracking atomic.Bool  // KeyChanged records keys (AppendOnly, or a save runs)
+	always   atomic.Bool  // AppendOnly with FsyncAlways
+	kick     chan struct{}
+	// closed is set once by Close (with mu held), after its final write:
+	// saves are refused and durability waiters released from then on.
+	closed atomic.Bool
 
 	// dmu guards the change set of the write-behind mode.
 	dmu     sync.Mutex
@@ -166,7 +167,6 @@ type Manager struct {
 	needBase     bool // AppendOnly turned on: no log flush before a full snapshot
 	saving       bool
 	saveStart    time.Time
-	saveDone     chan struct{}
 	saveErr      error
 	lastSave     time.Time
 	lastSaveOK   bool
@@ -183,7 +183,6 @@ type Manager struct {
 	lastFlushDur time.Duration
 	loaded       LoadStats
 	fileErr      error
-	closed       bool
 
 	wg sync.WaitGroup // save goroutines
 }
@@ -272,14 +271,13 @@ func Open(cfg Config, src Source) (*Manager, error) {
 		fsync:       cfg.Fsync,
 		lastSaveOK:  true,
 		lastSaveDur: -1,
-		startTime:   time.Now(),
+		lastSave:    time.Now(),
 	}
-	m.lastSave = m.startTime
 	m.durCond = sync.NewCond(&m.durMu)
 	m.tracking.Store(cfg.AppendOnly)
 	m.always.Store(cfg.AppendOnly && cfg.Fsync == FsyncAlways)
 
-	f, err := openFile(path, m.fopts, true)
+	f, err := openFile(path, m.fopts)
 	switch {
 	case err == nil:
 		m.cur = f
@@ -288,7 +286,7 @@ func Open(cfg Config, src Source) (*Manager, error) {
 		return nil, err
 	case unreadable(err):
 		if !m.discard {
-			return nil, fmt.Errorf("%w; refusing to start so as not to lose it: move the file away, or start with --discard-unreadable-file to set it aside and start empty", err)
+			return nil, refuse(err)
 		}
 		if f, err = m.setAside(err); err != nil {
 			return nil, err
@@ -309,6 +307,12 @@ func unreadable(err error) bool {
 	return errors.Is(err, ErrForeign) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrIncomplete)
 }
 
+// refuse adds to err, that of an unreadable file that Open or Load will
+// not set aside, what the operator can do about it.
+func refuse(err error) error {
+	return fmt.Errorf("%w; refusing to start so as not to lose it: move the file away, or start with --discard-unreadable-file to set it aside and start empty", err)
+}
+
 // setAside renames an unreadable file out of the way and creates an empty
 // one in its place.
 func (m *Manager) setAside(why error) (*file, error) {
@@ -317,7 +321,7 @@ func (m *Manager) setAside(why error) (*file, error) {
 		return nil, fmt.Errorf("setting aside %s: %w", m.path, err)
 	}
 	m.log.Warn("data file unreadable; set aside, starting empty", "file", m.path, "moved_to", bad, "err", why)
-	return openFile(m.path, m.fopts, true)
+	return openFile(m.path, m.fopts)
 }
 
 // Path returns the data file's absolute path.
@@ -352,6 +356,9 @@ func (m *Manager) Load(sink Sink) (LoadStats, error) {
 		st, err = LoadStats{}, nil
 	}
 	if err != nil {
+		if unreadable(err) {
+			err = refuse(err)
+		}
 		return st, err
 	}
 	if k, ok := sink.(interface{ Keys() int64 }); ok {
@@ -565,7 +572,7 @@ func (m *Manager) markHandled(seq uint64) {
 	var ready []func()
 	keep := m.durWaiters[:0]
 	for _, w := range m.durWaiters {
-		if w.seq <= m.handled || m.closing.Load() {
+		if w.seq <= m.handled || m.closed.Load() {
 			ready = append(ready, w.fn)
 		} else {
 			keep = append(keep, w)
@@ -599,7 +606,7 @@ func (m *Manager) flushLog() error {
 	start := time.Now()
 	w, cs, seq, err := m.captureChanges(false)
 	if err == nil && len(w.blocks) > 0 {
-		err = m.cur.appendBlocks(bucketLog, w.blocks, 0)
+		err = m.cur.appendBlocks(bucketLog, w.blocks)
 		m.noteSizesLocked()
 	}
 	m.mu.Lock()
@@ -640,7 +647,7 @@ func (m *Manager) WaitDurable() {
 	m.dmu.Unlock()
 	m.durMu.Lock()
 	defer m.durMu.Unlock()
-	for m.handled < target && !m.closing.Load() {
+	for m.handled < target && !m.closed.Load() {
 		select {
 		case m.kick <- struct{}{}:
 		default:
@@ -666,7 +673,7 @@ func (m *Manager) DurableTarget() (uint64, bool) {
 // write (group commit).
 func (m *Manager) OnDurable(seq uint64, fn func()) {
 	m.durMu.Lock()
-	if m.handled >= seq || m.closing.Load() {
+	if m.handled >= seq || m.closed.Load() {
 		m.durMu.Unlock()
 		fn()
 		return
@@ -736,7 +743,7 @@ func (m *Manager) logTooBig() bool {
 func (m *Manager) autoSave(now time.Time, why string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.saving || m.closed || (!m.lastSaveOK && now.Sub(m.lastTry) < retryDelay) {
+	if m.saving || m.closed.Load() || (!m.lastSaveOK && now.Sub(m.lastTry) < retryDelay) {
 		return
 	}
 	m.log.Info("background save started", "reason", why, "file", m.path)
@@ -768,7 +775,7 @@ func (m *Manager) Save() error {
 }
 
 func (m *Manager) startSaveLocked() (chan struct{}, error) {
-	if m.closed {
+	if m.closed.Load() {
 		return nil, ErrClosed
 	}
 	if m.saving {
@@ -778,7 +785,6 @@ func (m *Manager) startSaveLocked() (chan struct{}, error) {
 	m.saveStart = time.Now()
 	m.lastTry = m.saveStart
 	done := make(chan struct{})
-	m.saveDone = done
 	changesAtStart := m.changes.Load()
 	appendOnly := m.appendOnly
 	// Changes made from now on are caught up at the end: the capture
@@ -860,7 +866,7 @@ func (m *Manager) save(appendOnly bool) (err error) {
 	defer m.fmu.Unlock()
 	cw, cs, seq, err := m.captureChanges(true)
 	if err == nil {
-		err = tmp.appendBlocks(bucketLog, cw.blocks, 0)
+		err = tmp.appendBlocks(bucketLog, cw.blocks)
 	}
 	if err != nil {
 		if appendOnly {
@@ -905,7 +911,7 @@ func writeSnapshot(f *file, src Source) error {
 		var err error
 		for w := range full {
 			if err == nil {
-				if err = f.appendBlocks(bucketBase, w.blocks, w.records); err == nil {
+				if err = f.appendBlocks(bucketBase, w.blocks); err == nil {
 					wb.start()
 				}
 				runtime.Gosched()
@@ -956,12 +962,9 @@ parts:
 // pending changes (AppendOnly) or, if save is set, a final snapshot, and
 // closes the file. Call it after Run has returned. It is idempotent.
 func (m *Manager) Close(save bool) error {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
+	if m.closed.Load() {
 		return nil
 	}
-	m.mu.Unlock()
 	m.wg.Wait()
 	var err error
 	m.mu.Lock()
@@ -975,9 +978,8 @@ func (m *Manager) Close(save bool) error {
 		err = m.Save()
 	}
 	m.mu.Lock()
-	m.closed = true
+	m.closed.Store(true)
 	m.mu.Unlock()
-	m.closing.Store(true)
 	m.markHandled(^uint64(0))
 	m.wg.Wait()
 	m.fmu.Lock()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -165,26 +166,11 @@ func TestCompactionCatchesUpConcurrentWrites(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { // writes, deletes and flushes while the compaction runs
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			switch i % 5 {
-			case 0, 1, 2:
-				src.set(i%4, fmt.Sprintf("k%d", i%7000), fmt.Sprint("new", i), 0)
-			case 3:
-				src.del(i%4, fmt.Sprintf("k%d", (i*7)%7000))
-			case 4:
-				if i%1000 == 4 {
-					src.flush(3)
-				}
-			}
+		src.churn(stop, 4, 7000, 1000, func(i int) {
 			if i%500 == 0 {
 				_ = m.flushLog()
 			}
-		}
+		})
 	})
 	require.NoError(t, m.Save())
 	close(stop)
@@ -198,28 +184,32 @@ func TestCompactionCatchesUpConcurrentWrites(t *testing.T) {
 }
 
 func TestAutomaticCompaction(t *testing.T) {
-	dir := t.TempDir()
-	src := newMemStore()
-	m := openManager(t, dir, src, Config{AppendOnly: true, CompactMinSize: 64 << 10, FlushInterval: 10 * time.Millisecond})
-	runManager(t, m)
-	// Rewrite the same 100 keys over and over: the log grows, the data
-	// (about 100 KB) does not; compaction keeps the file within a few
-	// times the data's size (a snapshot, a log up to its size, and what
-	// is written while a compaction runs) while ten times more is written.
-	val := strings.Repeat("x", 1000)
-	var written, largest int64
-	for written < 10<<20 {
-		for i := range 100 {
-			src.set(0, fmt.Sprint(i), val, 0)
+	// In a synctest bubble the 2 ms pauses are fake time: each ends once
+	// Run's flush (every 10 ms) and any compaction it started are done.
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		src := newMemStore()
+		m := openManager(t, dir, src, Config{AppendOnly: true, CompactMinSize: 64 << 10, FlushInterval: 10 * time.Millisecond})
+		runManager(t, m)
+		// Rewrite the same 100 keys over and over: the log grows, the data
+		// (about 100 KB) does not; compaction keeps the file within a few
+		// times the data's size (a snapshot, a log up to its size, and what
+		// is written while a compaction runs) while ten times more is written.
+		val := strings.Repeat("x", 1000)
+		var written, largest int64
+		for written < 10<<20 {
+			for i := range 100 {
+				src.set(0, fmt.Sprint(i), val, 0)
+			}
+			written += 100 * 1000
+			if st := m.Stats(); st.Saves > 0 {
+				largest = max(largest, st.FileBytes)
+			}
+			time.Sleep(2 * time.Millisecond)
 		}
-		written += 100 * 1000
-		if st := m.Stats(); st.Saves > 0 {
-			largest = max(largest, st.FileBytes)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	assert.GreaterOrEqual(t, m.Stats().Saves, int64(5), "compactions did not happen")
-	assert.Less(t, largest, written/10)
+		assert.GreaterOrEqual(t, m.Stats().Saves, int64(5), "compactions did not happen")
+		assert.Less(t, largest, written/10)
+	})
 }
 
 func TestUnreadableFilesRefused(t *testing.T) {
@@ -443,23 +433,7 @@ func TestSnapshotCatchesUpConcurrentWrites(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { // writes, deletes and flushes while the snapshot runs
 		defer close(stopped)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			switch i % 5 {
-			case 0, 1, 2:
-				mem.set(i%3, fmt.Sprintf("k%d", i%6000), fmt.Sprint("new", i), 0)
-			case 3:
-				mem.del(i%3, fmt.Sprintf("k%d", (i*7)%6000))
-			case 4:
-				if i%2000 == 4 {
-					mem.flush(2)
-				}
-			}
-		}
+		mem.churn(stop, 3, 6000, 2000, nil)
 	})
 	require.NoError(t, m.Save())
 	wg.Wait()

@@ -118,7 +118,7 @@ func (m *Manager) SetAppendOnly(on bool) error {
 		m.mu.Unlock()
 		return nil
 	}
-	if m.closed {
+	if m.closed.Load() {
 		m.mu.Unlock()
 		return ErrClosed
 	}

@@ -90,8 +90,8 @@ type PersistStatus struct {
 
 // signalChange reports a change of key to the tracker.
 func (s *Server) signalChange(db int, key []byte) {
-	if s.changes != nil {
-		s.changes.KeyChanged(db, key)
+	if s.persist != nil {
+		s.persist.KeyChanged(db, key)
 	}
 }
 
@@ -100,8 +100,8 @@ func (s *Server) signalChange(db int, key []byte) {
 func (s *Server) flushStore(c *client, db int) {
 	s.flushMu.Lock()
 	s.store.Flush(db)
-	if s.changes != nil {
-		s.changes.DBFlushed(db)
+	if s.persist != nil {
+		s.persist.DBFlushed(db)
 	}
 	s.flushMu.Unlock()
 	c.unsynced = true
@@ -376,10 +376,7 @@ func (st *settings) usePersistence(p Persistence) {
 			case "save":
 				return ps.Save
 			case "appendonly":
-				if ps.AppendOnly {
-					return "yes"
-				}
-				return "no"
+				return yesNo(ps.AppendOnly)
 			case "appendfsync":
 				return ps.AppendFsync
 			case "dir":
@@ -438,59 +435,60 @@ func RestoreCommands(kind uint8, payload, key []byte, deadline, now int64) ([][]
 // exportBatch bounds the members of one exported command.
 const exportBatch = 128
 
+// cmdBatches collects the commands name key member... of an export, a
+// command per exportBatch members (a member is one or more arguments).
+type cmdBatches struct {
+	name, key []byte
+	cmds      [][][]byte
+	cur       [][]byte
+	members   int
+}
+
+func (b *cmdBatches) add(member ...[]byte) {
+	if b.cur == nil {
+		b.cur = [][]byte{b.name, b.key}
+	}
+	b.cur = append(b.cur, member...)
+	if b.members++; b.members == exportBatch {
+		b.cmds, b.cur, b.members = append(b.cmds, b.cur), nil, 0
+	}
+}
+
+// done returns the commands.
+func (b *cmdBatches) done() [][][]byte {
+	if b.cur != nil {
+		b.cmds = append(b.cmds, b.cur)
+	}
+	return b.cmds
+}
+
 // exportCommands writes HSET commands of up to exportBatch fields, then
 // HPEXPIREAT for each field with a deadline.
 func (h *hashObj) exportCommands(key []byte) [][][]byte {
-	var cmds [][][]byte
-	var cur [][]byte
+	b := cmdBatches{name: []byte("HSET"), key: key}
 	var ttls [][][]byte
 	h.each(func(f, v []byte, dl int64) bool {
-		if cur == nil {
-			cur = [][]byte{[]byte("HSET"), key}
-		}
-		cur = append(cur, f, v)
-		if len(cur) >= 2+2*exportBatch {
-			cmds, cur = append(cmds, cur), nil
-		}
+		b.add(f, v)
 		if dl != 0 {
 			ttls = append(ttls, [][]byte{[]byte("HPEXPIREAT"), key, strconv.AppendInt(nil, dl, 10), []byte("FIELDS"), []byte("1"), f})
 		}
 		return true
 	})
-	if cur != nil {
-		cmds = append(cmds, cur)
-	}
-	return append(cmds, ttls...)
+	return append(b.done(), ttls...)
 }
 
 // exportCommands writes SADD commands of up to exportBatch members.
 func (s *setObj) exportCommands(key []byte) [][][]byte {
-	var cmds [][][]byte
-	var cur [][]byte
-	s.each(func(m string) {
-		if cur == nil {
-			cur = [][]byte{[]byte("SADD"), key}
-		}
-		cur = append(cur, []byte(m))
-		if len(cur) >= 2+exportBatch {
-			cmds, cur = append(cmds, cur), nil
-		}
-	})
-	if cur != nil {
-		cmds = append(cmds, cur)
-	}
-	return cmds
+	b := cmdBatches{name: []byte("SADD"), key: key}
+	s.each(func(m string) { b.add([]byte(m)) })
+	return b.done()
 }
 
 // exportCommands writes ZADD commands of up to exportBatch members, scores
 // with 17 significant digits (exact for a float64).
 func (z *zsetObj) exportCommands(key []byte) [][][]byte {
-	var cmds [][][]byte
-	var cur [][]byte
+	b := cmdBatches{name: []byte("ZADD"), key: key}
 	for n := z.zsl.first(); n != nil; n = n.level[0].forward {
-		if cur == nil {
-			cur = [][]byte{[]byte("ZADD"), key}
-		}
 		var score []byte
 		switch {
 		case math.IsInf(n.score, 1):
@@ -500,13 +498,7 @@ func (z *zsetObj) exportCommands(key []byte) [][][]byte {
 		default:
 			score = strconv.AppendFloat(nil, n.score, 'g', 17, 64)
 		}
-		cur = append(cur, score, []byte(n.member))
-		if len(cur) >= 2+2*exportBatch {
-			cmds, cur = append(cmds, cur), nil
-		}
+		b.add(score, []byte(n.member))
 	}
-	if cur != nil {
-		cmds = append(cmds, cur)
-	}
-	return cmds
+	return b.done()
 }

@@ -243,6 +243,26 @@ func TestChangesReachTheTracker(t *testing.T) {
 	p.mu.Unlock()
 }
 
+// assertReplyHeld checks that the reply to the write c just sent is held
+// while release is open (for 100 ms), and is want once it is closed.
+func assertReplyHeld(t *testing.T, c *redistest.Conn, release chan struct{}, want string) {
+	t.Helper()
+	got := make(chan string, 1)
+	go func() { got <- string(c.MustReadReply()) }()
+	select {
+	case r := <-got:
+		t.Fatalf("reply %q sent before the write was durable", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case r := <-got:
+		assert.Equal(t, want, r)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no reply after the write became durable")
+	}
+}
+
 func TestRepliesWaitForDurability(t *testing.T) {
 	forEachIOModel(t, func(t *testing.T, model string) {
 		p := newFakePersistence()
@@ -252,20 +272,7 @@ func TestRepliesWaitForDurability(t *testing.T) {
 		// A read is answered at once; a write only once WaitDurable returns.
 		assert.Equal(t, "$-1\r\n", c.DoString("GET", "k"))
 		c.SendCommand("SET", "k", "v")
-		got := make(chan string, 1)
-		go func() { got <- string(c.MustReadReply()) }()
-		select {
-		case r := <-got:
-			t.Fatalf("reply %q sent before the write was durable", r)
-		case <-time.After(100 * time.Millisecond):
-		}
-		close(p.release)
-		select {
-		case r := <-got:
-			assert.Equal(t, "+OK\r\n", r)
-		case <-time.After(5 * time.Second):
-			t.Fatal("no reply after the write became durable")
-		}
+		assertReplyHeld(t, c, p.release, "+OK\r\n")
 		p.mu.Lock()
 		assert.Positive(t, p.waits)
 		p.mu.Unlock()
@@ -355,19 +362,6 @@ func TestScriptWritesWaitForDurability(t *testing.T) {
 	c := redistest.Dial(t, ts.addr)
 	assert.Equal(t, ":1\r\n", c.DoString("EVAL", "return 1", "0")) // no write: no wait
 	c.SendCommand("EVAL", "return redis.call('SET', KEYS[1], 'v')", "1", "k")
-	got := make(chan string, 1)
-	go func() { got <- string(c.MustReadReply()) }()
-	select {
-	case r := <-got:
-		t.Fatalf("script reply %q sent before its write was durable", r)
-	case <-time.After(100 * time.Millisecond):
-	}
-	close(p.release)
-	select {
-	case r := <-got:
-		assert.Equal(t, "+OK\r\n", r)
-	case <-time.After(5 * time.Second):
-		t.Fatal("no reply")
-	}
+	assertReplyHeld(t, c, p.release, "+OK\r\n")
 	assert.Equal(t, []string{"0:k"}, p.changes())
 }

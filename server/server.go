@@ -117,12 +117,10 @@ type Config struct {
 	// negative means never (scripts are then neither reported nor killable).
 	BusyReplyThreshold time.Duration
 
-	// Changes, when set, is told of every change to the data set
-	// (persist.go). nil means Persistence, if set.
-	Changes ChangeTracker
-	// Persistence, when set, answers SAVE, BGSAVE, LASTSAVE, INFO
-	// persistence and CONFIG of the persistence settings (persist.go);
-	// without it they report persistence off.
+	// Persistence, when set, is told of every change to the data set and
+	// answers SAVE, BGSAVE, LASTSAVE, INFO persistence and CONFIG of the
+	// persistence settings (persist.go); without it they report
+	// persistence off.
 	Persistence Persistence
 }
 
@@ -147,7 +145,6 @@ type Server struct {
 	watchers watchers // WATCHed keys
 
 	scripts scriptEngine // Lua scripting (script.go)
-	changes ChangeTracker
 	persist Persistence
 	// flushMu makes a database flush and its report to changes one step
 	// for HoldFlushes (persist.go).
@@ -262,10 +259,6 @@ func New(cfg Config, store *ttl.Store) (*Server, error) {
 	s.ioThreads = cfg.IOThreads
 	s.conf = newSettings(cfg)
 	s.persist = cfg.Persistence
-	s.changes = cfg.Changes
-	if s.changes == nil && cfg.Persistence != nil {
-		s.changes = cfg.Persistence
-	}
 	if err := s.conf.params["notify-keyspace-events"].set(cfg.NotifyKeyspaceEvents); err != nil {
 		return nil, fmt.Errorf("%w: notify-keyspace-events: %v", ErrConfig, err)
 	}

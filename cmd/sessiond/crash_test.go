@@ -363,20 +363,22 @@ func TestCrashSnapshotMode(t *testing.T) {
 		func(rdb *redis.Client) { _ = rdb.BgSave(context.Background()).Err() }) // killed mid-snapshot, often
 }
 
+// afterTwoFlushes is the durable point of the write-behind mode: a flush
+// that started after acked was read has completed once the flush counter
+// moved by two.
+func afterTwoFlushes(t *testing.T, rdb *redis.Client, w *workload) []int64 {
+	acked := w.ackedNow()
+	start := infoField(t, rdb, "sessiond_aof_flushes")
+	deadline := time.Now().Add(10 * time.Second)
+	for infoField(t, rdb, "sessiond_aof_flushes") < start+2 {
+		require.True(t, time.Now().Before(deadline), "no write-behind flush for 10 s")
+		time.Sleep(20 * time.Millisecond)
+	}
+	return acked
+}
+
 func TestCrashEverySec(t *testing.T) {
-	crashRounds(t, 3, []string{"--appendonly", "yes", "--appendfsync", "everysec"},
-		func(t *testing.T, rdb *redis.Client, w *workload) []int64 {
-			// A flush that started after acked was read has completed
-			// once the flush counter moved by two.
-			acked := w.ackedNow()
-			start := infoField(t, rdb, "sessiond_aof_flushes")
-			deadline := time.Now().Add(10 * time.Second)
-			for infoField(t, rdb, "sessiond_aof_flushes") < start+2 {
-				require.True(t, time.Now().Before(deadline), "no write-behind flush for 10 s")
-				time.Sleep(20 * time.Millisecond)
-			}
-			return acked
-		}, nil)
+	crashRounds(t, 3, []string{"--appendonly", "yes", "--appendfsync", "everysec"}, afterTwoFlushes, nil)
 }
 
 func TestCrashAlways(t *testing.T) {
@@ -387,14 +389,6 @@ func TestCrashAlways(t *testing.T) {
 }
 
 func TestCrashDuringCompaction(t *testing.T) {
-	crashRounds(t, 3, []string{"--appendonly", "yes"},
-		func(t *testing.T, rdb *redis.Client, w *workload) []int64 {
-			acked := w.ackedNow()
-			start := infoField(t, rdb, "sessiond_aof_flushes")
-			for infoField(t, rdb, "sessiond_aof_flushes") < start+2 {
-				time.Sleep(20 * time.Millisecond)
-			}
-			return acked
-		},
+	crashRounds(t, 3, []string{"--appendonly", "yes"}, afterTwoFlushes,
 		func(rdb *redis.Client) { _ = rdb.BgRewriteAOF(context.Background()).Err() })
 }

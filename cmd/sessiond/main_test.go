@@ -42,6 +42,26 @@ func startRun(t *testing.T, ctx context.Context, args ...string) (string, <-chan
 	return "", nil
 }
 
+// waitRun waits for run, started by startRun, to return without error
+// after what stopped it.
+func waitRun(t *testing.T, done <-chan error, after string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("run did not return after %s", after)
+	}
+}
+
+// stopRun sends SHUTDOWN and waits for run to return.
+func stopRun(t *testing.T, addr string, done <-chan error) {
+	t.Helper()
+	c := redistest.Dial(t, addr)
+	c.SendCommand("SHUTDOWN")
+	waitRun(t, done, "SHUTDOWN")
+}
+
 func TestRunServesAndStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr, done := startRun(t, ctx, "--port", "0", "--loglevel", "warning")
@@ -49,24 +69,12 @@ func TestRunServesAndStopsOnCancel(t *testing.T) {
 	assert.Equal(t, "+OK\r\n", c.DoString("SET", "sess:1", "v", "EX", "100"))
 	assert.Equal(t, "$1\r\nv\r\n", c.DoString("GET", "sess:1"))
 	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
+	waitRun(t, done, "cancel")
 }
 
 func TestRunStopsOnShutdownCommand(t *testing.T) {
 	addr, done := startRun(t, context.Background(), "--port", "0", "--loglevel", "warning")
-	c := redistest.Dial(t, addr)
-	c.SendCommand("SHUTDOWN")
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return after SHUTDOWN")
-	}
+	stopRun(t, addr, done)
 }
 
 func TestRunPortTaken(t *testing.T) {

@@ -198,8 +198,7 @@ func (p *persistAdapter) SetConfig(name, value string) error {
 	case "save":
 		rules, err := persist.ParseSaveRules(value)
 		if err != nil {
-			//lint:ignore ST1005 Redis's wording, shown to clients as is
-			return errors.New("Invalid save parameters")
+			return err // persist.ErrSaveRules: Redis's wording
 		}
 		p.SetSaveRules(rules)
 		return nil
@@ -298,7 +297,7 @@ func openPersistence(o *options, store *ttl.Store, log *slog.Logger) (*persist.M
 	if err != nil {
 		_ = pm.Close(false)
 		store.Flush(-1)
-		return nil, nil, fmt.Errorf("%w; refusing to start so as not to lose it: move the file away, or start with --discard-unreadable-file to set it aside and start empty", err)
+		return nil, nil, err
 	}
 	store.AddExpired(uint64(st.Expired))
 	log.Info("DB loaded from disk", "file", pm.Path(), "keys", st.Keys, "expired", st.Expired,

@@ -18,19 +18,6 @@ import (
 	"github.com/sessiond/sessiond/internal/redistest"
 )
 
-// stopRun sends SHUTDOWN and waits for run to return.
-func stopRun(t *testing.T, addr string, done <-chan error) {
-	t.Helper()
-	c := redistest.Dial(t, addr)
-	c.SendCommand("SHUTDOWN")
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return after SHUTDOWN")
-	}
-}
-
 func TestRestartKeepsSessions(t *testing.T) {
 	dir := t.TempDir()
 	addr, done := startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
@@ -110,7 +97,7 @@ func TestPersistFlags(t *testing.T) {
 	c := redistest.Dial(t, addr)
 	assert.Contains(t, c.DoString("SAVE"), "persistence is off")
 	cancel()
-	require.NoError(t, <-done)
+	waitRun(t, done, "cancel")
 	entries, err := os.ReadDir(wd)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
@@ -175,8 +162,11 @@ func TestExportSnapshotJSON(t *testing.T) {
 		out.String())
 }
 
-func TestExportSnapshotIntoRedis(t *testing.T) {
-	path := writeDataFile(t, t.TempDir())
+// exportIntoRedis runs export-snapshot on path and loads its output into
+// a fresh redis-server with redis-cli --pipe; it returns the server's
+// address and redis-cli's report.
+func exportIntoRedis(t *testing.T, path string) (addr, report string) {
+	t.Helper()
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"export-snapshot", path}, &out, &bytes.Buffer{}, nil))
 	cli := redistest.RedisCLI(t)
@@ -187,8 +177,14 @@ func TestExportSnapshotIntoRedis(t *testing.T) {
 	cmd.Stdin = &out
 	res, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(res))
-	assert.Contains(t, string(res), "errors: 0, replies: 6")
-	c := redistest.Dial(t, rd.Addr())
+	return rd.Addr(), string(res)
+}
+
+func TestExportSnapshotIntoRedis(t *testing.T) {
+	path := writeDataFile(t, t.TempDir())
+	addr, res := exportIntoRedis(t, path)
+	assert.Contains(t, res, "errors: 0, replies: 6")
+	c := redistest.Dial(t, addr)
 	assert.Equal(t, "$5\r\nalice\r\n", c.DoString("GET", "sess:a"))
 	assert.Equal(t, ":4102444800000\r\n", c.DoString("PEXPIRETIME", "sess:a"))
 	assert.Equal(t, ":-1\r\n", c.DoString("PEXPIRETIME", "sess:b"))
@@ -205,20 +201,20 @@ func TestShutdownSaveAndNoSave(t *testing.T) {
 	c := redistest.Dial(t, addr)
 	c.Do("SET", "k", "1")
 	c.SendCommand("SHUTDOWN")
-	require.NoError(t, <-done)
+	waitRun(t, done, "SHUTDOWN")
 	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir, "--save", "")
 	c = redistest.Dial(t, addr)
 	assert.Equal(t, ":0\r\n", c.DoString("DBSIZE"))
 	c.Do("SET", "k", "2")
 	c.SendCommand("SHUTDOWN", "SAVE")
-	require.NoError(t, <-done)
+	waitRun(t, done, "SHUTDOWN SAVE")
 	// Default rules: a final snapshot, unless SHUTDOWN NOSAVE.
 	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
 	c = redistest.Dial(t, addr)
 	assert.Equal(t, "$1\r\n2\r\n", c.DoString("GET", "k"))
 	c.Do("SET", "k", "3")
 	c.SendCommand("SHUTDOWN", "NOSAVE")
-	require.NoError(t, <-done)
+	waitRun(t, done, "SHUTDOWN NOSAVE")
 	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
 	c = redistest.Dial(t, addr)
 	assert.Equal(t, "$1\r\n2\r\n", c.DoString("GET", "k"))
@@ -290,18 +286,9 @@ func TestExportEveryKindIntoRedis(t *testing.T) {
 		}
 	}
 	stopRun(t, addr, done)
-	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"export-snapshot", filepath.Join(dir, "sessiond.db")}, &out, &bytes.Buffer{}, nil))
-	cli := redistest.RedisCLI(t)
-	rd := redistest.StartRedis(t)
-	host, port, err := net.SplitHostPort(rd.Addr())
-	require.NoError(t, err)
-	cmd := exec.Command(cli, "-h", host, "-p", port, "--pipe")
-	cmd.Stdin = &out
-	res, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(res))
-	assert.Contains(t, string(res), "errors: 0")
-	rc := redistest.Dial(t, rd.Addr())
+	raddr, res := exportIntoRedis(t, filepath.Join(dir, "sessiond.db"))
+	assert.Contains(t, res, "errors: 0")
+	rc := redistest.Dial(t, raddr)
 	for _, ch := range kindsChecks {
 		if ch.cmd[0] == "HPEXPIRETIME" {
 			continue

@@ -310,6 +310,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	}
 	var persistence server.Persistence
 	if pm != nil {
+		defer pm.Close(false) // on early returns; a no-op after the final save below
 		persistence = &persistAdapter{Manager: pm, dir: o.persist.dir, dbfilename: o.persist.dbfilename}
 	}
 	srv, err = server.New(server.Config{
@@ -342,14 +343,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		Persistence:             persistence,
 	}, store)
 	if err != nil {
-		if pm != nil {
-			_ = pm.Close(false)
-		}
 		return err
 	}
 	if pm != nil {
 		src.srv = srv
-		defer pm.Close(false) // on early returns; a no-op after the final save below
 	}
 
 	// Plain TCP on port, unless port is 0 with a TLS port (TLS only, as

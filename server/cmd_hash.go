@@ -62,27 +62,6 @@ const (
 // HFE_MAX_ABS_TIME_MSEC, 2^46-1 ms, in the year 4199).
 const hfeMaxAbsMs = (1<<48 - 1) >> 2
 
-// getHash looks key up. A missing key is (nil, true); a key of another
-// kind gets the WRONGTYPE reply and ok=false. read counts keyspace hits
-// and misses, as Redis's lookupKeyRead does.
-func (c *client) getHash(tx *ttl.Txn, key []byte, read bool) (h *hashObj, ok bool) {
-	e, found := tx.Get(c.db, key)
-	if !found {
-		if read {
-			c.miss()
-		}
-		return nil, true
-	}
-	if read {
-		c.hit()
-	}
-	if e.Kind != kindHash {
-		c.w.Error(errWrongType)
-		return nil, false
-	}
-	return e.Obj.(*hashObj), true
-}
-
 // storeHash stores h under key after a change: a new hash is added, a
 // changed one told to the store (memory, field deadlines), an empty one
 // deleted. It reports whether the key was deleted.
@@ -109,7 +88,7 @@ func (s *Server) hset(c *client, args [][]byte, name string) {
 	key := args[1]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
@@ -143,7 +122,7 @@ func (s *Server) cmdHSetNX(c *client, args [][]byte) {
 	key, f, v := args[1], args[2], args[3]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
@@ -166,7 +145,7 @@ func (s *Server) cmdHSetNX(c *client, args [][]byte) {
 func (s *Server) cmdHGet(c *client, args [][]byte) {
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, args[1], true)
+	h, ok := c.lookupHash(&tx, args[1], true)
 	if !ok {
 		return
 	}
@@ -182,7 +161,7 @@ func (s *Server) cmdHGet(c *client, args [][]byte) {
 func (s *Server) cmdHMGet(c *client, args [][]byte) {
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, args[1], true)
+	h, ok := c.lookupHash(&tx, args[1], true)
 	if !ok {
 		return
 	}
@@ -202,7 +181,7 @@ func (s *Server) cmdHMGet(c *client, args [][]byte) {
 func (s *Server) hgetall(c *client, key []byte, keys, vals bool) {
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, true)
+	h, ok := c.lookupHash(&tx, key, true)
 	if !ok {
 		return
 	}
@@ -237,7 +216,7 @@ func (s *Server) cmdHDel(c *client, args [][]byte) {
 	key := args[1]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
@@ -268,7 +247,7 @@ func (s *Server) cmdHDel(c *client, args [][]byte) {
 func (s *Server) cmdHLen(c *client, args [][]byte) {
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, args[1], true)
+	h, ok := c.lookupHash(&tx, args[1], true)
 	if !ok {
 		return
 	}
@@ -282,7 +261,7 @@ func (s *Server) cmdHLen(c *client, args [][]byte) {
 func (s *Server) cmdHExists(c *client, args [][]byte) {
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, args[1], true)
+	h, ok := c.lookupHash(&tx, args[1], true)
 	if !ok {
 		return
 	}
@@ -298,7 +277,7 @@ func (s *Server) cmdHExists(c *client, args [][]byte) {
 func (s *Server) cmdHStrlen(c *client, args [][]byte) {
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, args[1], true)
+	h, ok := c.lookupHash(&tx, args[1], true)
 	if !ok {
 		return
 	}
@@ -331,7 +310,7 @@ func (s *Server) cmdHIncrBy(c *client, args [][]byte) {
 	}
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
@@ -369,7 +348,7 @@ func (s *Server) cmdHIncrByFloat(c *client, args [][]byte) {
 	}
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
@@ -404,7 +383,7 @@ func (s *Server) cmdHRandField(c *client, args [][]byte) {
 	if len(args) == 2 {
 		tx := s.store.Lock(key)
 		defer tx.Unlock()
-		h, ok := c.getHash(&tx, key, true)
+		h, ok := c.lookupHash(&tx, key, true)
 		if !ok {
 			return
 		}
@@ -441,7 +420,7 @@ func (s *Server) cmdHRandField(c *client, args [][]byte) {
 	}
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, true)
+	h, ok := c.lookupHash(&tx, key, true)
 	if !ok {
 		return
 	}
@@ -521,7 +500,7 @@ func (s *Server) cmdHScan(c *client, args [][]byte) {
 	}
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, true)
+	h, ok := c.lookupHash(&tx, key, true)
 	if !ok {
 		return
 	}
@@ -603,7 +582,7 @@ func (s *Server) hexpire(c *client, args [][]byte, name string, seconds, relativ
 	key := args[1]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
@@ -730,7 +709,7 @@ func (s *Server) httl(c *client, args [][]byte, ms, abs bool) {
 	key := args[1]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, true)
+	h, ok := c.lookupHash(&tx, key, true)
 	if !ok {
 		return
 	}
@@ -775,7 +754,7 @@ func (s *Server) cmdHPersist(c *client, args [][]byte) {
 	key := args[1]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}

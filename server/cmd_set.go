@@ -36,28 +36,6 @@ func (s *Server) setCommands() []*command {
 	}
 }
 
-// lookupSet finds the set under key. It returns nil for a missing key;
-// for a key of another type it writes WRONGTYPE and returns ok=false.
-// read counts the lookup in keyspace_hits/misses, as Redis's read lookups
-// do.
-func (c *client) lookupSet(tx *ttl.Txn, key []byte, read bool) (set *setObj, ok bool) {
-	e, found := tx.Get(c.db, key)
-	if !found {
-		if read {
-			c.miss()
-		}
-		return nil, true
-	}
-	if read {
-		c.hit()
-	}
-	if e.Kind != kindSet {
-		c.w.Error(errWrongType)
-		return nil, false
-	}
-	return e.Obj.(*setObj), true
-}
-
 // setModified finishes an in-place change of the set under key: an empty
 // set is deleted (with the "del" event), else its memory is accounted.
 // It reports whether the key was deleted.
@@ -444,21 +422,11 @@ func distinctRandom(set *setObj, count int) []string {
 func (c *client) lookupSets(tx *ttl.Txn, keys [][]byte, read bool) ([]*setObj, bool) {
 	sets := make([]*setObj, len(keys))
 	for i, k := range keys {
-		e, found := tx.Get(c.db, k)
-		if !found {
-			if read {
-				c.miss()
-			}
-			continue
-		}
-		if read {
-			c.hit()
-		}
-		if e.Kind != kindSet {
-			c.w.Error(errWrongType)
+		set, ok := c.lookupSet(tx, k, read)
+		if !ok {
 			return nil, false
 		}
-		sets[i] = e.Obj.(*setObj)
+		sets[i] = set
 	}
 	return sets, true
 }

@@ -47,17 +47,7 @@ func (c *client) miss() { atomic.AddInt64(&c.stats.misses, 1) }
 // getString looks key up for reading: it writes the WRONGTYPE error itself
 // and reports ok=false for it; a missing key is found=false, ok=true.
 func (c *client) getString(tx *ttl.Txn, key []byte) (e ttl.Entry, found, ok bool) {
-	e, found = tx.Get(c.db, key)
-	if !found {
-		c.miss()
-		return e, false, true
-	}
-	c.hit()
-	if e.Kind != kindString {
-		c.w.Error(errWrongType)
-		return e, true, false
-	}
-	return e, true, true
+	return c.lookupEntry(tx, key, kindString, true)
 }
 
 func (s *Server) cmdGet(c *client, args [][]byte) {

@@ -38,27 +38,6 @@ func (s *Server) zsetCommands() []*command {
 	}
 }
 
-// lookupZSet finds the sorted set under key: nil for a missing key,
-// ok=false after writing WRONGTYPE for another type. read counts the
-// lookup in keyspace_hits/misses.
-func (c *client) lookupZSet(tx *ttl.Txn, key []byte, read bool) (z *zsetObj, ok bool) {
-	e, found := tx.Get(c.db, key)
-	if !found {
-		if read {
-			c.miss()
-		}
-		return nil, true
-	}
-	if read {
-		c.hit()
-	}
-	if e.Kind != kindZSet {
-		c.w.Error(errWrongType)
-		return nil, false
-	}
-	return e.Obj.(*zsetObj), true
-}
-
 // zsetModified finishes an in-place change that removed members: the
 // event, and the key's deletion (with "del") when the set is empty.
 func (c *client) zsetModified(tx *ttl.Txn, key []byte, z *zsetObj, event string) {

@@ -28,3 +28,46 @@ func typeName(k ttl.Kind) string {
 	}
 	return "none"
 }
+
+// lookupEntry looks key up for a command on values of kind. A missing key
+// is found=false, ok=true; a key of another kind gets the WRONGTYPE reply
+// and ok=false. read counts keyspace hits and misses, as Redis's
+// lookupKeyRead does (write lookups do not).
+func (c *client) lookupEntry(tx *ttl.Txn, key []byte, kind ttl.Kind, read bool) (e ttl.Entry, found, ok bool) {
+	e, found = tx.Get(c.db, key)
+	if read {
+		if found {
+			c.hit()
+		} else {
+			c.miss()
+		}
+	}
+	if found && e.Kind != kind {
+		c.w.Error(errWrongType)
+		return e, true, false
+	}
+	return e, found, true
+}
+
+// lookupKind is lookupEntry for an object kind: the object under key, the
+// zero T (nil) for a missing key, ok=false after the WRONGTYPE reply.
+func lookupKind[T ttl.Object](c *client, tx *ttl.Txn, key []byte, kind ttl.Kind, read bool) (obj T, ok bool) {
+	e, found, ok := c.lookupEntry(tx, key, kind, read)
+	if !found || !ok {
+		return obj, ok
+	}
+	return e.Obj.(T), true
+}
+
+// The lookups of the object kinds.
+func (c *client) lookupHash(tx *ttl.Txn, key []byte, read bool) (*hashObj, bool) {
+	return lookupKind[*hashObj](c, tx, key, kindHash, read)
+}
+
+func (c *client) lookupSet(tx *ttl.Txn, key []byte, read bool) (*setObj, bool) {
+	return lookupKind[*setObj](c, tx, key, kindSet, read)
+}
+
+func (c *client) lookupZSet(tx *ttl.Txn, key []byte, read bool) (*zsetObj, bool) {
+	return lookupKind[*zsetObj](c, tx, key, kindZSet, read)
+}

@@ -62,24 +62,6 @@ const (
 // HFE_MAX_ABS_TIME_MSEC, 2^46-1 ms, in the year 4199).
 const hfeMaxAbsMs = (1<<48 - 1) >> 2
 
-// storeHash stores h under key after a change: a new hash is added, a
-// changed one told to the store (memory, field deadlines), an empty one
-// deleted. It reports whether the key was deleted.
-func (c *client) storeHash(tx *ttl.Txn, key []byte, h *hashObj, isNew bool) (deleted bool) {
-	switch {
-	case h.len() == 0:
-		if !isNew {
-			tx.Delete(c.db, key)
-		}
-		return !isNew
-	case isNew:
-		tx.SetObject(c.db, key, kindHash, h, 0)
-	default:
-		tx.Touched(c.db, key)
-	}
-	return false
-}
-
 func (s *Server) hset(c *client, args [][]byte, name string) {
 	if len(args)%2 == 1 {
 		c.w.Error(wrongArgs(name))
@@ -106,13 +88,12 @@ func (s *Server) hset(c *client, args [][]byte, name string) {
 			created++
 		}
 	}
-	c.storeHash(&tx, key, h, isNew)
+	c.objectWritten(&tx, key, kindHash, h, isNew, evHash, "hset")
 	if name == "hset" {
 		c.w.Int(created)
 	} else {
 		c.w.OK()
 	}
-	c.changed(evHash, "hset", c.db, key)
 }
 
 func (s *Server) cmdHSet(c *client, args [][]byte)  { s.hset(c, args, "hset") }
@@ -132,14 +113,8 @@ func (s *Server) cmdHSetNX(c *client, args [][]byte) {
 			return
 		}
 	}
-	isNew := h == nil
-	if isNew {
-		h = newHash(packedSize(len(f), len(v), false))
-	}
-	h.set(f, v, false)
-	c.storeHash(&tx, key, h, isNew)
+	c.setField(&tx, key, h, f, v, "hset")
 	c.w.Int(1)
-	c.changed(evHash, "hset", c.db, key)
 }
 
 func (s *Server) cmdHGet(c *client, args [][]byte) {
@@ -237,11 +212,7 @@ func (s *Server) cmdHDel(c *client, args [][]byte) {
 	if deleted == 0 {
 		return
 	}
-	removed := c.storeHash(&tx, key, h, false)
-	c.changed(evHash, "hdel", c.db, key)
-	if removed {
-		c.event(evGeneric, "del", c.db, key)
-	}
+	c.objectShrunk(&tx, key, h.len() == 0, evHash, "hdel")
 }
 
 func (s *Server) cmdHLen(c *client, args [][]byte) {
@@ -290,15 +261,16 @@ func (s *Server) cmdHStrlen(c *client, args [][]byte) {
 	c.w.Int(0)
 }
 
-// setCounter stores the new value of a counter field (HINCRBY,
-// HINCRBYFLOAT), keeping its deadline as Redis 7.4 does.
-func (c *client) setCounter(tx *ttl.Txn, key []byte, h *hashObj, f, v []byte) {
+// setField sets field f of h, the hash under key (nil: none yet), to v and
+// publishes event. An existing field keeps its deadline, as HINCRBY and
+// HINCRBYFLOAT do in Redis 7.4 (HSETNX sets only new fields).
+func (c *client) setField(tx *ttl.Txn, key []byte, h *hashObj, f, v []byte, event string) {
 	isNew := h == nil
 	if isNew {
 		h = newHash(packedSize(len(f), len(v), false))
 	}
 	h.set(f, v, true)
-	c.storeHash(tx, key, h, isNew)
+	c.objectWritten(tx, key, kindHash, h, isNew, evHash, event)
 }
 
 func (s *Server) cmdHIncrBy(c *client, args [][]byte) {
@@ -329,10 +301,9 @@ func (s *Server) cmdHIncrBy(c *client, args [][]byte) {
 	}
 	cur += incr
 	buf := strconv.AppendInt(c.tmp[:0], cur, 10)
-	c.setCounter(&tx, key, h, f, buf)
+	c.setField(&tx, key, h, f, buf, "hincrby")
 	c.tmp = buf[:0]
 	c.w.Int(cur)
-	c.changed(evHash, "hincrby", c.db, key)
 }
 
 func (s *Server) cmdHIncrByFloat(c *client, args [][]byte) {
@@ -372,10 +343,9 @@ func (s *Server) cmdHIncrByFloat(c *client, args [][]byte) {
 	}
 	out := formatLongDouble(sum)
 	buf := append(c.tmp[:0], out...)
-	c.setCounter(&tx, key, h, f, buf)
+	c.setField(&tx, key, h, f, buf, "hincrbyfloat")
 	c.tmp = buf[:0]
 	c.w.BulkString(out)
-	c.changed(evHash, "hincrbyfloat", c.db, key)
 }
 
 func (s *Server) cmdHRandField(c *client, args [][]byte) {
@@ -660,15 +630,11 @@ func (s *Server) hexpire(c *client, args [][]byte, name string, seconds, relativ
 	if updated+deleted == 0 {
 		return
 	}
-	removed := c.storeHash(&tx, key, h, false)
+	event := "hexpire"
 	if deleted > 0 {
-		c.changed(evHash, "hdel", c.db, key)
-	} else {
-		c.changed(evHash, "hexpire", c.db, key)
+		event = "hdel"
 	}
-	if removed {
-		c.event(evGeneric, "del", c.db, key)
-	}
+	c.objectShrunk(&tx, key, h.len() == 0, evHash, event)
 }
 
 // parseFields checks "FIELDS numfields field..." at args[at:] and returns
@@ -782,8 +748,7 @@ func (s *Server) cmdHPersist(c *client, args [][]byte) {
 		}
 	}
 	if changed {
-		tx.Touched(c.db, key)
-		c.changed(evHash, "hpersist", c.db, key)
+		c.objectWritten(&tx, key, kindHash, h, false, evHash, "hpersist")
 	}
 }
 

@@ -36,18 +36,6 @@ func (s *Server) setCommands() []*command {
 	}
 }
 
-// setModified finishes an in-place change of the set under key: an empty
-// set is deleted (with the "del" event), else its memory is accounted.
-// It reports whether the key was deleted.
-func (c *client) setModified(tx *ttl.Txn, key []byte, set *setObj) bool {
-	if set.card() == 0 {
-		tx.Delete(c.db, key)
-		return true
-	}
-	tx.Touched(c.db, key)
-	return false
-}
-
 func (s *Server) cmdSAdd(c *client, args [][]byte) {
 	key := args[1]
 	tx := s.store.Lock(key)
@@ -66,13 +54,8 @@ func (s *Server) cmdSAdd(c *client, args [][]byte) {
 			added++
 		}
 	}
-	if created {
-		tx.SetObject(c.db, key, kindSet, set, 0)
-	} else if added > 0 {
-		tx.Touched(c.db, key)
-	}
-	if added > 0 {
-		c.changed(evSet, "sadd", c.db, key)
+	if added > 0 { // a new set gains its first member
+		c.objectWritten(&tx, key, kindSet, set, created, evSet, "sadd")
 	}
 	c.w.Int(added)
 }
@@ -99,11 +82,7 @@ func (s *Server) cmdSRem(c *client, args [][]byte) {
 		}
 	}
 	if removed > 0 {
-		deleted := c.setModified(&tx, key, set)
-		c.changed(evSet, "srem", c.db, key)
-		if deleted {
-			c.event(evGeneric, "del", c.db, key)
-		}
+		c.objectShrunk(&tx, key, set.card() == 0, evSet, "srem")
 	}
 	c.w.Int(removed)
 }
@@ -312,7 +291,9 @@ func (s *Server) cmdSPop(c *client, args [][]byte) {
 		c.w.BulkString(m)
 	} else if count >= int64(set.card()) {
 		c.writeSetMembers(set.members())
-		set = &setObj{}
+		// The key goes as a whole: the set is left as it is.
+		c.objectShrunk(&tx, key, true, evSet, "spop")
+		return
 	} else {
 		popped := make([]string, 0, count)
 		for range count {
@@ -322,11 +303,7 @@ func (s *Server) cmdSPop(c *client, args [][]byte) {
 		}
 		c.writeSetMembers(popped)
 	}
-	deleted := c.setModified(&tx, key, set)
-	c.changed(evSet, "spop", c.db, key)
-	if deleted {
-		c.event(evGeneric, "del", c.db, key)
-	}
+	c.objectShrunk(&tx, key, set.card() == 0, evSet, "spop")
 }
 
 func (s *Server) cmdSRandMember(c *client, args [][]byte) {
@@ -647,24 +624,15 @@ func (s *Server) cmdSMove(c *client, args [][]byte) {
 		c.w.Int(0)
 		return
 	}
-	deleted := c.setModified(&tx, src, from)
-	c.changed(evSet, "srem", c.db, src)
-	if deleted {
-		c.event(evGeneric, "del", c.db, src)
-	}
+	c.objectShrunk(&tx, src, from.card() == 0, evSet, "srem")
 	created := to == nil
 	if created {
 		to = newSetFor(member)
 	}
-	added := to.add(member)
-	if created {
-		tx.SetObject(c.db, dst, kindSet, to, 0)
-	} else if added {
-		tx.Touched(c.db, dst)
-	}
-	c.signal(c.db, dst)
-	if added {
-		c.event(evSet, "sadd", c.db, dst)
+	if to.add(member) { // always for a new set
+		c.objectWritten(&tx, dst, kindSet, to, created, evSet, "sadd")
+	} else {
+		c.signal(c.db, dst) // as Redis: dst is signalled even when unchanged
 	}
 	c.w.Int(1)
 }

@@ -38,19 +38,6 @@ func (s *Server) zsetCommands() []*command {
 	}
 }
 
-// zsetModified finishes an in-place change that removed members: the
-// event, and the key's deletion (with "del") when the set is empty.
-func (c *client) zsetModified(tx *ttl.Txn, key []byte, z *zsetObj, event string) {
-	if z.card() == 0 {
-		tx.Delete(c.db, key)
-		c.changed(evZSet, event, c.db, key)
-		c.event(evGeneric, "del", c.db, key)
-		return
-	}
-	tx.Touched(c.db, key)
-	c.changed(evZSet, event, c.db, key)
-}
-
 const (
 	errZAddXXNX   = "ERR XX and NX options at the same time are not compatible"
 	errZAddGTLTNX = "ERR GT, LT, and/or NX options at the same time are not compatible"
@@ -144,12 +131,6 @@ options:
 			}
 			score = newScore
 		}
-		switch {
-		case created && z.card() > 0:
-			tx.SetObject(c.db, key, kindZSet, z, 0)
-		case !created && added+updated > 0:
-			tx.Touched(c.db, key)
-		}
 	}
 	if incr {
 		if processed > 0 {
@@ -162,12 +143,12 @@ options:
 	} else {
 		c.w.Int(added)
 	}
-	if added+updated > 0 {
+	if added+updated > 0 { // always for a new set: its first member is added
+		event := "zadd"
 		if incr {
-			c.changed(evZSet, "zincr", c.db, key)
-		} else {
-			c.changed(evZSet, "zadd", c.db, key)
+			event = "zincr"
 		}
+		c.objectWritten(&tx, key, kindZSet, z, created, evZSet, event)
 	}
 }
 
@@ -196,7 +177,7 @@ func (s *Server) cmdZRem(c *client, args [][]byte) {
 		}
 	}
 	if removed > 0 {
-		c.zsetModified(&tx, key, z, "zrem")
+		c.objectShrunk(&tx, key, z.card() == 0, evZSet, "zrem")
 	}
 	c.w.Int(removed)
 }
@@ -610,7 +591,7 @@ func (s *Server) zremRange(c *client, args [][]byte, rtype int) {
 		}
 	}
 	if removed > 0 {
-		c.zsetModified(&tx, key, z, event)
+		c.objectShrunk(&tx, key, z.card() == 0, evZSet, event)
 	}
 	c.w.Int(int64(removed))
 }
@@ -799,7 +780,7 @@ func (s *Server) zpop(c *client, args [][]byte, fromMax bool) {
 	if fromMax {
 		event = "zpopmax"
 	}
-	c.zsetModified(&tx, key, z, event)
+	c.objectShrunk(&tx, key, z.card() == 0, evZSet, event)
 }
 
 func (s *Server) cmdZPopMin(c *client, args [][]byte) { s.zpop(c, args, false) }

@@ -71,3 +71,31 @@ func (c *client) lookupSet(tx *ttl.Txn, key []byte, read bool) (*setObj, bool) {
 func (c *client) lookupZSet(tx *ttl.Txn, key []byte, read bool) (*zsetObj, bool) {
 	return lookupKind[*zsetObj](c, tx, key, kindZSet, read)
 }
+
+// objectWritten finishes a write that added to or changed obj, the object
+// under key: a new object is stored (without a deadline), a changed one
+// told to the store (Txn.Touched: memory, part deadlines); then the event.
+func (c *client) objectWritten(tx *ttl.Txn, key []byte, kind ttl.Kind, obj ttl.Object, isNew bool, class eventClass, event string) {
+	if isNew {
+		tx.SetObject(c.db, key, kind, obj, 0)
+	} else {
+		tx.Touched(c.db, key)
+	}
+	c.changed(class, event, c.db, key)
+}
+
+// objectShrunk finishes a write that removed parts (fields, members) of the
+// object under key: the key goes when the object is empty, as Redis keeps
+// no empty collection, else the store is told (Txn.Touched); then the
+// event, and "del" after it when the key went.
+func (c *client) objectShrunk(tx *ttl.Txn, key []byte, empty bool, class eventClass, event string) {
+	if empty {
+		tx.Delete(c.db, key)
+	} else {
+		tx.Touched(c.db, key)
+	}
+	c.changed(class, event, c.db, key)
+	if empty {
+		c.event(evGeneric, "del", c.db, key)
+	}
+}

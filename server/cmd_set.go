@@ -460,7 +460,7 @@ func (s *Server) sinter(c *client, keys [][]byte, dst []byte) {
 			c.w.Set(0)
 			return
 		}
-		c.storeSet(&tx, dst, nil, "sinterstore")
+		c.storeResult(&tx, dst, kindSet, nil, 0, evSet, "sinterstore")
 		return
 	}
 	members := intersect(sets, 0)
@@ -472,7 +472,7 @@ func (s *Server) sinter(c *client, keys [][]byte, dst []byte) {
 	for _, m := range members {
 		res.addString(m)
 	}
-	c.storeSet(&tx, dst, res, "sinterstore")
+	c.storeResult(&tx, dst, kindSet, res, res.card(), evSet, "sinterstore")
 }
 
 // lockSetKeys locks keys and, when not nil, dst.
@@ -484,22 +484,6 @@ func (s *Server) lockSetKeys(c *client, dst []byte, keys [][]byte) ttl.Txn {
 	all = append(all, keys...)
 	c.keyScratch = all[:0]
 	return s.store.LockKeys(all...)
-}
-
-// storeSet writes a STORE command's result: a non-empty set replaces dst
-// (without a TTL, as Redis's setKey), an empty one deletes it. It replies
-// with the cardinality.
-func (c *client) storeSet(tx *ttl.Txn, dst []byte, res *setObj, event string) {
-	if res == nil || res.card() == 0 {
-		if tx.Delete(c.db, dst) {
-			c.changed(evGeneric, "del", c.db, dst)
-		}
-		c.w.Int(0)
-		return
-	}
-	tx.SetObject(c.db, dst, kindSet, res, 0)
-	c.w.Int(int64(res.card()))
-	c.changed(evSet, event, c.db, dst)
 }
 
 const (
@@ -543,7 +527,7 @@ func (s *Server) sunionDiff(c *client, keys [][]byte, dst []byte, op int) {
 	if op == setOpDiff {
 		event = "sdiffstore"
 	}
-	c.storeSet(&tx, dst, res, event)
+	c.storeResult(&tx, dst, kindSet, res, res.card(), evSet, event)
 }
 
 func (s *Server) cmdSInter(c *client, args [][]byte)      { s.sinter(c, args[1:], nil) }

@@ -406,7 +406,7 @@ func (s *Server) zrangeGeneric(c *client, args [][]byte, start int, dst []byte, 
 		zrangeByRange(&sink, z, rng, offset, limit, reverse)
 	}
 	if store {
-		c.storeZSet(&tx, dst, sink.store, "zrangestore")
+		c.storeResult(&tx, dst, kindZSet, sink.store, sink.store.card(), evZSet, "zrangestore")
 	}
 }
 
@@ -475,21 +475,6 @@ func zrangeByRange(k *zrangeSink, z *zsetObj, r zrange, offset, limit int64, rev
 		x = z.zsl.byRank(lo + int(offset))
 	}
 	k.emitRun(x, int(n), reverse)
-}
-
-// storeZSet writes a STORE command's result: a non-empty set replaces dst
-// (without TTL), an empty one deletes it. It replies with the cardinality.
-func (c *client) storeZSet(tx *ttl.Txn, dst []byte, res *zsetObj, event string) {
-	if res.card() == 0 {
-		if tx.Delete(c.db, dst) {
-			c.changed(evGeneric, "del", c.db, dst)
-		}
-		c.w.Int(0)
-		return
-	}
-	tx.SetObject(c.db, dst, kindZSet, res, 0)
-	c.w.Int(int64(res.card()))
-	c.changed(evZSet, event, c.db, dst)
 }
 
 func (s *Server) cmdZRange(c *client, args [][]byte) {

@@ -99,3 +99,20 @@ func (c *client) objectShrunk(tx *ttl.Txn, key []byte, empty bool, class eventCl
 		c.event(evGeneric, "del", c.db, key)
 	}
 }
+
+// storeResult writes the result of a STORE command (SINTERSTORE,
+// ZRANGESTORE, ...), res of n members, to dst: a non-empty result replaces
+// dst (without a deadline, as Redis's setKey), an empty one deletes it. It
+// replies with n.
+func (c *client) storeResult(tx *ttl.Txn, dst []byte, kind ttl.Kind, res ttl.Object, n int, class eventClass, event string) {
+	if n == 0 {
+		if tx.Delete(c.db, dst) {
+			c.changed(evGeneric, "del", c.db, dst)
+		}
+		c.w.Int(0)
+		return
+	}
+	tx.SetObject(c.db, dst, kind, res, 0)
+	c.w.Int(int64(n))
+	c.changed(class, event, c.db, dst)
+}

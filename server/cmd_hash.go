@@ -475,63 +475,29 @@ func (s *Server) cmdHScan(c *client, args [][]byte) {
 		return
 	}
 	if h == nil {
-		c.w.Array(2)
-		c.w.BulkString("0")
-		c.w.Array(0)
+		c.writeScanReply(0, nil)
 		return
 	}
 	// Options come after the lookup, as in Redis.
-	count := int64(10)
-	var pat []byte
-	noValues := false
-	for j := 3; j < len(args); j++ {
-		more := len(args) - j - 1
-		switch {
-		case eqFold(args[j], "count") && more >= 1:
-			n, ok := parseInt(args[j+1])
-			if !ok {
-				c.w.Error(errNotInt)
-				return
-			}
-			if n < 1 {
-				c.w.Error(errSyntax)
-				return
-			}
-			count = n
-			j++
-		case eqFold(args[j], "match") && more >= 1:
-			pat = args[j+1]
-			if len(pat) == 1 && pat[0] == '*' {
-				pat = nil
-			}
-			j++
-		case eqFold(args[j], "novalues"):
-			noValues = true
-		default:
-			c.w.Error(errSyntax)
-			return
-		}
+	opts, ok := parseScanOpts(c, args[3:], scanOptNoValues)
+	if !ok {
+		return
 	}
 	// The reply's length comes first, and MATCH filters: collect, then write.
-	type fv struct{ f, v []byte }
-	var found []fv
-	next := h.scan(cursor, int(min(count, 1<<20)), func(f, v []byte) {
-		if pat == nil || globMatch(pat, f, false) {
-			found = append(found, fv{f, v})
+	var items [][]byte
+	next := h.scan(cursor, min(opts.count, 1<<20), func(f, v []byte) {
+		if opts.matches(f) {
+			items = append(items, f)
+			if !opts.noValues {
+				items = append(items, v)
+			}
 		}
 	})
 	c.w.Array(2)
 	c.w.BulkString(strconv.FormatUint(next, 10))
-	if noValues {
-		c.w.Array(len(found))
-	} else {
-		c.w.Array(2 * len(found))
-	}
-	for _, e := range found {
-		c.w.Bulk(e.f)
-		if !noValues {
-			c.w.Bulk(e.v)
-		}
+	c.w.Array(len(items))
+	for _, it := range items {
+		c.w.Bulk(it)
 	}
 }
 

@@ -144,45 +144,6 @@ func (s *Server) cmdSCard(c *client, args [][]byte) {
 	c.w.Int(int64(set.card()))
 }
 
-// collScanOpts are the options of SSCAN and ZSCAN.
-type collScanOpts struct {
-	count int
-	match []byte // nil: everything
-}
-
-// parseCollScanOpts parses SSCAN/ZSCAN's options from args (after the
-// cursor), writing the error reply on failure.
-func parseCollScanOpts(c *client, args [][]byte) (collScanOpts, bool) {
-	o := collScanOpts{count: 10}
-	for j := 0; j < len(args); j++ {
-		more := len(args) - j - 1
-		switch {
-		case eqFold(args[j], "count") && more >= 1:
-			n, ok := parseInt(args[j+1])
-			if !ok {
-				c.w.Error(errNotInt)
-				return o, false
-			}
-			if n < 1 {
-				c.w.Error(errSyntax)
-				return o, false
-			}
-			o.count = int(min(n, 1<<30))
-			j++
-		case eqFold(args[j], "match") && more >= 1:
-			o.match = args[j+1]
-			if len(o.match) == 1 && o.match[0] == '*' {
-				o.match = nil
-			}
-			j++
-		default:
-			c.w.Error(errSyntax)
-			return o, false
-		}
-	}
-	return o, true
-}
-
 // scanTab runs one SSCAN/ZSCAN step over a member table: whole buckets
 // until about count entries were seen or ten times count buckets were
 // visited, as Redis's scanGenericCommand does. fn receives each entry.
@@ -198,16 +159,6 @@ func scanTab[V any](t *memberTab[V], cursor uint64, count int, fn func(e *member
 		if cursor == 0 || seen >= count || maxBuckets <= 0 {
 			return cursor
 		}
-	}
-}
-
-// writeScanReply writes [cursor, items].
-func (c *client) writeScanReply(cursor uint64, items []string) {
-	c.w.Array(2)
-	c.w.BulkString(strconv.FormatUint(cursor, 10))
-	c.w.Array(len(items))
-	for _, it := range items {
-		c.w.BulkString(it)
 	}
 }
 
@@ -227,13 +178,13 @@ func (s *Server) cmdSScan(c *client, args [][]byte) {
 		c.writeScanReply(0, nil)
 		return
 	}
-	opts, ok := parseCollScanOpts(c, args[3:])
+	opts, ok := parseScanOpts(c, args[3:], 0)
 	if !ok {
 		return
 	}
 	var items []string
 	keep := func(m string) {
-		if opts.match == nil || globMatch(opts.match, []byte(m), false) {
+		if opts.matches(stringBytes(m)) {
 			items = append(items, m)
 		}
 	}

@@ -693,13 +693,13 @@ func (s *Server) cmdZScan(c *client, args [][]byte) {
 		c.writeScanReply(0, nil)
 		return
 	}
-	opts, ok := parseCollScanOpts(c, args[3:])
+	opts, ok := parseScanOpts(c, args[3:], 0)
 	if !ok {
 		return
 	}
 	var items []string
 	keep := func(n *znode) {
-		if opts.match == nil || globMatch(opts.match, []byte(n.member), false) {
+		if opts.matches(stringBytes(n.member)) {
 			var tmp [32]byte
 			items = append(items, n.member, string(resp.AppendDouble(tmp[:0], n.score)))
 		}

@@ -332,16 +332,11 @@ func (s *Server) cmdHIncrByFloat(c *client, args [][]byte) {
 			}
 		}
 	}
-	if cur.IsInf() {
+	out, ok := addLongDouble(cur, incr)
+	if !ok {
 		c.w.Error(errNaNInf)
 		return
 	}
-	sum := new(big.Float).SetPrec(longDoublePrec).SetMode(big.ToNearestEven).Add(cur, incr)
-	if sum.MantExp(nil) > longDoubleMaxExp {
-		c.w.Error(errNaNInf)
-		return
-	}
-	out := formatLongDouble(sum)
 	buf := append(c.tmp[:0], out...)
 	c.setField(&tx, key, h, f, buf, "hincrbyfloat")
 	c.tmp = buf[:0]

@@ -658,19 +658,28 @@ func (s *Server) cmdIncrByFloat(c *client, args [][]byte) {
 		}
 		cur = v
 	}
-	if cur.IsInf() || incr.IsInf() {
+	out, ok := addLongDouble(cur, incr)
+	if !ok {
 		c.w.Error(errNaNInf)
 		return
 	}
-	sum := new(big.Float).SetPrec(longDoublePrec).SetMode(big.ToNearestEven).Add(cur, incr)
-	if sum.MantExp(nil) > longDoubleMaxExp {
-		c.w.Error(errNaNInf)
-		return
-	}
-	out := formatLongDouble(sum)
 	tx.Set(c.db, args[1], kindString, []byte(out), e.Deadline)
 	c.changed(evString, "incrbyfloat", c.db, args[1])
 	c.w.BulkString(out)
+}
+
+// addLongDouble adds incr to cur in the x87 long double arithmetic of
+// Redis's INCRBYFLOAT and HINCRBYFLOAT and formats the sum; ok is false
+// (errNaNInf) when either is infinite or the sum overflows.
+func addLongDouble(cur, incr *big.Float) (string, bool) {
+	if cur.IsInf() || incr.IsInf() {
+		return "", false
+	}
+	sum := new(big.Float).SetPrec(longDoublePrec).SetMode(big.ToNearestEven).Add(cur, incr)
+	if sum.MantExp(nil) > longDoubleMaxExp {
+		return "", false
+	}
+	return formatLongDouble(sum), true
 }
 
 // formatLongDouble renders like Redis's "human friendly" ld2string:

@@ -107,11 +107,9 @@ func (s *Server) cmdHSetNX(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
-	if h != nil {
-		if _, exists := h.get(f); exists {
-			c.w.Int(0)
-			return
-		}
+	if _, exists := h.get(f); exists {
+		c.w.Int(0)
+		return
 	}
 	c.setField(&tx, key, h, f, v, "hset")
 	c.w.Int(1)
@@ -124,13 +122,11 @@ func (s *Server) cmdHGet(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
-	if h != nil {
-		if v, found := h.get(args[2]); found {
-			c.w.Bulk(v)
-			return
-		}
+	if v, found := h.get(args[2]); found {
+		c.w.Bulk(v)
+	} else {
+		c.w.Null()
 	}
-	c.w.Null()
 }
 
 func (s *Server) cmdHMGet(c *client, args [][]byte) {
@@ -142,13 +138,11 @@ func (s *Server) cmdHMGet(c *client, args [][]byte) {
 	}
 	c.w.Array(len(args) - 2)
 	for _, f := range args[2:] {
-		if h != nil {
-			if v, found := h.get(f); found {
-				c.w.Bulk(v)
-				continue
-			}
+		if v, found := h.get(f); found {
+			c.w.Bulk(v)
+		} else {
+			c.w.Null()
 		}
-		c.w.Null()
 	}
 }
 
@@ -160,17 +154,10 @@ func (s *Server) hgetall(c *client, key []byte, keys, vals bool) {
 	if !ok {
 		return
 	}
-	n := 0
-	if h != nil {
-		n = h.len()
-	}
 	if keys && vals {
-		c.w.Map(n)
+		c.w.Map(h.len())
 	} else {
-		c.w.Array(n)
-	}
-	if h == nil {
-		return
+		c.w.Array(h.len())
 	}
 	h.each(func(f, v []byte, _ int64) bool {
 		if keys {
@@ -222,10 +209,6 @@ func (s *Server) cmdHLen(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
-	if h == nil {
-		c.w.Int(0)
-		return
-	}
 	c.w.Int(int64(h.len()))
 }
 
@@ -236,13 +219,11 @@ func (s *Server) cmdHExists(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
-	if h != nil {
-		if _, found := h.get(args[2]); found {
-			c.w.Int(1)
-			return
-		}
+	if _, found := h.get(args[2]); found {
+		c.w.Int(1)
+	} else {
+		c.w.Int(0)
 	}
-	c.w.Int(0)
 }
 
 func (s *Server) cmdHStrlen(c *client, args [][]byte) {
@@ -252,13 +233,8 @@ func (s *Server) cmdHStrlen(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
-	if h != nil {
-		if v, found := h.get(args[2]); found {
-			c.w.Int(int64(len(v)))
-			return
-		}
-	}
-	c.w.Int(0)
+	v, _ := h.get(args[2])
+	c.w.Int(int64(len(v)))
 }
 
 // setField sets field f of h, the hash under key (nil: none yet), to v and
@@ -287,12 +263,10 @@ func (s *Server) cmdHIncrBy(c *client, args [][]byte) {
 		return
 	}
 	var cur int64
-	if h != nil {
-		if v, found := h.get(f); found {
-			if cur, ok = parseInt(v); !ok {
-				c.w.Error(errHashNotInt)
-				return
-			}
+	if v, found := h.get(f); found {
+		if cur, ok = parseInt(v); !ok {
+			c.w.Error(errHashNotInt)
+			return
 		}
 	}
 	if (incr < 0 && cur < 0 && incr < math.MinInt64-cur) || (incr > 0 && cur > 0 && incr > math.MaxInt64-cur) {
@@ -324,12 +298,10 @@ func (s *Server) cmdHIncrByFloat(c *client, args [][]byte) {
 		return
 	}
 	cur := new(big.Float).SetPrec(longDoublePrec)
-	if h != nil {
-		if v, found := h.get(f); found {
-			if cur, ok = parseLongDouble(v); !ok {
-				c.w.Error(errHashNotFloat)
-				return
-			}
+	if v, found := h.get(f); found {
+		if cur, ok = parseLongDouble(v); !ok {
+			c.w.Error(errHashNotFloat)
+			return
 		}
 	}
 	out, ok := addLongDouble(cur, incr)
@@ -563,12 +535,6 @@ func (s *Server) hexpire(c *client, args [][]byte, name string, seconds, relativ
 		return
 	}
 	c.w.Array(len(fields))
-	if h == nil {
-		for range fields {
-			c.w.Int(-2)
-		}
-		return
-	}
 	updated, deleted := 0, 0
 	for _, f := range fields {
 		dl, exists := h.deadline(f)
@@ -647,11 +613,7 @@ func (s *Server) httl(c *client, args [][]byte, ms, abs bool) {
 	now := tx.Now()
 	c.w.Array(len(fields))
 	for _, f := range fields {
-		var dl int64
-		exists := false
-		if h != nil {
-			dl, exists = h.deadline(f)
-		}
+		dl, exists := h.deadline(f)
 		switch {
 		case !exists:
 			c.w.Int(-2)
@@ -692,11 +654,7 @@ func (s *Server) cmdHPersist(c *client, args [][]byte) {
 	c.w.Array(len(fields))
 	changed := false
 	for _, f := range fields {
-		var dl int64
-		exists := false
-		if h != nil {
-			dl, exists = h.deadline(f)
-		}
+		dl, exists := h.deadline(f)
 		switch {
 		case !exists:
 			c.w.Int(-2)

@@ -106,7 +106,7 @@ func (s *Server) cmdSIsMember(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
-	if set != nil && set.has(args[2]) {
+	if set.has(args[2]) {
 		c.w.Int(1)
 	} else {
 		c.w.Int(0)
@@ -122,7 +122,7 @@ func (s *Server) cmdSMIsMember(c *client, args [][]byte) {
 	}
 	c.w.Array(len(args) - 2)
 	for _, m := range args[2:] {
-		if set != nil && set.has(m) {
+		if set.has(m) {
 			c.w.Int(1)
 		} else {
 			c.w.Int(0)
@@ -135,10 +135,6 @@ func (s *Server) cmdSCard(c *client, args [][]byte) {
 	defer tx.Unlock()
 	set, ok := c.lookupSet(&tx, args[1], true)
 	if !ok {
-		return
-	}
-	if set == nil {
-		c.w.Int(0)
 		return
 	}
 	c.w.Int(int64(set.card()))

@@ -189,10 +189,6 @@ func (s *Server) cmdZScore(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
-	if z == nil {
-		c.w.Null()
-		return
-	}
 	if n := z.nodeOf(args[2]); n != nil {
 		c.w.Double(n.score)
 	} else {
@@ -209,11 +205,7 @@ func (s *Server) cmdZMScore(c *client, args [][]byte) {
 	}
 	c.w.Array(len(args) - 2)
 	for _, m := range args[2:] {
-		var n *znode
-		if z != nil {
-			n = z.nodeOf(m)
-		}
-		if n != nil {
+		if n := z.nodeOf(m); n != nil {
 			c.w.Double(n.score)
 		} else {
 			c.w.Null()
@@ -226,10 +218,6 @@ func (s *Server) cmdZCard(c *client, args [][]byte) {
 	defer tx.Unlock()
 	z, ok := c.lookupZSet(&tx, args[1], true)
 	if !ok {
-		return
-	}
-	if z == nil {
-		c.w.Int(0)
 		return
 	}
 	c.w.Int(int64(z.card()))
@@ -607,12 +595,7 @@ func (s *Server) zrank(c *client, args [][]byte, reverse bool) {
 	if !ok {
 		return
 	}
-	var rank int
-	var score float64
-	found := false
-	if z != nil {
-		rank, score, found = z.rank(args[2], reverse)
-	}
+	rank, score, found := z.rank(args[2], reverse)
 	switch {
 	case !found && withScore:
 		c.w.NullArray()

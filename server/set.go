@@ -215,7 +215,8 @@ const setMaxIntsetEntries = 512
 // decimal text of an int64 and there are at most setMaxIntsetEntries of
 // them, the members are a sorted []int64 (Redis's intset, which also gives
 // Redis's member order for such sets); otherwise a hash table. The
-// conversion is one way, as in Redis.
+// conversion is one way, as in Redis. A nil *setObj is the empty set of a
+// missing key to card and has.
 type setObj struct {
 	ints []int64              // the intset encoding, used when tab is nil
 	tab  *memberTab[struct{}] // the hashtable encoding
@@ -233,6 +234,9 @@ func newSetFor(first []byte) *setObj {
 }
 
 func (s *setObj) card() int {
+	if s == nil {
+		return 0
+	}
 	if s.tab != nil {
 		return s.tab.len()
 	}
@@ -304,6 +308,9 @@ func (s *setObj) remove(member []byte) bool {
 }
 
 func (s *setObj) has(member []byte) bool {
+	if s == nil {
+		return false
+	}
 	if s.tab == nil {
 		v, ok := parseInt(member)
 		if !ok {

@@ -370,7 +370,8 @@ func (l *zskiplist) lastIn(r zrange) (*znode, int) {
 
 // zsetObj is the value of a sorted set key: a skiplist for order and ranks,
 // and a member table (member → node) for lookups and ZSCAN's cursor. Both
-// share the member strings.
+// share the member strings. A nil *zsetObj is the empty sorted set of a
+// missing key to card, nodeOf and rank.
 type zsetObj struct {
 	zsl  *zskiplist
 	dict *memberTab[*znode]
@@ -382,7 +383,12 @@ func newZSet(hint int) *zsetObj {
 	return &zsetObj{zsl: newZSkiplist(), dict: newMemberTab[*znode](hint)}
 }
 
-func (z *zsetObj) card() int { return z.zsl.length }
+func (z *zsetObj) card() int {
+	if z == nil {
+		return 0
+	}
+	return z.zsl.length
+}
 
 // node returns member's node, or nil.
 func (z *zsetObj) node(member string) *znode {
@@ -394,6 +400,9 @@ func (z *zsetObj) node(member string) *znode {
 
 // nodeOf is node for a member held as bytes (not copied).
 func (z *zsetObj) nodeOf(member []byte) *znode {
+	if z == nil {
+		return nil
+	}
 	if i := z.dict.findBytes(member); i >= 0 {
 		return z.dict.at(i).val
 	}

@@ -96,7 +96,14 @@ func (c *client) writeSetMembers(members []string) {
 }
 
 func (s *Server) cmdSMembers(c *client, args [][]byte) {
-	s.sinter(c, args[1:2], nil)
+	tx := s.store.Lock(args[1])
+	defer tx.Unlock()
+	set, ok := c.lookupSet(&tx, args[1], true)
+	if !ok {
+		return
+	}
+	c.w.Set(set.card())
+	set.each(func(m string) { c.w.BulkString(m) })
 }
 
 func (s *Server) cmdSIsMember(c *client, args [][]byte) {
@@ -394,7 +401,7 @@ func intersect(sets []*setObj, limit int) []string {
 	return out
 }
 
-// sinter answers SINTER/SMEMBERS (dst nil) and SINTERSTORE.
+// sinter answers SINTER (dst nil) and SINTERSTORE.
 func (s *Server) sinter(c *client, keys [][]byte, dst []byte) {
 	tx := s.lockSetKeys(c, dst, keys)
 	defer tx.Unlock()

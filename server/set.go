@@ -216,7 +216,7 @@ const setMaxIntsetEntries = 512
 // them, the members are a sorted []int64 (Redis's intset, which also gives
 // Redis's member order for such sets); otherwise a hash table. The
 // conversion is one way, as in Redis. A nil *setObj is the empty set of a
-// missing key to card and has.
+// missing key to card, has and each.
 type setObj struct {
 	ints []int64              // the intset encoding, used when tab is nil
 	tab  *memberTab[struct{}] // the hashtable encoding
@@ -333,6 +333,9 @@ func (s *setObj) hasString(member string) bool {
 // each calls fn with every member in the set's order (sorted for an
 // intset). fn must not modify the set.
 func (s *setObj) each(fn func(member string)) {
+	if s == nil {
+		return
+	}
 	if s.tab == nil {
 		for _, v := range s.ints {
 			fn(strconv.FormatInt(v, 10))

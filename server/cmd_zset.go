@@ -300,12 +300,8 @@ func (s *Server) zrangeGeneric(c *client, args [][]byte, start int, dst []byte, 
 		case !store && eqFold(a, "withscores"):
 			withScores = true
 		case eqFold(a, "limit") && left >= 2:
-			var ok1, ok2 bool
-			offset, ok1 = parseInt(args[j+1])
-			if ok1 {
-				limit, ok2 = parseInt(args[j+2])
-			}
-			if !ok1 || !ok2 {
+			var ok bool
+			if offset, limit, ok = parseIntPair(args[j+1], args[j+2]); !ok {
 				c.w.Error(errNotInt)
 				return
 			}
@@ -339,33 +335,9 @@ func (s *Server) zrangeGeneric(c *client, args [][]byte, start int, dst []byte, 
 	if reverse && rtype != zrangeRank {
 		minIdx, maxIdx = maxIdx, minIdx
 	}
-	var rankStart, rankEnd int64
-	var rng zrange
-	switch rtype {
-	case zrangeRank:
-		var ok1, ok2 bool
-		rankStart, ok1 = parseInt(args[minIdx])
-		if ok1 {
-			rankEnd, ok2 = parseInt(args[maxIdx])
-		}
-		if !ok1 || !ok2 {
-			c.w.Error(errNotInt)
-			return
-		}
-	case zrangeScore:
-		r, ok := parseScoreRange(args[minIdx], args[maxIdx])
-		if !ok {
-			c.w.Error(errMinMaxNum)
-			return
-		}
-		rng = &r
-	case zrangeLex:
-		r, ok := parseLexRange(args[minIdx], args[maxIdx])
-		if !ok {
-			c.w.Error(errMinMaxLex)
-			return
-		}
-		rng = &r
+	rankStart, rankEnd, rng, ok := parseZRange(c, rtype, args[minIdx], args[maxIdx])
+	if !ok {
+		return
 	}
 
 	var tx ttl.Txn
@@ -402,18 +374,11 @@ func (s *Server) zrangeGeneric(c *client, args [][]byte, start int, dst []byte, 
 // the end), as Redis's genericZrangebyrankCommand.
 func zrangeByRank(k *zrangeSink, z *zsetObj, start, end int64, reverse bool) {
 	n := int64(z.card())
-	if start < 0 {
-		start += n
-	}
-	if end < 0 {
-		end += n
-	}
-	start = max(start, 0)
-	if start > end || start >= n {
+	start, end, ok := rankSpan(start, end, n)
+	if !ok {
 		k.begin(0)
 		return
 	}
-	end = min(end, n-1)
 	count := int(end - start + 1)
 	var x *znode
 	if reverse {
@@ -491,37 +456,9 @@ func (s *Server) cmdZRevRangeByLex(c *client, args [][]byte) {
 
 func (s *Server) zremRange(c *client, args [][]byte, rtype int) {
 	key := args[1]
-	var start, end int64
-	var rng zrange
-	var event string
-	switch rtype {
-	case zrangeRank:
-		event = "zremrangebyrank"
-		var ok1, ok2 bool
-		start, ok1 = parseInt(args[2])
-		if ok1 {
-			end, ok2 = parseInt(args[3])
-		}
-		if !ok1 || !ok2 {
-			c.w.Error(errNotInt)
-			return
-		}
-	case zrangeScore:
-		event = "zremrangebyscore"
-		r, ok := parseScoreRange(args[2], args[3])
-		if !ok {
-			c.w.Error(errMinMaxNum)
-			return
-		}
-		rng = &r
-	case zrangeLex:
-		event = "zremrangebylex"
-		r, ok := parseLexRange(args[2], args[3])
-		if !ok {
-			c.w.Error(errMinMaxLex)
-			return
-		}
-		rng = &r
+	start, end, rng, ok := parseZRange(c, rtype, args[2], args[3])
+	if !ok {
+		return
 	}
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
@@ -535,19 +472,11 @@ func (s *Server) zremRange(c *client, args [][]byte, rtype int) {
 	}
 	removed := 0
 	if rtype == zrangeRank {
-		n := int64(z.card())
-		if start < 0 {
-			start += n
-		}
-		if end < 0 {
-			end += n
-		}
-		start = max(start, 0)
-		if start > end || start >= n {
+		start, end, ok := rankSpan(start, end, int64(z.card()))
+		if !ok {
 			c.w.Int(0)
 			return
 		}
-		end = min(end, n-1)
 		x := z.zsl.byRank(int(start + 1))
 		for i := start; i <= end; i++ {
 			next := x.level[0].forward
@@ -564,9 +493,62 @@ func (s *Server) zremRange(c *client, args [][]byte, rtype int) {
 		}
 	}
 	if removed > 0 {
-		c.objectShrunk(&tx, key, z.card() == 0, evZSet, event)
+		c.objectShrunk(&tx, key, z.card() == 0, evZSet, zremRangeEvents[rtype])
 	}
 	c.w.Int(int64(removed))
+}
+
+// zremRangeEvents are the events of ZREMRANGEBY* by range type.
+var zremRangeEvents = [...]string{zrangeRank: "zremrangebyrank", zrangeScore: "zremrangebyscore", zrangeLex: "zremrangebylex"}
+
+// parseZRange parses the two ends of a range of rtype (zrangeRank,
+// zrangeScore or zrangeLex): ranks, or a score or lex range. It writes the
+// error reply and returns ok=false for invalid ends.
+func parseZRange(c *client, rtype int, minArg, maxArg []byte) (start, end int64, rng zrange, ok bool) {
+	switch rtype {
+	case zrangeRank:
+		if start, end, ok = parseIntPair(minArg, maxArg); !ok {
+			c.w.Error(errNotInt)
+		}
+		return start, end, nil, ok
+	case zrangeScore:
+		r, ok := parseScoreRange(minArg, maxArg)
+		if !ok {
+			c.w.Error(errMinMaxNum)
+			return 0, 0, nil, false
+		}
+		return 0, 0, &r, true
+	}
+	r, ok := parseLexRange(minArg, maxArg)
+	if !ok {
+		c.w.Error(errMinMaxLex)
+		return 0, 0, nil, false
+	}
+	return 0, 0, &r, true
+}
+
+// parseIntPair parses two integer arguments.
+func parseIntPair(a, b []byte) (x, y int64, ok bool) {
+	x, ok1 := parseInt(a)
+	y, ok2 := parseInt(b)
+	return x, y, ok1 && ok2
+}
+
+// rankSpan resolves the 0-based ranks start and end (negative ones count
+// from the end) in a list of n, clamped to it as Redis does; ok is false
+// when the span is empty.
+func rankSpan(start, end, n int64) (int64, int64, bool) {
+	if start < 0 {
+		start += n
+	}
+	if end < 0 {
+		end += n
+	}
+	start = max(start, 0)
+	if start > end || start >= n {
+		return 0, 0, false
+	}
+	return start, min(end, n-1), true
 }
 
 func (s *Server) cmdZRemRangeByScore(c *client, args [][]byte) { s.zremRange(c, args, zrangeScore) }
@@ -614,22 +596,10 @@ func (s *Server) cmdZRank(c *client, args [][]byte)    { s.zrank(c, args, false)
 func (s *Server) cmdZRevRank(c *client, args [][]byte) { s.zrank(c, args, true) }
 
 // zcount answers ZCOUNT and ZLEXCOUNT from the ranks of the range's ends.
-func (s *Server) zcount(c *client, args [][]byte, lex bool) {
-	var rng zrange
-	if lex {
-		r, ok := parseLexRange(args[2], args[3])
-		if !ok {
-			c.w.Error(errMinMaxLex)
-			return
-		}
-		rng = &r
-	} else {
-		r, ok := parseScoreRange(args[2], args[3])
-		if !ok {
-			c.w.Error(errMinMaxNum)
-			return
-		}
-		rng = &r
+func (s *Server) zcount(c *client, args [][]byte, rtype int) {
+	_, _, rng, ok := parseZRange(c, rtype, args[2], args[3])
+	if !ok {
+		return
 	}
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
@@ -650,8 +620,8 @@ func (s *Server) zcount(c *client, args [][]byte, lex bool) {
 	c.w.Int(int64(hi - lo + 1))
 }
 
-func (s *Server) cmdZCount(c *client, args [][]byte)    { s.zcount(c, args, false) }
-func (s *Server) cmdZLexCount(c *client, args [][]byte) { s.zcount(c, args, true) }
+func (s *Server) cmdZCount(c *client, args [][]byte)    { s.zcount(c, args, zrangeScore) }
+func (s *Server) cmdZLexCount(c *client, args [][]byte) { s.zcount(c, args, zrangeLex) }
 
 // ---- ZSCAN ----
 

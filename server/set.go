@@ -243,8 +243,13 @@ func (s *setObj) card() int {
 	return len(s.ints)
 }
 
-// intsetFind returns the position of v in the sorted ints.
-func (s *setObj) intsetFind(v int64) (int, bool) {
+// intsetFind returns the position of member in the sorted ints and whether
+// it is there; a member that is not the canonical text of an int64 is not.
+func (s *setObj) intsetFind(member []byte) (int, bool) {
+	v, ok := parseInt(member)
+	if !ok {
+		return 0, false
+	}
 	return slices.BinarySearch(s.ints, v)
 }
 
@@ -262,7 +267,7 @@ func (s *setObj) convert(extra int) {
 func (s *setObj) add(member []byte) bool {
 	if s.tab == nil {
 		if v, ok := parseInt(member); ok {
-			i, found := s.intsetFind(v)
+			i, found := slices.BinarySearch(s.ints, v)
 			if found {
 				return false
 			}
@@ -292,16 +297,11 @@ func (s *setObj) addString(member string) bool {
 // remove removes member and reports whether it was there.
 func (s *setObj) remove(member []byte) bool {
 	if s.tab == nil {
-		v, ok := parseInt(member)
-		if !ok {
-			return false
+		i, found := s.intsetFind(member)
+		if found {
+			s.ints = slices.Delete(s.ints, i, i+1)
 		}
-		i, found := s.intsetFind(v)
-		if !found {
-			return false
-		}
-		s.ints = slices.Delete(s.ints, i, i+1)
-		return true
+		return found
 	}
 	_, ok := s.tab.remove(unsafe.String(unsafe.SliceData(member), len(member)))
 	return ok
@@ -312,11 +312,7 @@ func (s *setObj) has(member []byte) bool {
 		return false
 	}
 	if s.tab == nil {
-		v, ok := parseInt(member)
-		if !ok {
-			return false
-		}
-		_, found := s.intsetFind(v)
+		_, found := s.intsetFind(member)
 		return found
 	}
 	return s.tab.findBytes(member) >= 0

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -334,18 +335,8 @@ func (h *hashObj) maybeDense() {
 		}
 		off = p.end
 	}
-	slices.SortFunc(d.dls, func(a, b dlItem) int { return cmpInt64(a.dl, b.dl) }) // a sorted slice is a heap
+	slices.SortFunc(d.dls, func(a, b dlItem) int { return cmp.Compare(a.dl, b.dl) }) // a sorted slice is a heap
 	h.d, h.buf, h.minDL, h.minStale = d, nil, 0, false
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // each calls fn with every field, value and deadline, in order, until fn
@@ -508,7 +499,7 @@ func (h *hashObj) Clone() ttl.Object {
 			d.dls = append(d.dls, dlItem{dl: e.dl, name: e.name})
 		}
 	}
-	slices.SortFunc(d.dls, func(a, b dlItem) int { return cmpInt64(a.dl, b.dl) })
+	slices.SortFunc(d.dls, func(a, b dlItem) int { return cmp.Compare(a.dl, b.dl) })
 	c.d = d
 	return &c
 }

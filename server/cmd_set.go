@@ -207,20 +207,11 @@ func (s *Server) cmdSScan(c *client, args [][]byte) {
 const maxRandCount = 1 << 24
 
 func (s *Server) cmdSPop(c *client, args [][]byte) {
-	if len(args) > 3 {
-		c.w.Error(errSyntax)
+	count, ok := parsePopCount(c, args)
+	if !ok {
 		return
 	}
 	key := args[1]
-	count := int64(-1)
-	if len(args) == 3 {
-		n, ok := parseInt(args[2])
-		if !ok || n < 0 {
-			c.w.Error(errNotIntOrNeg)
-			return
-		}
-		count = n
-	}
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
 	set, ok := c.lookupSet(&tx, key, false)

@@ -671,18 +671,9 @@ func (s *Server) cmdZScan(c *client, args [][]byte) {
 // ---- ZPOPMIN, ZPOPMAX ----
 
 func (s *Server) zpop(c *client, args [][]byte, fromMax bool) {
-	if len(args) > 3 {
-		c.w.Error(errSyntax)
+	count, ok := parsePopCount(c, args)
+	if !ok {
 		return
-	}
-	count := int64(-1)
-	if len(args) == 3 {
-		n, ok := parseInt(args[2])
-		if !ok || n < 0 {
-			c.w.Error(errNotIntOrNeg)
-			return
-		}
-		count = n
 	}
 	key := args[1]
 	tx := s.store.Lock(key)

@@ -116,3 +116,22 @@ func (c *client) storeResult(tx *ttl.Txn, dst []byte, kind ttl.Kind, res ttl.Obj
 	c.w.Int(int64(n))
 	c.changed(class, event, c.db, dst)
 }
+
+// parsePopCount parses the optional count of SPOP, ZPOPMIN and ZPOPMAX
+// (args[2]): -1 without one. It writes the error reply and returns
+// ok=false for a bad count or extra arguments.
+func parsePopCount(c *client, args [][]byte) (count int64, ok bool) {
+	if len(args) > 3 {
+		c.w.Error(errSyntax)
+		return 0, false
+	}
+	if len(args) < 3 {
+		return -1, true
+	}
+	n, ok := parseInt(args[2])
+	if !ok || n < 0 {
+		c.w.Error(errNotIntOrNeg)
+		return 0, false
+	}
+	return n, true
+}

@@ -62,45 +62,6 @@ const (
 // HFE_MAX_ABS_TIME_MSEC, 2^46-1 ms, in the year 4199).
 const hfeMaxAbsMs = (1<<48 - 1) >> 2
 
-// getHash looks key up. A missing key is (nil, true); a key of another
-// kind gets the WRONGTYPE reply and ok=false. read counts keyspace hits
-// and misses, as Redis's lookupKeyRead does.
-func (c *client) getHash(tx *ttl.Txn, key []byte, read bool) (h *hashObj, ok bool) {
-	e, found := tx.Get(c.db, key)
-	if !found {
-		if read {
-			c.miss()
-		}
-		return nil, true
-	}
-	if read {
-		c.hit()
-	}
-	if e.Kind != kindHash {
-		c.w.Error(errWrongType)
-		return nil, false
-	}
-	return e.Obj.(*hashObj), true
-}
-
-// storeHash stores h under key after a change: a new hash is added, a
-// changed one told to the store (memory, field deadlines), an empty one
-// deleted. It reports whether the key was deleted.
-func (c *client) storeHash(tx *ttl.Txn, key []byte, h *hashObj, isNew bool) (deleted bool) {
-	switch {
-	case h.len() == 0:
-		if !isNew {
-			tx.Delete(c.db, key)
-		}
-		return !isNew
-	case isNew:
-		tx.SetObject(c.db, key, kindHash, h, 0)
-	default:
-		tx.Touched(c.db, key)
-	}
-	return false
-}
-
 func (s *Server) hset(c *client, args [][]byte, name string) {
 	if len(args)%2 == 1 {
 		c.w.Error(wrongArgs(name))
@@ -109,7 +70,7 @@ func (s *Server) hset(c *client, args [][]byte, name string) {
 	key := args[1]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
@@ -127,13 +88,12 @@ func (s *Server) hset(c *client, args [][]byte, name string) {
 			created++
 		}
 	}
-	c.storeHash(&tx, key, h, isNew)
+	c.objectWritten(&tx, key, kindHash, h, isNew, evHash, "hset")
 	if name == "hset" {
 		c.w.Int(created)
 	} else {
 		c.w.OK()
 	}
-	c.changed(evHash, "hset", c.db, key)
 }
 
 func (s *Server) cmdHSet(c *client, args [][]byte)  { s.hset(c, args, "hset") }
@@ -143,58 +103,46 @@ func (s *Server) cmdHSetNX(c *client, args [][]byte) {
 	key, f, v := args[1], args[2], args[3]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
-	if h != nil {
-		if _, exists := h.get(f); exists {
-			c.w.Int(0)
-			return
-		}
+	if _, exists := h.get(f); exists {
+		c.w.Int(0)
+		return
 	}
-	isNew := h == nil
-	if isNew {
-		h = newHash(packedSize(len(f), len(v), false))
-	}
-	h.set(f, v, false)
-	c.storeHash(&tx, key, h, isNew)
+	c.setField(&tx, key, h, f, v, "hset")
 	c.w.Int(1)
-	c.changed(evHash, "hset", c.db, key)
 }
 
 func (s *Server) cmdHGet(c *client, args [][]byte) {
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, args[1], true)
+	h, ok := c.lookupHash(&tx, args[1], true)
 	if !ok {
 		return
 	}
-	if h != nil {
-		if v, found := h.get(args[2]); found {
-			c.w.Bulk(v)
-			return
-		}
+	if v, found := h.get(args[2]); found {
+		c.w.Bulk(v)
+	} else {
+		c.w.Null()
 	}
-	c.w.Null()
 }
 
 func (s *Server) cmdHMGet(c *client, args [][]byte) {
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, args[1], true)
+	h, ok := c.lookupHash(&tx, args[1], true)
 	if !ok {
 		return
 	}
 	c.w.Array(len(args) - 2)
 	for _, f := range args[2:] {
-		if h != nil {
-			if v, found := h.get(f); found {
-				c.w.Bulk(v)
-				continue
-			}
+		if v, found := h.get(f); found {
+			c.w.Bulk(v)
+		} else {
+			c.w.Null()
 		}
-		c.w.Null()
 	}
 }
 
@@ -202,21 +150,14 @@ func (s *Server) cmdHMGet(c *client, args [][]byte) {
 func (s *Server) hgetall(c *client, key []byte, keys, vals bool) {
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, true)
+	h, ok := c.lookupHash(&tx, key, true)
 	if !ok {
 		return
 	}
-	n := 0
-	if h != nil {
-		n = h.len()
-	}
 	if keys && vals {
-		c.w.Map(n)
+		c.w.Map(h.len())
 	} else {
-		c.w.Array(n)
-	}
-	if h == nil {
-		return
+		c.w.Array(h.len())
 	}
 	h.each(func(f, v []byte, _ int64) bool {
 		if keys {
@@ -237,7 +178,7 @@ func (s *Server) cmdHDel(c *client, args [][]byte) {
 	key := args[1]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
@@ -258,22 +199,14 @@ func (s *Server) cmdHDel(c *client, args [][]byte) {
 	if deleted == 0 {
 		return
 	}
-	removed := c.storeHash(&tx, key, h, false)
-	c.changed(evHash, "hdel", c.db, key)
-	if removed {
-		c.event(evGeneric, "del", c.db, key)
-	}
+	c.objectShrunk(&tx, key, h.len() == 0, evHash, "hdel")
 }
 
 func (s *Server) cmdHLen(c *client, args [][]byte) {
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, args[1], true)
+	h, ok := c.lookupHash(&tx, args[1], true)
 	if !ok {
-		return
-	}
-	if h == nil {
-		c.w.Int(0)
 		return
 	}
 	c.w.Int(int64(h.len()))
@@ -282,44 +215,38 @@ func (s *Server) cmdHLen(c *client, args [][]byte) {
 func (s *Server) cmdHExists(c *client, args [][]byte) {
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, args[1], true)
+	h, ok := c.lookupHash(&tx, args[1], true)
 	if !ok {
 		return
 	}
-	if h != nil {
-		if _, found := h.get(args[2]); found {
-			c.w.Int(1)
-			return
-		}
+	if _, found := h.get(args[2]); found {
+		c.w.Int(1)
+	} else {
+		c.w.Int(0)
 	}
-	c.w.Int(0)
 }
 
 func (s *Server) cmdHStrlen(c *client, args [][]byte) {
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, args[1], true)
+	h, ok := c.lookupHash(&tx, args[1], true)
 	if !ok {
 		return
 	}
-	if h != nil {
-		if v, found := h.get(args[2]); found {
-			c.w.Int(int64(len(v)))
-			return
-		}
-	}
-	c.w.Int(0)
+	v, _ := h.get(args[2])
+	c.w.Int(int64(len(v)))
 }
 
-// setCounter stores the new value of a counter field (HINCRBY,
-// HINCRBYFLOAT), keeping its deadline as Redis 7.4 does.
-func (c *client) setCounter(tx *ttl.Txn, key []byte, h *hashObj, f, v []byte) {
+// setField sets field f of h, the hash under key (nil: none yet), to v and
+// publishes event. An existing field keeps its deadline, as HINCRBY and
+// HINCRBYFLOAT do in Redis 7.4 (HSETNX sets only new fields).
+func (c *client) setField(tx *ttl.Txn, key []byte, h *hashObj, f, v []byte, event string) {
 	isNew := h == nil
 	if isNew {
 		h = newHash(packedSize(len(f), len(v), false))
 	}
 	h.set(f, v, true)
-	c.storeHash(tx, key, h, isNew)
+	c.objectWritten(tx, key, kindHash, h, isNew, evHash, event)
 }
 
 func (s *Server) cmdHIncrBy(c *client, args [][]byte) {
@@ -331,17 +258,15 @@ func (s *Server) cmdHIncrBy(c *client, args [][]byte) {
 	}
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
 	var cur int64
-	if h != nil {
-		if v, found := h.get(f); found {
-			if cur, ok = parseInt(v); !ok {
-				c.w.Error(errHashNotInt)
-				return
-			}
+	if v, found := h.get(f); found {
+		if cur, ok = parseInt(v); !ok {
+			c.w.Error(errHashNotInt)
+			return
 		}
 	}
 	if (incr < 0 && cur < 0 && incr < math.MinInt64-cur) || (incr > 0 && cur > 0 && incr > math.MaxInt64-cur) {
@@ -350,10 +275,9 @@ func (s *Server) cmdHIncrBy(c *client, args [][]byte) {
 	}
 	cur += incr
 	buf := strconv.AppendInt(c.tmp[:0], cur, 10)
-	c.setCounter(&tx, key, h, f, buf)
+	c.setField(&tx, key, h, f, buf, "hincrby")
 	c.tmp = buf[:0]
 	c.w.Int(cur)
-	c.changed(evHash, "hincrby", c.db, key)
 }
 
 func (s *Server) cmdHIncrByFloat(c *client, args [][]byte) {
@@ -369,34 +293,26 @@ func (s *Server) cmdHIncrByFloat(c *client, args [][]byte) {
 	}
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
 	cur := new(big.Float).SetPrec(longDoublePrec)
-	if h != nil {
-		if v, found := h.get(f); found {
-			if cur, ok = parseLongDouble(v); !ok {
-				c.w.Error(errHashNotFloat)
-				return
-			}
+	if v, found := h.get(f); found {
+		if cur, ok = parseLongDouble(v); !ok {
+			c.w.Error(errHashNotFloat)
+			return
 		}
 	}
-	if cur.IsInf() {
+	out, ok := addLongDouble(cur, incr)
+	if !ok {
 		c.w.Error(errNaNInf)
 		return
 	}
-	sum := new(big.Float).SetPrec(longDoublePrec).SetMode(big.ToNearestEven).Add(cur, incr)
-	if sum.MantExp(nil) > longDoubleMaxExp {
-		c.w.Error(errNaNInf)
-		return
-	}
-	out := formatLongDouble(sum)
 	buf := append(c.tmp[:0], out...)
-	c.setCounter(&tx, key, h, f, buf)
+	c.setField(&tx, key, h, f, buf, "hincrbyfloat")
 	c.tmp = buf[:0]
 	c.w.BulkString(out)
-	c.changed(evHash, "hincrbyfloat", c.db, key)
 }
 
 func (s *Server) cmdHRandField(c *client, args [][]byte) {
@@ -404,7 +320,7 @@ func (s *Server) cmdHRandField(c *client, args [][]byte) {
 	if len(args) == 2 {
 		tx := s.store.Lock(key)
 		defer tx.Unlock()
-		h, ok := c.getHash(&tx, key, true)
+		h, ok := c.lookupHash(&tx, key, true)
 		if !ok {
 			return
 		}
@@ -441,7 +357,7 @@ func (s *Server) cmdHRandField(c *client, args [][]byte) {
 	}
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, true)
+	h, ok := c.lookupHash(&tx, key, true)
 	if !ok {
 		return
 	}
@@ -521,68 +437,34 @@ func (s *Server) cmdHScan(c *client, args [][]byte) {
 	}
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, true)
+	h, ok := c.lookupHash(&tx, key, true)
 	if !ok {
 		return
 	}
 	if h == nil {
-		c.w.Array(2)
-		c.w.BulkString("0")
-		c.w.Array(0)
+		c.writeScanReply(0, nil)
 		return
 	}
 	// Options come after the lookup, as in Redis.
-	count := int64(10)
-	var pat []byte
-	noValues := false
-	for j := 3; j < len(args); j++ {
-		more := len(args) - j - 1
-		switch {
-		case eqFold(args[j], "count") && more >= 1:
-			n, ok := parseInt(args[j+1])
-			if !ok {
-				c.w.Error(errNotInt)
-				return
-			}
-			if n < 1 {
-				c.w.Error(errSyntax)
-				return
-			}
-			count = n
-			j++
-		case eqFold(args[j], "match") && more >= 1:
-			pat = args[j+1]
-			if len(pat) == 1 && pat[0] == '*' {
-				pat = nil
-			}
-			j++
-		case eqFold(args[j], "novalues"):
-			noValues = true
-		default:
-			c.w.Error(errSyntax)
-			return
-		}
+	opts, ok := parseScanOpts(c, args[3:], scanOptNoValues)
+	if !ok {
+		return
 	}
 	// The reply's length comes first, and MATCH filters: collect, then write.
-	type fv struct{ f, v []byte }
-	var found []fv
-	next := h.scan(cursor, int(min(count, 1<<20)), func(f, v []byte) {
-		if pat == nil || globMatch(pat, f, false) {
-			found = append(found, fv{f, v})
+	var items [][]byte
+	next := h.scan(cursor, min(opts.count, 1<<20), func(f, v []byte) {
+		if opts.matches(f) {
+			items = append(items, f)
+			if !opts.noValues {
+				items = append(items, v)
+			}
 		}
 	})
 	c.w.Array(2)
 	c.w.BulkString(strconv.FormatUint(next, 10))
-	if noValues {
-		c.w.Array(len(found))
-	} else {
-		c.w.Array(2 * len(found))
-	}
-	for _, e := range found {
-		c.w.Bulk(e.f)
-		if !noValues {
-			c.w.Bulk(e.v)
-		}
+	c.w.Array(len(items))
+	for _, it := range items {
+		c.w.Bulk(it)
 	}
 }
 
@@ -603,7 +485,7 @@ func (s *Server) hexpire(c *client, args [][]byte, name string, seconds, relativ
 	key := args[1]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
@@ -653,12 +535,6 @@ func (s *Server) hexpire(c *client, args [][]byte, name string, seconds, relativ
 		return
 	}
 	c.w.Array(len(fields))
-	if h == nil {
-		for range fields {
-			c.w.Int(-2)
-		}
-		return
-	}
 	updated, deleted := 0, 0
 	for _, f := range fields {
 		dl, exists := h.deadline(f)
@@ -681,15 +557,11 @@ func (s *Server) hexpire(c *client, args [][]byte, name string, seconds, relativ
 	if updated+deleted == 0 {
 		return
 	}
-	removed := c.storeHash(&tx, key, h, false)
+	event := "hexpire"
 	if deleted > 0 {
-		c.changed(evHash, "hdel", c.db, key)
-	} else {
-		c.changed(evHash, "hexpire", c.db, key)
+		event = "hdel"
 	}
-	if removed {
-		c.event(evGeneric, "del", c.db, key)
-	}
+	c.objectShrunk(&tx, key, h.len() == 0, evHash, event)
 }
 
 // parseFields checks "FIELDS numfields field..." at args[at:] and returns
@@ -730,7 +602,7 @@ func (s *Server) httl(c *client, args [][]byte, ms, abs bool) {
 	key := args[1]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, true)
+	h, ok := c.lookupHash(&tx, key, true)
 	if !ok {
 		return
 	}
@@ -741,11 +613,7 @@ func (s *Server) httl(c *client, args [][]byte, ms, abs bool) {
 	now := tx.Now()
 	c.w.Array(len(fields))
 	for _, f := range fields {
-		var dl int64
-		exists := false
-		if h != nil {
-			dl, exists = h.deadline(f)
-		}
+		dl, exists := h.deadline(f)
 		switch {
 		case !exists:
 			c.w.Int(-2)
@@ -775,7 +643,7 @@ func (s *Server) cmdHPersist(c *client, args [][]byte) {
 	key := args[1]
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
-	h, ok := c.getHash(&tx, key, false)
+	h, ok := c.lookupHash(&tx, key, false)
 	if !ok {
 		return
 	}
@@ -786,11 +654,7 @@ func (s *Server) cmdHPersist(c *client, args [][]byte) {
 	c.w.Array(len(fields))
 	changed := false
 	for _, f := range fields {
-		var dl int64
-		exists := false
-		if h != nil {
-			dl, exists = h.deadline(f)
-		}
+		dl, exists := h.deadline(f)
 		switch {
 		case !exists:
 			c.w.Int(-2)
@@ -803,8 +667,7 @@ func (s *Server) cmdHPersist(c *client, args [][]byte) {
 		}
 	}
 	if changed {
-		tx.Touched(c.db, key)
-		c.changed(evHash, "hpersist", c.db, key)
+		c.objectWritten(&tx, key, kindHash, h, false, evHash, "hpersist")
 	}
 }
 

@@ -232,55 +232,89 @@ func (s *Server) cmdScan(c *client, args [][]byte) {
 		c.w.Error("ERR invalid cursor")
 		return
 	}
-	count := int64(10)
-	var pat []byte
-	typ := ttl.Kind(0)
-	typFilter := false
-	for j := 2; j < len(args); j++ {
+	opts, ok := parseScanOpts(c, args[2:], scanOptType)
+	if !ok {
+		return
+	}
+	var keys []string
+	next := s.store.Scan(c.db, cursor, min(opts.count, 1<<20), func(key []byte, e ttl.Entry) {
+		if opts.typed && e.Kind != opts.kind {
+			return
+		}
+		if opts.matches(key) {
+			keys = append(keys, string(key))
+		}
+	})
+	c.writeScanReply(next, keys)
+}
+
+// scanOpts are the options of SCAN, HSCAN, SSCAN and ZSCAN.
+type scanOpts struct {
+	count    int      // at most 1<<30
+	match    []byte   // nil: everything
+	typed    bool     // SCAN's TYPE: only keys of kind
+	kind     ttl.Kind // 0 for an unknown type name, which matches nothing
+	noValues bool     // HSCAN's NOVALUES
+}
+
+// The options only some of the SCAN commands take.
+const (
+	scanOptType     = 1 << iota // SCAN's TYPE
+	scanOptNoValues             // HSCAN's NOVALUES
+)
+
+// parseScanOpts parses the options after a SCAN command's cursor, COUNT,
+// MATCH and those of extra (scanOpt flags), writing the error reply on
+// failure.
+func parseScanOpts(c *client, args [][]byte, extra int) (scanOpts, bool) {
+	o := scanOpts{count: 10}
+	for j := 0; j < len(args); j++ {
 		more := len(args) - j - 1
 		switch {
 		case eqFold(args[j], "count") && more >= 1:
 			n, ok := parseInt(args[j+1])
 			if !ok {
 				c.w.Error(errNotInt)
-				return
+				return o, false
 			}
 			if n < 1 {
 				c.w.Error(errSyntax)
-				return
+				return o, false
 			}
-			count = n
+			o.count = int(min(n, 1<<30))
 			j++
 		case eqFold(args[j], "match") && more >= 1:
-			pat = args[j+1]
-			if len(pat) == 1 && pat[0] == '*' {
-				pat = nil
+			o.match = args[j+1]
+			if len(o.match) == 1 && o.match[0] == '*' {
+				o.match = nil
 			}
 			j++
-		case eqFold(args[j], "type") && more >= 1:
-			typFilter = true
-			typ = kindByName(strings.ToLower(string(args[j+1])))
+		case extra&scanOptType != 0 && eqFold(args[j], "type") && more >= 1:
+			o.typed = true
+			o.kind = kindByName(strings.ToLower(string(args[j+1])))
 			j++
+		case extra&scanOptNoValues != 0 && eqFold(args[j], "novalues"):
+			o.noValues = true
 		default:
 			c.w.Error(errSyntax)
-			return
+			return o, false
 		}
 	}
-	var keys []string
-	next := s.store.Scan(c.db, cursor, int(min(count, 1<<20)), func(key []byte, e ttl.Entry) {
-		if typFilter && e.Kind != typ {
-			return
-		}
-		if pat != nil && !globMatch(pat, key, false) {
-			return
-		}
-		keys = append(keys, string(key))
-	})
+	return o, true
+}
+
+// matches reports whether name passes MATCH.
+func (o *scanOpts) matches(name []byte) bool {
+	return o.match == nil || globMatch(o.match, name, false)
+}
+
+// writeScanReply writes [cursor, items].
+func (c *client) writeScanReply(cursor uint64, items []string) {
 	c.w.Array(2)
-	c.w.BulkString(strconv.FormatUint(next, 10))
-	c.w.Array(len(keys))
-	for _, k := range keys {
-		c.w.BulkString(k)
+	c.w.BulkString(strconv.FormatUint(cursor, 10))
+	c.w.Array(len(items))
+	for _, it := range items {
+		c.w.BulkString(it)
 	}
 }
 

@@ -36,40 +36,6 @@ func (s *Server) setCommands() []*command {
 	}
 }
 
-// lookupSet finds the set under key. It returns nil for a missing key;
-// for a key of another type it writes WRONGTYPE and returns ok=false.
-// read counts the lookup in keyspace_hits/misses, as Redis's read lookups
-// do.
-func (c *client) lookupSet(tx *ttl.Txn, key []byte, read bool) (set *setObj, ok bool) {
-	e, found := tx.Get(c.db, key)
-	if !found {
-		if read {
-			c.miss()
-		}
-		return nil, true
-	}
-	if read {
-		c.hit()
-	}
-	if e.Kind != kindSet {
-		c.w.Error(errWrongType)
-		return nil, false
-	}
-	return e.Obj.(*setObj), true
-}
-
-// setModified finishes an in-place change of the set under key: an empty
-// set is deleted (with the "del" event), else its memory is accounted.
-// It reports whether the key was deleted.
-func (c *client) setModified(tx *ttl.Txn, key []byte, set *setObj) bool {
-	if set.card() == 0 {
-		tx.Delete(c.db, key)
-		return true
-	}
-	tx.Touched(c.db, key)
-	return false
-}
-
 func (s *Server) cmdSAdd(c *client, args [][]byte) {
 	key := args[1]
 	tx := s.store.Lock(key)
@@ -88,13 +54,8 @@ func (s *Server) cmdSAdd(c *client, args [][]byte) {
 			added++
 		}
 	}
-	if created {
-		tx.SetObject(c.db, key, kindSet, set, 0)
-	} else if added > 0 {
-		tx.Touched(c.db, key)
-	}
-	if added > 0 {
-		c.changed(evSet, "sadd", c.db, key)
+	if added > 0 { // a new set gains its first member
+		c.objectWritten(&tx, key, kindSet, set, created, evSet, "sadd")
 	}
 	c.w.Int(added)
 }
@@ -121,11 +82,7 @@ func (s *Server) cmdSRem(c *client, args [][]byte) {
 		}
 	}
 	if removed > 0 {
-		deleted := c.setModified(&tx, key, set)
-		c.changed(evSet, "srem", c.db, key)
-		if deleted {
-			c.event(evGeneric, "del", c.db, key)
-		}
+		c.objectShrunk(&tx, key, set.card() == 0, evSet, "srem")
 	}
 	c.w.Int(removed)
 }
@@ -139,7 +96,14 @@ func (c *client) writeSetMembers(members []string) {
 }
 
 func (s *Server) cmdSMembers(c *client, args [][]byte) {
-	s.sinter(c, args[1:2], nil)
+	tx := s.store.Lock(args[1])
+	defer tx.Unlock()
+	set, ok := c.lookupSet(&tx, args[1], true)
+	if !ok {
+		return
+	}
+	c.w.Set(set.card())
+	set.each(func(m string) { c.w.BulkString(m) })
 }
 
 func (s *Server) cmdSIsMember(c *client, args [][]byte) {
@@ -149,7 +113,7 @@ func (s *Server) cmdSIsMember(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
-	if set != nil && set.has(args[2]) {
+	if set.has(args[2]) {
 		c.w.Int(1)
 	} else {
 		c.w.Int(0)
@@ -165,7 +129,7 @@ func (s *Server) cmdSMIsMember(c *client, args [][]byte) {
 	}
 	c.w.Array(len(args) - 2)
 	for _, m := range args[2:] {
-		if set != nil && set.has(m) {
+		if set.has(m) {
 			c.w.Int(1)
 		} else {
 			c.w.Int(0)
@@ -180,50 +144,7 @@ func (s *Server) cmdSCard(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
-	if set == nil {
-		c.w.Int(0)
-		return
-	}
 	c.w.Int(int64(set.card()))
-}
-
-// collScanOpts are the options of SSCAN and ZSCAN.
-type collScanOpts struct {
-	count int
-	match []byte // nil: everything
-}
-
-// parseCollScanOpts parses SSCAN/ZSCAN's options from args (after the
-// cursor), writing the error reply on failure.
-func parseCollScanOpts(c *client, args [][]byte) (collScanOpts, bool) {
-	o := collScanOpts{count: 10}
-	for j := 0; j < len(args); j++ {
-		more := len(args) - j - 1
-		switch {
-		case eqFold(args[j], "count") && more >= 1:
-			n, ok := parseInt(args[j+1])
-			if !ok {
-				c.w.Error(errNotInt)
-				return o, false
-			}
-			if n < 1 {
-				c.w.Error(errSyntax)
-				return o, false
-			}
-			o.count = int(min(n, 1<<30))
-			j++
-		case eqFold(args[j], "match") && more >= 1:
-			o.match = args[j+1]
-			if len(o.match) == 1 && o.match[0] == '*' {
-				o.match = nil
-			}
-			j++
-		default:
-			c.w.Error(errSyntax)
-			return o, false
-		}
-	}
-	return o, true
 }
 
 // scanTab runs one SSCAN/ZSCAN step over a member table: whole buckets
@@ -244,16 +165,6 @@ func scanTab[V any](t *memberTab[V], cursor uint64, count int, fn func(e *member
 	}
 }
 
-// writeScanReply writes [cursor, items].
-func (c *client) writeScanReply(cursor uint64, items []string) {
-	c.w.Array(2)
-	c.w.BulkString(strconv.FormatUint(cursor, 10))
-	c.w.Array(len(items))
-	for _, it := range items {
-		c.w.BulkString(it)
-	}
-}
-
 func (s *Server) cmdSScan(c *client, args [][]byte) {
 	cursor, ok := parseScanCursor(args[2])
 	if !ok {
@@ -270,13 +181,13 @@ func (s *Server) cmdSScan(c *client, args [][]byte) {
 		c.writeScanReply(0, nil)
 		return
 	}
-	opts, ok := parseCollScanOpts(c, args[3:])
+	opts, ok := parseScanOpts(c, args[3:], 0)
 	if !ok {
 		return
 	}
 	var items []string
 	keep := func(m string) {
-		if opts.match == nil || globMatch(opts.match, []byte(m), false) {
+		if opts.matches(stringBytes(m)) {
 			items = append(items, m)
 		}
 	}
@@ -296,20 +207,11 @@ func (s *Server) cmdSScan(c *client, args [][]byte) {
 const maxRandCount = 1 << 24
 
 func (s *Server) cmdSPop(c *client, args [][]byte) {
-	if len(args) > 3 {
-		c.w.Error(errSyntax)
+	count, ok := parsePopCount(c, args)
+	if !ok {
 		return
 	}
 	key := args[1]
-	count := int64(-1)
-	if len(args) == 3 {
-		n, ok := parseInt(args[2])
-		if !ok || n < 0 {
-			c.w.Error(errNotIntOrNeg)
-			return
-		}
-		count = n
-	}
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
 	set, ok := c.lookupSet(&tx, key, false)
@@ -334,7 +236,9 @@ func (s *Server) cmdSPop(c *client, args [][]byte) {
 		c.w.BulkString(m)
 	} else if count >= int64(set.card()) {
 		c.writeSetMembers(set.members())
-		set = &setObj{}
+		// The key goes as a whole: the set is left as it is.
+		c.objectShrunk(&tx, key, true, evSet, "spop")
+		return
 	} else {
 		popped := make([]string, 0, count)
 		for range count {
@@ -344,11 +248,7 @@ func (s *Server) cmdSPop(c *client, args [][]byte) {
 		}
 		c.writeSetMembers(popped)
 	}
-	deleted := c.setModified(&tx, key, set)
-	c.changed(evSet, "spop", c.db, key)
-	if deleted {
-		c.event(evGeneric, "del", c.db, key)
-	}
+	c.objectShrunk(&tx, key, set.card() == 0, evSet, "spop")
 }
 
 func (s *Server) cmdSRandMember(c *client, args [][]byte) {
@@ -444,21 +344,11 @@ func distinctRandom(set *setObj, count int) []string {
 func (c *client) lookupSets(tx *ttl.Txn, keys [][]byte, read bool) ([]*setObj, bool) {
 	sets := make([]*setObj, len(keys))
 	for i, k := range keys {
-		e, found := tx.Get(c.db, k)
-		if !found {
-			if read {
-				c.miss()
-			}
-			continue
-		}
-		if read {
-			c.hit()
-		}
-		if e.Kind != kindSet {
-			c.w.Error(errWrongType)
+		set, ok := c.lookupSet(tx, k, read)
+		if !ok {
 			return nil, false
 		}
-		sets[i] = e.Obj.(*setObj)
+		sets[i] = set
 	}
 	return sets, true
 }
@@ -502,7 +392,7 @@ func intersect(sets []*setObj, limit int) []string {
 	return out
 }
 
-// sinter answers SINTER/SMEMBERS (dst nil) and SINTERSTORE.
+// sinter answers SINTER (dst nil) and SINTERSTORE.
 func (s *Server) sinter(c *client, keys [][]byte, dst []byte) {
 	tx := s.lockSetKeys(c, dst, keys)
 	defer tx.Unlock()
@@ -515,7 +405,7 @@ func (s *Server) sinter(c *client, keys [][]byte, dst []byte) {
 			c.w.Set(0)
 			return
 		}
-		c.storeSet(&tx, dst, nil, "sinterstore")
+		c.storeResult(&tx, dst, kindSet, nil, 0, evSet, "sinterstore")
 		return
 	}
 	members := intersect(sets, 0)
@@ -527,7 +417,7 @@ func (s *Server) sinter(c *client, keys [][]byte, dst []byte) {
 	for _, m := range members {
 		res.addString(m)
 	}
-	c.storeSet(&tx, dst, res, "sinterstore")
+	c.storeResult(&tx, dst, kindSet, res, res.card(), evSet, "sinterstore")
 }
 
 // lockSetKeys locks keys and, when not nil, dst.
@@ -539,22 +429,6 @@ func (s *Server) lockSetKeys(c *client, dst []byte, keys [][]byte) ttl.Txn {
 	all = append(all, keys...)
 	c.keyScratch = all[:0]
 	return s.store.LockKeys(all...)
-}
-
-// storeSet writes a STORE command's result: a non-empty set replaces dst
-// (without a TTL, as Redis's setKey), an empty one deletes it. It replies
-// with the cardinality.
-func (c *client) storeSet(tx *ttl.Txn, dst []byte, res *setObj, event string) {
-	if res == nil || res.card() == 0 {
-		if tx.Delete(c.db, dst) {
-			c.changed(evGeneric, "del", c.db, dst)
-		}
-		c.w.Int(0)
-		return
-	}
-	tx.SetObject(c.db, dst, kindSet, res, 0)
-	c.w.Int(int64(res.card()))
-	c.changed(evSet, event, c.db, dst)
 }
 
 const (
@@ -598,7 +472,7 @@ func (s *Server) sunionDiff(c *client, keys [][]byte, dst []byte, op int) {
 	if op == setOpDiff {
 		event = "sdiffstore"
 	}
-	c.storeSet(&tx, dst, res, event)
+	c.storeResult(&tx, dst, kindSet, res, res.card(), evSet, event)
 }
 
 func (s *Server) cmdSInter(c *client, args [][]byte)      { s.sinter(c, args[1:], nil) }
@@ -679,24 +553,15 @@ func (s *Server) cmdSMove(c *client, args [][]byte) {
 		c.w.Int(0)
 		return
 	}
-	deleted := c.setModified(&tx, src, from)
-	c.changed(evSet, "srem", c.db, src)
-	if deleted {
-		c.event(evGeneric, "del", c.db, src)
-	}
+	c.objectShrunk(&tx, src, from.card() == 0, evSet, "srem")
 	created := to == nil
 	if created {
 		to = newSetFor(member)
 	}
-	added := to.add(member)
-	if created {
-		tx.SetObject(c.db, dst, kindSet, to, 0)
-	} else if added {
-		tx.Touched(c.db, dst)
-	}
-	c.signal(c.db, dst)
-	if added {
-		c.event(evSet, "sadd", c.db, dst)
+	if to.add(member) { // always for a new set
+		c.objectWritten(&tx, dst, kindSet, to, created, evSet, "sadd")
+	} else {
+		c.signal(c.db, dst) // as Redis: dst is signalled even when unchanged
 	}
 	c.w.Int(1)
 }

@@ -47,17 +47,7 @@ func (c *client) miss() { atomic.AddInt64(&c.stats.misses, 1) }
 // getString looks key up for reading: it writes the WRONGTYPE error itself
 // and reports ok=false for it; a missing key is found=false, ok=true.
 func (c *client) getString(tx *ttl.Txn, key []byte) (e ttl.Entry, found, ok bool) {
-	e, found = tx.Get(c.db, key)
-	if !found {
-		c.miss()
-		return e, false, true
-	}
-	c.hit()
-	if e.Kind != kindString {
-		c.w.Error(errWrongType)
-		return e, true, false
-	}
-	return e, true, true
+	return c.lookupEntry(tx, key, kindString, true)
 }
 
 func (s *Server) cmdGet(c *client, args [][]byte) {
@@ -668,19 +658,28 @@ func (s *Server) cmdIncrByFloat(c *client, args [][]byte) {
 		}
 		cur = v
 	}
-	if cur.IsInf() || incr.IsInf() {
+	out, ok := addLongDouble(cur, incr)
+	if !ok {
 		c.w.Error(errNaNInf)
 		return
 	}
-	sum := new(big.Float).SetPrec(longDoublePrec).SetMode(big.ToNearestEven).Add(cur, incr)
-	if sum.MantExp(nil) > longDoubleMaxExp {
-		c.w.Error(errNaNInf)
-		return
-	}
-	out := formatLongDouble(sum)
 	tx.Set(c.db, args[1], kindString, []byte(out), e.Deadline)
 	c.changed(evString, "incrbyfloat", c.db, args[1])
 	c.w.BulkString(out)
+}
+
+// addLongDouble adds incr to cur in the x87 long double arithmetic of
+// Redis's INCRBYFLOAT and HINCRBYFLOAT and formats the sum; ok is false
+// (errNaNInf) when either is infinite or the sum overflows.
+func addLongDouble(cur, incr *big.Float) (string, bool) {
+	if cur.IsInf() || incr.IsInf() {
+		return "", false
+	}
+	sum := new(big.Float).SetPrec(longDoublePrec).SetMode(big.ToNearestEven).Add(cur, incr)
+	if sum.MantExp(nil) > longDoubleMaxExp {
+		return "", false
+	}
+	return formatLongDouble(sum), true
 }
 
 // formatLongDouble renders like Redis's "human friendly" ld2string:

@@ -38,40 +38,6 @@ func (s *Server) zsetCommands() []*command {
 	}
 }
 
-// lookupZSet finds the sorted set under key: nil for a missing key,
-// ok=false after writing WRONGTYPE for another type. read counts the
-// lookup in keyspace_hits/misses.
-func (c *client) lookupZSet(tx *ttl.Txn, key []byte, read bool) (z *zsetObj, ok bool) {
-	e, found := tx.Get(c.db, key)
-	if !found {
-		if read {
-			c.miss()
-		}
-		return nil, true
-	}
-	if read {
-		c.hit()
-	}
-	if e.Kind != kindZSet {
-		c.w.Error(errWrongType)
-		return nil, false
-	}
-	return e.Obj.(*zsetObj), true
-}
-
-// zsetModified finishes an in-place change that removed members: the
-// event, and the key's deletion (with "del") when the set is empty.
-func (c *client) zsetModified(tx *ttl.Txn, key []byte, z *zsetObj, event string) {
-	if z.card() == 0 {
-		tx.Delete(c.db, key)
-		c.changed(evZSet, event, c.db, key)
-		c.event(evGeneric, "del", c.db, key)
-		return
-	}
-	tx.Touched(c.db, key)
-	c.changed(evZSet, event, c.db, key)
-}
-
 const (
 	errZAddXXNX   = "ERR XX and NX options at the same time are not compatible"
 	errZAddGTLTNX = "ERR GT, LT, and/or NX options at the same time are not compatible"
@@ -165,12 +131,6 @@ options:
 			}
 			score = newScore
 		}
-		switch {
-		case created && z.card() > 0:
-			tx.SetObject(c.db, key, kindZSet, z, 0)
-		case !created && added+updated > 0:
-			tx.Touched(c.db, key)
-		}
 	}
 	if incr {
 		if processed > 0 {
@@ -183,12 +143,12 @@ options:
 	} else {
 		c.w.Int(added)
 	}
-	if added+updated > 0 {
+	if added+updated > 0 { // always for a new set: its first member is added
+		event := "zadd"
 		if incr {
-			c.changed(evZSet, "zincr", c.db, key)
-		} else {
-			c.changed(evZSet, "zadd", c.db, key)
+			event = "zincr"
 		}
+		c.objectWritten(&tx, key, kindZSet, z, created, evZSet, event)
 	}
 }
 
@@ -217,7 +177,7 @@ func (s *Server) cmdZRem(c *client, args [][]byte) {
 		}
 	}
 	if removed > 0 {
-		c.zsetModified(&tx, key, z, "zrem")
+		c.objectShrunk(&tx, key, z.card() == 0, evZSet, "zrem")
 	}
 	c.w.Int(removed)
 }
@@ -227,10 +187,6 @@ func (s *Server) cmdZScore(c *client, args [][]byte) {
 	defer tx.Unlock()
 	z, ok := c.lookupZSet(&tx, args[1], true)
 	if !ok {
-		return
-	}
-	if z == nil {
-		c.w.Null()
 		return
 	}
 	if n := z.nodeOf(args[2]); n != nil {
@@ -249,11 +205,7 @@ func (s *Server) cmdZMScore(c *client, args [][]byte) {
 	}
 	c.w.Array(len(args) - 2)
 	for _, m := range args[2:] {
-		var n *znode
-		if z != nil {
-			n = z.nodeOf(m)
-		}
-		if n != nil {
+		if n := z.nodeOf(m); n != nil {
 			c.w.Double(n.score)
 		} else {
 			c.w.Null()
@@ -266,10 +218,6 @@ func (s *Server) cmdZCard(c *client, args [][]byte) {
 	defer tx.Unlock()
 	z, ok := c.lookupZSet(&tx, args[1], true)
 	if !ok {
-		return
-	}
-	if z == nil {
-		c.w.Int(0)
 		return
 	}
 	c.w.Int(int64(z.card()))
@@ -352,12 +300,8 @@ func (s *Server) zrangeGeneric(c *client, args [][]byte, start int, dst []byte, 
 		case !store && eqFold(a, "withscores"):
 			withScores = true
 		case eqFold(a, "limit") && left >= 2:
-			var ok1, ok2 bool
-			offset, ok1 = parseInt(args[j+1])
-			if ok1 {
-				limit, ok2 = parseInt(args[j+2])
-			}
-			if !ok1 || !ok2 {
+			var ok bool
+			if offset, limit, ok = parseIntPair(args[j+1], args[j+2]); !ok {
 				c.w.Error(errNotInt)
 				return
 			}
@@ -391,33 +335,9 @@ func (s *Server) zrangeGeneric(c *client, args [][]byte, start int, dst []byte, 
 	if reverse && rtype != zrangeRank {
 		minIdx, maxIdx = maxIdx, minIdx
 	}
-	var rankStart, rankEnd int64
-	var rng zrange
-	switch rtype {
-	case zrangeRank:
-		var ok1, ok2 bool
-		rankStart, ok1 = parseInt(args[minIdx])
-		if ok1 {
-			rankEnd, ok2 = parseInt(args[maxIdx])
-		}
-		if !ok1 || !ok2 {
-			c.w.Error(errNotInt)
-			return
-		}
-	case zrangeScore:
-		r, ok := parseScoreRange(args[minIdx], args[maxIdx])
-		if !ok {
-			c.w.Error(errMinMaxNum)
-			return
-		}
-		rng = &r
-	case zrangeLex:
-		r, ok := parseLexRange(args[minIdx], args[maxIdx])
-		if !ok {
-			c.w.Error(errMinMaxLex)
-			return
-		}
-		rng = &r
+	rankStart, rankEnd, rng, ok := parseZRange(c, rtype, args[minIdx], args[maxIdx])
+	if !ok {
+		return
 	}
 
 	var tx ttl.Txn
@@ -446,7 +366,7 @@ func (s *Server) zrangeGeneric(c *client, args [][]byte, start int, dst []byte, 
 		zrangeByRange(&sink, z, rng, offset, limit, reverse)
 	}
 	if store {
-		c.storeZSet(&tx, dst, sink.store, "zrangestore")
+		c.storeResult(&tx, dst, kindZSet, sink.store, sink.store.card(), evZSet, "zrangestore")
 	}
 }
 
@@ -454,18 +374,11 @@ func (s *Server) zrangeGeneric(c *client, args [][]byte, start int, dst []byte, 
 // the end), as Redis's genericZrangebyrankCommand.
 func zrangeByRank(k *zrangeSink, z *zsetObj, start, end int64, reverse bool) {
 	n := int64(z.card())
-	if start < 0 {
-		start += n
-	}
-	if end < 0 {
-		end += n
-	}
-	start = max(start, 0)
-	if start > end || start >= n {
+	start, end, ok := rankSpan(start, end, n)
+	if !ok {
 		k.begin(0)
 		return
 	}
-	end = min(end, n-1)
 	count := int(end - start + 1)
 	var x *znode
 	if reverse {
@@ -517,21 +430,6 @@ func zrangeByRange(k *zrangeSink, z *zsetObj, r zrange, offset, limit int64, rev
 	k.emitRun(x, int(n), reverse)
 }
 
-// storeZSet writes a STORE command's result: a non-empty set replaces dst
-// (without TTL), an empty one deletes it. It replies with the cardinality.
-func (c *client) storeZSet(tx *ttl.Txn, dst []byte, res *zsetObj, event string) {
-	if res.card() == 0 {
-		if tx.Delete(c.db, dst) {
-			c.changed(evGeneric, "del", c.db, dst)
-		}
-		c.w.Int(0)
-		return
-	}
-	tx.SetObject(c.db, dst, kindZSet, res, 0)
-	c.w.Int(int64(res.card()))
-	c.changed(evZSet, event, c.db, dst)
-}
-
 func (s *Server) cmdZRange(c *client, args [][]byte) {
 	s.zrangeGeneric(c, args, 1, nil, zrangeAuto, zdirAuto)
 }
@@ -558,37 +456,9 @@ func (s *Server) cmdZRevRangeByLex(c *client, args [][]byte) {
 
 func (s *Server) zremRange(c *client, args [][]byte, rtype int) {
 	key := args[1]
-	var start, end int64
-	var rng zrange
-	var event string
-	switch rtype {
-	case zrangeRank:
-		event = "zremrangebyrank"
-		var ok1, ok2 bool
-		start, ok1 = parseInt(args[2])
-		if ok1 {
-			end, ok2 = parseInt(args[3])
-		}
-		if !ok1 || !ok2 {
-			c.w.Error(errNotInt)
-			return
-		}
-	case zrangeScore:
-		event = "zremrangebyscore"
-		r, ok := parseScoreRange(args[2], args[3])
-		if !ok {
-			c.w.Error(errMinMaxNum)
-			return
-		}
-		rng = &r
-	case zrangeLex:
-		event = "zremrangebylex"
-		r, ok := parseLexRange(args[2], args[3])
-		if !ok {
-			c.w.Error(errMinMaxLex)
-			return
-		}
-		rng = &r
+	start, end, rng, ok := parseZRange(c, rtype, args[2], args[3])
+	if !ok {
+		return
 	}
 	tx := s.store.Lock(key)
 	defer tx.Unlock()
@@ -602,19 +472,11 @@ func (s *Server) zremRange(c *client, args [][]byte, rtype int) {
 	}
 	removed := 0
 	if rtype == zrangeRank {
-		n := int64(z.card())
-		if start < 0 {
-			start += n
-		}
-		if end < 0 {
-			end += n
-		}
-		start = max(start, 0)
-		if start > end || start >= n {
+		start, end, ok := rankSpan(start, end, int64(z.card()))
+		if !ok {
 			c.w.Int(0)
 			return
 		}
-		end = min(end, n-1)
 		x := z.zsl.byRank(int(start + 1))
 		for i := start; i <= end; i++ {
 			next := x.level[0].forward
@@ -631,9 +493,62 @@ func (s *Server) zremRange(c *client, args [][]byte, rtype int) {
 		}
 	}
 	if removed > 0 {
-		c.zsetModified(&tx, key, z, event)
+		c.objectShrunk(&tx, key, z.card() == 0, evZSet, zremRangeEvents[rtype])
 	}
 	c.w.Int(int64(removed))
+}
+
+// zremRangeEvents are the events of ZREMRANGEBY* by range type.
+var zremRangeEvents = [...]string{zrangeRank: "zremrangebyrank", zrangeScore: "zremrangebyscore", zrangeLex: "zremrangebylex"}
+
+// parseZRange parses the two ends of a range of rtype (zrangeRank,
+// zrangeScore or zrangeLex): ranks, or a score or lex range. It writes the
+// error reply and returns ok=false for invalid ends.
+func parseZRange(c *client, rtype int, minArg, maxArg []byte) (start, end int64, rng zrange, ok bool) {
+	switch rtype {
+	case zrangeRank:
+		if start, end, ok = parseIntPair(minArg, maxArg); !ok {
+			c.w.Error(errNotInt)
+		}
+		return start, end, nil, ok
+	case zrangeScore:
+		r, ok := parseScoreRange(minArg, maxArg)
+		if !ok {
+			c.w.Error(errMinMaxNum)
+			return 0, 0, nil, false
+		}
+		return 0, 0, &r, true
+	}
+	r, ok := parseLexRange(minArg, maxArg)
+	if !ok {
+		c.w.Error(errMinMaxLex)
+		return 0, 0, nil, false
+	}
+	return 0, 0, &r, true
+}
+
+// parseIntPair parses two integer arguments.
+func parseIntPair(a, b []byte) (x, y int64, ok bool) {
+	x, ok1 := parseInt(a)
+	y, ok2 := parseInt(b)
+	return x, y, ok1 && ok2
+}
+
+// rankSpan resolves the 0-based ranks start and end (negative ones count
+// from the end) in a list of n, clamped to it as Redis does; ok is false
+// when the span is empty.
+func rankSpan(start, end, n int64) (int64, int64, bool) {
+	if start < 0 {
+		start += n
+	}
+	if end < 0 {
+		end += n
+	}
+	start = max(start, 0)
+	if start > end || start >= n {
+		return 0, 0, false
+	}
+	return start, min(end, n-1), true
 }
 
 func (s *Server) cmdZRemRangeByScore(c *client, args [][]byte) { s.zremRange(c, args, zrangeScore) }
@@ -662,12 +577,7 @@ func (s *Server) zrank(c *client, args [][]byte, reverse bool) {
 	if !ok {
 		return
 	}
-	var rank int
-	var score float64
-	found := false
-	if z != nil {
-		rank, score, found = z.rank(args[2], reverse)
-	}
+	rank, score, found := z.rank(args[2], reverse)
 	switch {
 	case !found && withScore:
 		c.w.NullArray()
@@ -686,22 +596,10 @@ func (s *Server) cmdZRank(c *client, args [][]byte)    { s.zrank(c, args, false)
 func (s *Server) cmdZRevRank(c *client, args [][]byte) { s.zrank(c, args, true) }
 
 // zcount answers ZCOUNT and ZLEXCOUNT from the ranks of the range's ends.
-func (s *Server) zcount(c *client, args [][]byte, lex bool) {
-	var rng zrange
-	if lex {
-		r, ok := parseLexRange(args[2], args[3])
-		if !ok {
-			c.w.Error(errMinMaxLex)
-			return
-		}
-		rng = &r
-	} else {
-		r, ok := parseScoreRange(args[2], args[3])
-		if !ok {
-			c.w.Error(errMinMaxNum)
-			return
-		}
-		rng = &r
+func (s *Server) zcount(c *client, args [][]byte, rtype int) {
+	_, _, rng, ok := parseZRange(c, rtype, args[2], args[3])
+	if !ok {
+		return
 	}
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
@@ -722,8 +620,8 @@ func (s *Server) zcount(c *client, args [][]byte, lex bool) {
 	c.w.Int(int64(hi - lo + 1))
 }
 
-func (s *Server) cmdZCount(c *client, args [][]byte)    { s.zcount(c, args, false) }
-func (s *Server) cmdZLexCount(c *client, args [][]byte) { s.zcount(c, args, true) }
+func (s *Server) cmdZCount(c *client, args [][]byte)    { s.zcount(c, args, zrangeScore) }
+func (s *Server) cmdZLexCount(c *client, args [][]byte) { s.zcount(c, args, zrangeLex) }
 
 // ---- ZSCAN ----
 
@@ -748,13 +646,13 @@ func (s *Server) cmdZScan(c *client, args [][]byte) {
 		c.writeScanReply(0, nil)
 		return
 	}
-	opts, ok := parseCollScanOpts(c, args[3:])
+	opts, ok := parseScanOpts(c, args[3:], 0)
 	if !ok {
 		return
 	}
 	var items []string
 	keep := func(n *znode) {
-		if opts.match == nil || globMatch(opts.match, []byte(n.member), false) {
+		if opts.matches(stringBytes(n.member)) {
 			var tmp [32]byte
 			items = append(items, n.member, string(resp.AppendDouble(tmp[:0], n.score)))
 		}
@@ -773,18 +671,9 @@ func (s *Server) cmdZScan(c *client, args [][]byte) {
 // ---- ZPOPMIN, ZPOPMAX ----
 
 func (s *Server) zpop(c *client, args [][]byte, fromMax bool) {
-	if len(args) > 3 {
-		c.w.Error(errSyntax)
+	count, ok := parsePopCount(c, args)
+	if !ok {
 		return
-	}
-	count := int64(-1)
-	if len(args) == 3 {
-		n, ok := parseInt(args[2])
-		if !ok || n < 0 {
-			c.w.Error(errNotIntOrNeg)
-			return
-		}
-		count = n
 	}
 	key := args[1]
 	tx := s.store.Lock(key)
@@ -820,7 +709,7 @@ func (s *Server) zpop(c *client, args [][]byte, fromMax bool) {
 	if fromMax {
 		event = "zpopmax"
 	}
-	c.zsetModified(&tx, key, z, event)
+	c.objectShrunk(&tx, key, z.card() == 0, evZSet, event)
 }
 
 func (s *Server) cmdZPopMin(c *client, args [][]byte) { s.zpop(c, args, false) }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,7 +29,8 @@ import (
 // The store calls NextExpiry and ExpireParts (ttl.PartExpirer) to expire
 // fields on time; a handler that changes deadlines calls Txn.Touched.
 // Methods taking a field or value never keep the slice they are given, and
-// it must not alias the hash's own memory.
+// it must not alias the hash's own memory. A nil *hashObj is the empty hash
+// of a missing key to len, get, deadline and each.
 type hashObj struct {
 	buf []byte     // packed form: the entries
 	d   *denseHash // dense form, nil while packed
@@ -166,11 +168,19 @@ func (h *hashObj) putEntry(off int, f, v []byte, dl int64) {
 	copy(b[n:], v)
 }
 
-func (h *hashObj) len() int { return h.n }
+func (h *hashObj) len() int {
+	if h == nil {
+		return 0
+	}
+	return h.n
+}
 
 // get returns the value of field f. The slice aliases the hash: it is
 // valid until the hash changes.
 func (h *hashObj) get(f []byte) ([]byte, bool) {
+	if h == nil {
+		return nil, false
+	}
 	if h.d != nil {
 		i, ok := h.d.idx[string(f)]
 		if !ok {
@@ -187,6 +197,9 @@ func (h *hashObj) get(f []byte) ([]byte, bool) {
 
 // deadline returns the deadline of field f (0 for none) and whether f exists.
 func (h *hashObj) deadline(f []byte) (int64, bool) {
+	if h == nil {
+		return 0, false
+	}
 	if h.d != nil {
 		i, ok := h.d.idx[string(f)]
 		if !ok {
@@ -322,23 +335,16 @@ func (h *hashObj) maybeDense() {
 		}
 		off = p.end
 	}
-	slices.SortFunc(d.dls, func(a, b dlItem) int { return cmpInt64(a.dl, b.dl) }) // a sorted slice is a heap
+	slices.SortFunc(d.dls, func(a, b dlItem) int { return cmp.Compare(a.dl, b.dl) }) // a sorted slice is a heap
 	h.d, h.buf, h.minDL, h.minStale = d, nil, 0, false
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // each calls fn with every field, value and deadline, in order, until fn
 // returns false. The slices alias the hash.
 func (h *hashObj) each(fn func(f, v []byte, dl int64) bool) {
+	if h == nil {
+		return
+	}
 	if h.d != nil {
 		for i := range h.d.ents {
 			e := &h.d.ents[i]
@@ -493,7 +499,7 @@ func (h *hashObj) Clone() ttl.Object {
 			d.dls = append(d.dls, dlItem{dl: e.dl, name: e.name})
 		}
 	}
-	slices.SortFunc(d.dls, func(a, b dlItem) int { return cmpInt64(a.dl, b.dl) })
+	slices.SortFunc(d.dls, func(a, b dlItem) int { return cmp.Compare(a.dl, b.dl) })
 	c.d = d
 	return &c
 }

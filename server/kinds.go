@@ -28,3 +28,110 @@ func typeName(k ttl.Kind) string {
 	}
 	return "none"
 }
+
+// lookupEntry looks key up for a command on values of kind. A missing key
+// is found=false, ok=true; a key of another kind gets the WRONGTYPE reply
+// and ok=false. read counts keyspace hits and misses, as Redis's
+// lookupKeyRead does (write lookups do not).
+func (c *client) lookupEntry(tx *ttl.Txn, key []byte, kind ttl.Kind, read bool) (e ttl.Entry, found, ok bool) {
+	e, found = tx.Get(c.db, key)
+	if read {
+		if found {
+			c.hit()
+		} else {
+			c.miss()
+		}
+	}
+	if found && e.Kind != kind {
+		c.w.Error(errWrongType)
+		return e, true, false
+	}
+	return e, found, true
+}
+
+// lookupKind is lookupEntry for an object kind: the object under key, the
+// zero T (nil) for a missing key, ok=false after the WRONGTYPE reply.
+func lookupKind[T ttl.Object](c *client, tx *ttl.Txn, key []byte, kind ttl.Kind, read bool) (obj T, ok bool) {
+	e, found, ok := c.lookupEntry(tx, key, kind, read)
+	if !found || !ok {
+		return obj, ok
+	}
+	return e.Obj.(T), true
+}
+
+// The lookups of the object kinds.
+func (c *client) lookupHash(tx *ttl.Txn, key []byte, read bool) (*hashObj, bool) {
+	return lookupKind[*hashObj](c, tx, key, kindHash, read)
+}
+
+func (c *client) lookupSet(tx *ttl.Txn, key []byte, read bool) (*setObj, bool) {
+	return lookupKind[*setObj](c, tx, key, kindSet, read)
+}
+
+func (c *client) lookupZSet(tx *ttl.Txn, key []byte, read bool) (*zsetObj, bool) {
+	return lookupKind[*zsetObj](c, tx, key, kindZSet, read)
+}
+
+// objectWritten finishes a write that added to or changed obj, the object
+// under key: a new object is stored (without a deadline), a changed one
+// told to the store (Txn.Touched: memory, part deadlines); then the event.
+func (c *client) objectWritten(tx *ttl.Txn, key []byte, kind ttl.Kind, obj ttl.Object, isNew bool, class eventClass, event string) {
+	if isNew {
+		tx.SetObject(c.db, key, kind, obj, 0)
+	} else {
+		tx.Touched(c.db, key)
+	}
+	c.changed(class, event, c.db, key)
+}
+
+// objectShrunk finishes a write that removed parts (fields, members) of the
+// object under key: the key goes when the object is empty, as Redis keeps
+// no empty collection, else the store is told (Txn.Touched); then the
+// event, and "del" after it when the key went.
+func (c *client) objectShrunk(tx *ttl.Txn, key []byte, empty bool, class eventClass, event string) {
+	if empty {
+		tx.Delete(c.db, key)
+	} else {
+		tx.Touched(c.db, key)
+	}
+	c.changed(class, event, c.db, key)
+	if empty {
+		c.event(evGeneric, "del", c.db, key)
+	}
+}
+
+// storeResult writes the result of a STORE command (SINTERSTORE,
+// ZRANGESTORE, ...), res of n members, to dst: a non-empty result replaces
+// dst (without a deadline, as Redis's setKey), an empty one deletes it. It
+// replies with n.
+func (c *client) storeResult(tx *ttl.Txn, dst []byte, kind ttl.Kind, res ttl.Object, n int, class eventClass, event string) {
+	if n == 0 {
+		if tx.Delete(c.db, dst) {
+			c.changed(evGeneric, "del", c.db, dst)
+		}
+		c.w.Int(0)
+		return
+	}
+	tx.SetObject(c.db, dst, kind, res, 0)
+	c.w.Int(int64(n))
+	c.changed(class, event, c.db, dst)
+}
+
+// parsePopCount parses the optional count of SPOP, ZPOPMIN and ZPOPMAX
+// (args[2]): -1 without one. It writes the error reply and returns
+// ok=false for a bad count or extra arguments.
+func parsePopCount(c *client, args [][]byte) (count int64, ok bool) {
+	if len(args) > 3 {
+		c.w.Error(errSyntax)
+		return 0, false
+	}
+	if len(args) < 3 {
+		return -1, true
+	}
+	n, ok := parseInt(args[2])
+	if !ok || n < 0 {
+		c.w.Error(errNotIntOrNeg)
+		return 0, false
+	}
+	return n, true
+}

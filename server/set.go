@@ -215,7 +215,8 @@ const setMaxIntsetEntries = 512
 // decimal text of an int64 and there are at most setMaxIntsetEntries of
 // them, the members are a sorted []int64 (Redis's intset, which also gives
 // Redis's member order for such sets); otherwise a hash table. The
-// conversion is one way, as in Redis.
+// conversion is one way, as in Redis. A nil *setObj is the empty set of a
+// missing key to card, has and each.
 type setObj struct {
 	ints []int64              // the intset encoding, used when tab is nil
 	tab  *memberTab[struct{}] // the hashtable encoding
@@ -233,14 +234,22 @@ func newSetFor(first []byte) *setObj {
 }
 
 func (s *setObj) card() int {
+	if s == nil {
+		return 0
+	}
 	if s.tab != nil {
 		return s.tab.len()
 	}
 	return len(s.ints)
 }
 
-// intsetFind returns the position of v in the sorted ints.
-func (s *setObj) intsetFind(v int64) (int, bool) {
+// intsetFind returns the position of member in the sorted ints and whether
+// it is there; a member that is not the canonical text of an int64 is not.
+func (s *setObj) intsetFind(member []byte) (int, bool) {
+	v, ok := parseInt(member)
+	if !ok {
+		return 0, false
+	}
 	return slices.BinarySearch(s.ints, v)
 }
 
@@ -258,7 +267,7 @@ func (s *setObj) convert(extra int) {
 func (s *setObj) add(member []byte) bool {
 	if s.tab == nil {
 		if v, ok := parseInt(member); ok {
-			i, found := s.intsetFind(v)
+			i, found := slices.BinarySearch(s.ints, v)
 			if found {
 				return false
 			}
@@ -288,28 +297,22 @@ func (s *setObj) addString(member string) bool {
 // remove removes member and reports whether it was there.
 func (s *setObj) remove(member []byte) bool {
 	if s.tab == nil {
-		v, ok := parseInt(member)
-		if !ok {
-			return false
+		i, found := s.intsetFind(member)
+		if found {
+			s.ints = slices.Delete(s.ints, i, i+1)
 		}
-		i, found := s.intsetFind(v)
-		if !found {
-			return false
-		}
-		s.ints = slices.Delete(s.ints, i, i+1)
-		return true
+		return found
 	}
 	_, ok := s.tab.remove(unsafe.String(unsafe.SliceData(member), len(member)))
 	return ok
 }
 
 func (s *setObj) has(member []byte) bool {
+	if s == nil {
+		return false
+	}
 	if s.tab == nil {
-		v, ok := parseInt(member)
-		if !ok {
-			return false
-		}
-		_, found := s.intsetFind(v)
+		_, found := s.intsetFind(member)
 		return found
 	}
 	return s.tab.findBytes(member) >= 0
@@ -326,6 +329,9 @@ func (s *setObj) hasString(member string) bool {
 // each calls fn with every member in the set's order (sorted for an
 // intset). fn must not modify the set.
 func (s *setObj) each(fn func(member string)) {
+	if s == nil {
+		return
+	}
 	if s.tab == nil {
 		for _, v := range s.ints {
 			fn(strconv.FormatInt(v, 10))

@@ -370,7 +370,8 @@ func (l *zskiplist) lastIn(r zrange) (*znode, int) {
 
 // zsetObj is the value of a sorted set key: a skiplist for order and ranks,
 // and a member table (member → node) for lookups and ZSCAN's cursor. Both
-// share the member strings.
+// share the member strings. A nil *zsetObj is the empty sorted set of a
+// missing key to card, nodeOf and rank.
 type zsetObj struct {
 	zsl  *zskiplist
 	dict *memberTab[*znode]
@@ -382,7 +383,12 @@ func newZSet(hint int) *zsetObj {
 	return &zsetObj{zsl: newZSkiplist(), dict: newMemberTab[*znode](hint)}
 }
 
-func (z *zsetObj) card() int { return z.zsl.length }
+func (z *zsetObj) card() int {
+	if z == nil {
+		return 0
+	}
+	return z.zsl.length
+}
 
 // node returns member's node, or nil.
 func (z *zsetObj) node(member string) *znode {
@@ -394,6 +400,9 @@ func (z *zsetObj) node(member string) *znode {
 
 // nodeOf is node for a member held as bytes (not copied).
 func (z *zsetObj) nodeOf(member []byte) *znode {
+	if z == nil {
+		return nil
+	}
 	if i := z.dict.findBytes(member); i >= 0 {
 		return z.dict.at(i).val
 	}
@@ -636,37 +645,11 @@ func strtod(b []byte) (f float64, n int, erange bool) {
 		}
 	}
 	// Decimal: digits [. digits] [e [sign] digits], at least one digit.
-	j := i
-	nonzero := false
-	digits := 0
-	for j < len(b) && isDigit(b[j]) {
-		nonzero = nonzero || b[j] != '0'
-		j++
-		digits++
-	}
-	if j < len(b) && b[j] == '.' {
-		j++
-		for j < len(b) && isDigit(b[j]) {
-			nonzero = nonzero || b[j] != '0'
-			j++
-			digits++
-		}
-	}
+	j, digits, nonzero := scanMantissa(b, i, false)
 	if digits == 0 {
 		return 0, 0, false
 	}
-	if j < len(b) && b[j]|0x20 == 'e' {
-		k := j + 1
-		if k < len(b) && (b[k] == '+' || b[k] == '-') {
-			k++
-		}
-		if k < len(b) && isDigit(b[k]) {
-			for k < len(b) && isDigit(b[k]) {
-				k++
-			}
-			j = k
-		}
-	}
+	j = scanExponent(b, j, 'e')
 	v, err := strconv.ParseFloat(string(b[i:j]), 64)
 	erange = err != nil || (v == 0 && nonzero)
 	return sign(v), j, erange
@@ -677,42 +660,61 @@ func strtod(b []byte) (f float64, n int, erange bool) {
 // binary exponent. ok is false when there is no digit (strtod then reads
 // just the "0").
 func parseHexFloat(b []byte) (v float64, n int, erange, ok bool) {
-	j := 0
-	digits := 0
-	nonzero := false
-	for j < len(b) && isHexDigit(b[j]) {
-		nonzero = nonzero || b[j] != '0'
-		j++
-		digits++
-	}
-	if j < len(b) && b[j] == '.' {
-		j++
-		for j < len(b) && isHexDigit(b[j]) {
-			nonzero = nonzero || b[j] != '0'
-			j++
-			digits++
-		}
-	}
+	j, digits, nonzero := scanMantissa(b, 0, true)
 	if digits == 0 {
 		return 0, 0, false, false
 	}
 	mant := b[:j]
 	exp := "p0"
-	if j < len(b) && b[j]|0x20 == 'p' {
-		k := j + 1
-		if k < len(b) && (b[k] == '+' || b[k] == '-') {
-			k++
-		}
-		if k < len(b) && isDigit(b[k]) {
-			for k < len(b) && isDigit(b[k]) {
-				k++
-			}
-			exp = "p" + string(b[j+1:k])
-			j = k
-		}
+	if k := scanExponent(b, j, 'p'); k > j {
+		exp = "p" + string(b[j+1:k])
+		j = k
 	}
 	v, err := strconv.ParseFloat("0x"+string(mant)+exp, 64)
 	return v, j, err != nil || (v == 0 && nonzero), true
+}
+
+// scanMantissa reads the digits (hexadecimal ones when hex) of a number's
+// mantissa, with an optional point, from b[j:]: where they end, how many
+// digits there are, and whether one is not 0.
+func scanMantissa(b []byte, j int, hex bool) (end, digits int, nonzero bool) {
+	isDig := isDigit
+	if hex {
+		isDig = isHexDigit
+	}
+	point := false
+	for ; j < len(b); j++ {
+		switch {
+		case isDig(b[j]):
+			nonzero = nonzero || b[j] != '0'
+			digits++
+		case b[j] == '.' && !point:
+			point = true
+		default:
+			return j, digits, nonzero
+		}
+	}
+	return j, digits, nonzero
+}
+
+// scanExponent reads an exponent at b[j:], the marker (lower case, matched
+// in either case), an optional sign and at least one decimal digit, and
+// returns where it ends: j itself when there is none.
+func scanExponent(b []byte, j int, marker byte) int {
+	if j >= len(b) || b[j]|0x20 != marker {
+		return j
+	}
+	k := j + 1
+	if k < len(b) && (b[k] == '+' || b[k] == '-') {
+		k++
+	}
+	if k >= len(b) || !isDigit(b[k]) {
+		return j
+	}
+	for k < len(b) && isDigit(b[k]) {
+		k++
+	}
+	return k
 }
 
 // parseScore parses a score or increment the way Redis's string2d does:

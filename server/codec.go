@@ -20,19 +20,20 @@ type persistedObject interface {
 func decodeObject(kind ttl.Kind, b []byte, now int64) (ttl.Object, error) {
 	switch kind {
 	case kindHash:
-		return decodeHash(b, now) // errObjectExpired: every field expired, leave the key out
+		return asObject(decodeHash(b, now)) // errObjectExpired: every field expired, leave the key out
 	case kindSet:
-		set, err := decodeSet(b)
-		if err != nil {
-			return nil, err
-		}
-		return set, nil
+		return asObject(decodeSet(b))
 	case kindZSet:
-		z, err := decodeZSet(b)
-		if err != nil {
-			return nil, err
-		}
-		return z, nil
+		return asObject(decodeZSet(b))
 	}
 	return nil, fmt.Errorf("server: no decoder for kind %d", kind)
+}
+
+// asObject returns a decoder's result as a ttl.Object: a nil interface on
+// error, never one holding a nil pointer.
+func asObject[T ttl.Object](v T, err error) (ttl.Object, error) {
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
 }

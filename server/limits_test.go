@@ -1,14 +1,11 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -190,16 +187,9 @@ func dialFrom(t *testing.T, ip net.IP, port string) net.Conn {
 func TestProtectedMode(t *testing.T) {
 	ip := nonLoopbackIP(t)
 	forEachIOModel(t, func(t *testing.T, model string) {
-		store, err := ttl.New(ttl.Config{})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = store.Close() })
-		srv, err := New(Config{IOModel: model, Logger: slog.New(slog.DiscardHandler)}, store)
-		require.NoError(t, err)
 		ln, err := net.Listen("tcp", "0.0.0.0:0")
 		require.NoError(t, err)
-		var wg sync.WaitGroup
-		wg.Go(func() { _ = srv.Serve(ln) })
-		t.Cleanup(func() { _ = srv.Close(); wg.Wait() })
+		serveOn(t, ln, ttl.Config{}, Config{IOModel: model})
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 
 		got, closed := readToClose(t, dialFrom(t, ip, port))
@@ -232,19 +222,12 @@ func TestProtectedMode(t *testing.T) {
 func TestProtectedModeDifferential(t *testing.T) {
 	ip := nonLoopbackIP(t)
 	rd := redistest.StartRedis(t, "--bind", "0.0.0.0")
-	store, err := ttl.New(ttl.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
-	srv, err := New(Config{Logger: slog.New(slog.DiscardHandler)}, store)
-	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "0.0.0.0:0")
 	require.NoError(t, err)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = srv.Serve(ln) })
-	t.Cleanup(func() { _ = srv.Close(); wg.Wait() })
+	ts := serveOn(t, ln, ttl.Config{}, Config{})
 
 	_, rport, _ := net.SplitHostPort(rd.Addr())
-	_, sport, _ := net.SplitHostPort(ln.Addr().String())
+	_, sport, _ := net.SplitHostPort(ts.addr)
 	want, wantClosed := readToClose(t, dialFrom(t, ip, rport))
 	got, closed := readToClose(t, dialFrom(t, ip, sport))
 	assert.Equal(t, want, got)
@@ -293,21 +276,8 @@ func TestOutputBufferHardLimit(t *testing.T) {
 // over an in-memory pipe, whose writes wait for the reader).
 func TestOutputBufferSoftLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store, err := ttl.New(ttl.Config{})
-		require.NoError(t, err)
-		srv, err := New(Config{ClientOutputBufferLimit: "normal 0 100kb 2", Logger: slog.New(slog.DiscardHandler)}, store)
-		require.NoError(t, err)
-		ln := newPipeListener()
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() { _ = store.Run(ctx) })
-		wg.Go(func() { _ = srv.Serve(ln) })
-		defer func() {
-			_ = srv.Close()
-			cancel()
-			wg.Wait()
-			_ = store.Close()
-		}()
+		ts, ln := startPipeServer(t, Config{ClientOutputBufferLimit: "normal 0 100kb 2"})
+		srv := ts.srv
 		slow := ln.dial()
 		defer slow.Close()
 		big := strings.Repeat("v", 200<<10)
@@ -316,7 +286,7 @@ func TestOutputBufferSoftLimit(t *testing.T) {
 			_, _ = slow.Write(redistest.EncodeCommand("GET", "big"))
 		}()
 		buf := make([]byte, 5)
-		_, err = io.ReadFull(slow, buf) // +OK
+		_, err := io.ReadFull(slow, buf) // +OK
 		require.NoError(t, err)
 		// The GET's 200 KiB reply is over the soft limit from 0 s and is
 		// never read. Poll (in fake time) between the cron's ticks.

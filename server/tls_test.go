@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -144,29 +143,13 @@ type tlsServer struct {
 
 func startTLSServer(t *testing.T, cfg Config, tlsHost string) *tlsServer {
 	t.Helper()
-	store, err := ttl.New(ttl.Config{})
-	require.NoError(t, err)
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	srv, err := New(cfg, store)
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
 	tln, err := net.Listen("tcp", net.JoinHostPort(tlsHost, "0"))
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = store.Run(ctx) })
-	wg.Go(func() { _ = srv.Serve(ln) })
-	wg.Go(func() { _ = srv.ServeTLS(tln) })
-	t.Cleanup(func() {
-		_ = srv.Close()
-		cancel()
-		wg.Wait()
-		_ = store.Close()
-	})
-	return &tlsServer{srv: srv, addr: ln.Addr().String(), tlsAddr: tln.Addr().String()}
+	t.Cleanup(wg.Wait) // after the server's cleanup (cleanups run last first)
+	ts := startServer(t, cfg)
+	wg.Go(func() { _ = ts.srv.ServeTLS(tln) })
+	return &tlsServer{srv: ts.srv, addr: ts.addr, tlsAddr: tln.Addr().String()}
 }
 
 // tlsPing connects over TLS with cfg and sends PING; it returns the reply,

@@ -44,6 +44,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiond/sessiond/server/internal/resp"
 )
 
 // ---- categories ----
@@ -928,10 +930,10 @@ func (r *aclRules) apply(t *aclTable, op string) error {
 	case op[0] == '(' && op[len(op)-1] == ')':
 		// Unbalanced quotes make an empty selector, as Redis's
 		// sdssplitargs failing does.
-		args, _ := splitSelectorArgs(op[1 : len(op)-1])
+		args, _ := resp.SplitArgs([]byte(op[1 : len(op)-1]))
 		s := newSelector(t, false)
 		for _, a := range args {
-			if err := s.apply(t, a); err != nil {
+			if err := s.apply(t, string(a)); err != nil {
 				return err
 			}
 		}
@@ -993,85 +995,6 @@ func mergeSelectorArgs(ops []string) (merged []string, bad int) {
 		return nil, open
 	}
 	return merged, -1
-}
-
-// splitSelectorArgs splits a selector's content as Redis's sdssplitargs does:
-// blanks separate arguments, "…" and '…' quote them.
-func splitSelectorArgs(s string) ([]string, bool) {
-	var out []string
-	i := 0
-	for {
-		for i < len(s) && isBlank(s[i]) {
-			i++
-		}
-		if i == len(s) {
-			return out, true
-		}
-		var cur []byte
-		inq, insq := false, false
-		for ; i < len(s); i++ {
-			c := s[i]
-			switch {
-			case inq:
-				switch {
-				case c == '\\' && i+1 < len(s):
-					i++
-					cur = append(cur, unescapeByte(s[i]))
-				case c == '"':
-					if i+1 < len(s) && !isBlank(s[i+1]) {
-						return nil, false
-					}
-					inq = false
-				default:
-					cur = append(cur, c)
-				}
-			case insq:
-				switch {
-				case c == '\\' && i+1 < len(s) && s[i+1] == '\'':
-					i++
-					cur = append(cur, '\'')
-				case c == '\'':
-					if i+1 < len(s) && !isBlank(s[i+1]) {
-						return nil, false
-					}
-					insq = false
-				default:
-					cur = append(cur, c)
-				}
-			case isBlank(c):
-				goto done
-			case c == '"':
-				inq = true
-			case c == '\'':
-				insq = true
-			default:
-				cur = append(cur, c)
-			}
-		}
-		if inq || insq {
-			return nil, false
-		}
-	done:
-		out = append(out, string(cur))
-	}
-}
-
-func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0 }
-
-func unescapeByte(c byte) byte {
-	switch c {
-	case 'n':
-		return '\n'
-	case 'r':
-		return '\r'
-	case 't':
-		return '\t'
-	case 'b':
-		return '\b'
-	case 'a':
-		return '\a'
-	}
-	return c
 }
 
 // aclUser is a user. Its identity lasts as long as the user exists:

@@ -878,6 +878,15 @@ func parseHash(h string) ([sha256.Size]byte, error) {
 	return sum, nil
 }
 
+// passwordHash is the hash a password rule names: of the clear text after
+// '>' or '<', or the "#" or "!" hash as given.
+func passwordHash(op string) ([sha256.Size]byte, error) {
+	if op[0] == '>' || op[0] == '<' {
+		return sha256.Sum256([]byte(op[1:])), nil
+	}
+	return parseHash(op[1:])
+}
+
 // apply applies one user rule (ACLSetUser).
 func (r *aclRules) apply(t *aclTable, op string) error {
 	if op == "" {
@@ -899,28 +908,18 @@ func (r *aclRules) apply(t *aclTable, op string) error {
 		r.flags &^= userNoPass
 		r.passwords = nil
 	case op[0] == '>' || op[0] == '#':
-		var sum [sha256.Size]byte
-		if op[0] == '>' {
-			sum = sha256.Sum256([]byte(op[1:]))
-		} else {
-			var err error
-			if sum, err = parseHash(op[1:]); err != nil {
-				return err
-			}
+		sum, err := passwordHash(op)
+		if err != nil {
+			return err
 		}
 		if !slices.Contains(r.passwords, sum) {
 			r.passwords = append(r.passwords, sum)
 		}
 		r.flags &^= userNoPass
 	case op[0] == '<' || op[0] == '!':
-		var sum [sha256.Size]byte
-		if op[0] == '<' {
-			sum = sha256.Sum256([]byte(op[1:]))
-		} else {
-			var err error
-			if sum, err = parseHash(op[1:]); err != nil {
-				return err
-			}
+		sum, err := passwordHash(op)
+		if err != nil {
+			return err
 		}
 		i := slices.Index(r.passwords, sum)
 		if i < 0 {

@@ -117,17 +117,13 @@ func (s *Server) initLimits(cfg Config) error {
 
 // limitParams are the CONFIG parameters of the limits.
 func (s *Server) limitParams() []*param {
-	errInt := errors.New("argument couldn't be parsed into an integer")
 	return []*param{
 		{name: "maxclients",
 			get: func() string { return strconv.FormatInt(s.lim.maxClients.Load(), 10) },
 			set: func(v string) error {
-				n, err := strconv.ParseInt(v, 10, 64)
+				n, err := parseIntParam(v, 1, math.MaxUint32)
 				if err != nil {
-					return errInt
-				}
-				if n < 1 || n > math.MaxUint32 {
-					return errors.New("argument must be between 1 and 4294967295 inclusive")
+					return err
 				}
 				if n > s.lim.maxClients.Load() {
 					fit, err := FitOpenFiles(int(n))
@@ -141,12 +137,9 @@ func (s *Server) limitParams() []*param {
 		{name: "tcp-keepalive",
 			get: func() string { return strconv.FormatInt(s.lim.keepAlive.Load(), 10) },
 			set: func(v string) error {
-				n, err := strconv.ParseInt(v, 10, 64)
+				n, err := parseIntParam(v, 0, math.MaxInt32)
 				if err != nil {
-					return errInt
-				}
-				if n < 0 || n > math.MaxInt32 {
-					return errors.New("argument must be between 0 and 2147483647 inclusive")
+					return err
 				}
 				s.lim.keepAlive.Store(n)
 				return nil
@@ -175,6 +168,19 @@ func (s *Server) limitParams() []*param {
 				return nil
 			}},
 	}
+}
+
+// parseIntParam parses the value of an integer CONFIG parameter that must
+// lie in [lo, hi], with Redis's errors.
+func parseIntParam(v string, lo, hi int64) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, errors.New("argument couldn't be parsed into an integer")
+	}
+	if n < lo || n > hi {
+		return 0, errors.New("argument must be between " + strconv.FormatInt(lo, 10) + " and " + strconv.FormatInt(hi, 10) + " inclusive")
+	}
+	return n, nil
 }
 
 func yesNo(b bool) string {

@@ -306,6 +306,33 @@ func TestOutputBufferSoftLimit(t *testing.T) {
 	})
 }
 
+// TestOutputBufferSoftLimitSubscriber: a subscriber that stops reading is
+// cut off by the pub/sub soft limit alone (no hard limit) once the
+// messages stop, by the cron: its unsent messages count against the limit
+// (and show in CLIENT LIST's omem) wherever they wait.
+func TestOutputBufferSoftLimitSubscriber(t *testing.T) {
+	forEachIOModel(t, func(t *testing.T, model string) {
+		if model == "goroutine" {
+			t.Skip("the goroutine transport's pusher (push.go) does not report what it is writing in omem, so the cron never sees a stuck subscriber")
+		}
+		ts := startServer(t, Config{IOModel: model, ClientOutputBufferLimit: "pubsub 0 256kb 1"})
+		slow := dial(t, ts.addr)
+		_, err := slow.Write(redistest.EncodeCommand("SUBSCRIBE", "firehose"))
+		require.NoError(t, err)
+		pub := redistest.Dial(t, ts.addr)
+		waitFor(t, "the subscription", func() bool {
+			return pub.DoString("PUBSUB", "NUMSUB", "firehose") == "*2\r\n$8\r\nfirehose\r\n:1\r\n"
+		})
+		payload := string(make([]byte, 64<<10))
+		for range 64 { // 4 MiB, more than the socket buffers hold
+			assert.Equal(t, ":1\r\n", pub.DoString("PUBLISH", "firehose", payload))
+		}
+		waitFor(t, "the subscriber to be cut off", func() bool { return clientCount(t, pub) == 1 })
+		_, closed := readToClose(t, slow)
+		assert.True(t, closed)
+	})
+}
+
 // clientsForTest returns the registered clients.
 func (s *Server) clientsForTest() []*client {
 	s.mu.Lock()

@@ -289,64 +289,46 @@ func (l *loop) flush(c *client) {
 		return
 	}
 	c.awaitDurable()
-	if len(c.pending) > 0 {
-		c.pending = append(c.pending, c.w.Bytes()...)
-		c.w.Reset()
-		return
-	}
-	buf := c.w.Bytes()
-	n, err := writeFD(c.fd, buf)
-	atomic.AddInt64(&c.stats.netOutBytes, int64(n))
-	switch {
-	case err != nil && !errors.Is(err, unix.EAGAIN):
-		c.werr = err
-		c.w.Reset()
-		l.close(c)
-		return
-	case n < len(buf):
-		c.pending = append(c.pending[:0], buf[n:]...)
-		c.w.Reset()
-		if !c.checkOutput(unsent(c), c.isPubSub()) {
-			c.pending, c.werr = nil, errOutputLimit
-			l.close(c)
-			return
-		}
-		l.watch(c, unix.EPOLLOUT)
-		return
-	}
+	l.send(c, c.w.Bytes())
 	c.w.Reset()
-	c.outputDrained()
 }
 
 // drainPush writes c's outbox (messages other goroutines pushed) behind
-// any pending bytes. A subscriber whose unsent output passes the pub/sub
-// hard limit is disconnected.
+// any pending bytes.
 func (l *loop) drainPush(c *client) {
 	if c.closed {
 		return
 	}
-	b := c.takeOutbox()
-	if len(b) == 0 {
-		return
+	if b := c.takeOutbox(); len(b) > 0 {
+		l.send(c, b)
 	}
+}
+
+// send writes b behind any pending bytes. What the socket does not take
+// waits in c.pending, and the connection then waits for EPOLLOUT instead
+// of reading; as the pending bytes grow they are held to c's output
+// limits, and a client over them is closed.
+func (l *loop) send(c *client, b []byte) {
 	if len(c.pending) > 0 {
 		c.pending = append(c.pending, b...)
-		if hard, _, _ := l.srv.pubsubOutputLimit(); hard > 0 && int64(len(c.pending)) > hard {
-			l.srv.log.Warn("closing client over the pubsub output buffer limit", "id", c.id, "addr", c.addr)
-			c.pending = nil
+	} else {
+		n, err := writeFD(c.fd, b)
+		atomic.AddInt64(&c.stats.netOutBytes, int64(n))
+		switch {
+		case err != nil && !errors.Is(err, unix.EAGAIN):
+			c.werr = err
 			l.close(c)
+			return
+		case n == len(b):
+			c.outputDrained()
+			return
 		}
-		return
-	}
-	n, err := writeFD(c.fd, b)
-	atomic.AddInt64(&c.stats.netOutBytes, int64(n))
-	switch {
-	case err != nil && !errors.Is(err, unix.EAGAIN):
-		c.werr = err
-		l.close(c)
-	case n < len(b):
 		c.pending = append(c.pending[:0], b[n:]...)
 		l.watch(c, unix.EPOLLOUT)
+	}
+	if !c.checkOutput(unsent(c), c.isPubSub()) {
+		c.pending, c.werr = nil, errOutputLimit
+		l.close(c)
 	}
 }
 

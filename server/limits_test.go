@@ -425,7 +425,7 @@ func TestClientPause(t *testing.T) {
 		// another client, since this pause holds every command) is fine.
 		gone := redistest.Dial(t, ts.addr)
 		gone.SendCommand("SET", "gone", "1")
-		time.Sleep(50 * time.Millisecond) // let it be parked
+		waitFor(t, "the writer, the reader and the gone client to be held", func() bool { return heldClients(ts.srv) == 3 })
 		require.NoError(t, gone.Close())
 		ts.srv.setPause(pauseOff, time.Time{})
 		assert.Equal(t, ":1\r\n", string(writer.MustReadReply()))
@@ -448,6 +448,18 @@ func TestClientPause(t *testing.T) {
 	})
 }
 
+// heldClients counts the clients in the middle of a command: during a
+// pause, those it holds (waiting in dispatch, or parked by their loop).
+func heldClients(s *Server) int {
+	n := 0
+	for _, c := range s.clientsForTest() {
+		if c.busy.Load() {
+			n++
+		}
+	}
+	return n
+}
+
 // TestClientPauseClose: closing the server while clients are held by a
 // pause returns.
 func TestClientPauseClose(t *testing.T) {
@@ -459,7 +471,7 @@ func TestClientPauseClose(t *testing.T) {
 			redistest.Dial(t, ts.addr).SendCommand("SET", "k", "v")
 		}
 		admin.SendCommand("PING")
-		time.Sleep(50 * time.Millisecond)
+		waitFor(t, "every client to be held", func() bool { return heldClients(ts.srv) == 4 })
 		done := make(chan struct{})
 		go func() {
 			_ = ts.srv.Close()

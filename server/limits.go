@@ -400,13 +400,14 @@ func (s *Server) protectedDenies(peer net.Addr, verifiedCert bool) bool {
 }
 
 // refuse sends msg to a connection that will not be served and closes it.
-// Plain connections are answered at once (the reply fits an empty socket
-// buffer). A TLS connection needs its handshake first, which a goroutine
-// does within the handshake timeout; at most refusingMax of them run, and
-// past that refused TLS connections are closed without a word.
-func (s *Server) refuse(nc net.Conn, isTLS bool, msg string) {
+// A plain connection, or a TLS one past its handshake, is answered at once
+// (the reply fits an empty socket buffer). A TLS connection whose
+// handshake is due needs it first, which a goroutine does within the
+// handshake timeout; at most refusingMax of them run, and past that such
+// connections are closed without a word.
+func (s *Server) refuse(nc net.Conn, handshakeDue bool, msg string) {
 	s.rejectedConns.Add(1)
-	if !isTLS {
+	if !handshakeDue {
 		_ = nc.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
 		_, _ = nc.Write([]byte(msg))
 		nc.Close()

@@ -302,24 +302,37 @@ func (c *client) checkOutput(pending int64, pubsub bool) bool {
 	if c.omemPubSub.Load() != pubsub {
 		c.omemPubSub.Store(pubsub)
 	}
-	hard, soft, softFor := c.srv.outputLimit(pubsub)
-	if hard > 0 && pending >= hard {
-		c.outputLimitReached(pending, "hard")
+	if over := c.outputOver(pending, pubsub, true); over != "" {
+		c.outputLimitReached(pending, over)
 		return false
 	}
-	if soft > 0 && pending >= soft {
+	return true
+}
+
+// outputOver applies the output limits of a class (pubsub or normal) to
+// pending bytes and names the one they break: "hard", "soft" (reached
+// longer ago than its time), or "". Reaching the soft limit starts its
+// clock; the owner (owner set: checkOutput) also stops it when pending is
+// back under, which the cron, reading a figure the owner may be changing,
+// leaves to the owner. The clock is read only over the soft limit.
+func (c *client) outputOver(pending int64, pubsub bool, owner bool) string {
+	hard, soft, softFor := c.srv.outputLimit(pubsub)
+	if hard > 0 && pending >= hard {
+		return "hard"
+	}
+	d := c.obufDeadline.Load()
+	switch {
+	case soft > 0 && pending >= soft:
 		now := time.Now().UnixNano()
-		switch d := c.obufDeadline.Load(); {
-		case d == 0:
-			c.obufDeadline.Store(now + int64(softFor))
-		case now > d:
-			c.outputLimitReached(pending, "soft")
-			return false
+		if d == 0 {
+			c.obufDeadline.CompareAndSwap(0, now+int64(softFor))
+		} else if now > d {
+			return "soft"
 		}
-	} else if c.obufDeadline.Load() != 0 {
+	case owner && d != 0:
 		c.obufDeadline.Store(0)
 	}
-	return true
+	return ""
 }
 
 func (c *client) outputLimitReached(pending int64, which string) {
@@ -462,19 +475,7 @@ func (s *Server) enforceLimits(now time.Time) {
 	defer s.mu.Unlock()
 	for _, c := range s.clients {
 		if pending := c.omem.Load(); pending > 0 {
-			hard, soft, softFor := s.outputLimit(c.omemPubSub.Load())
-			over := ""
-			if hard > 0 && pending >= hard {
-				over = "hard"
-			} else if soft > 0 && pending >= soft {
-				d := c.obufDeadline.Load()
-				if d == 0 {
-					c.obufDeadline.CompareAndSwap(0, now.UnixNano()+int64(softFor))
-				} else if now.UnixNano() > d {
-					over = "soft"
-				}
-			}
-			if over != "" {
+			if over := c.outputOver(pending, c.omemPubSub.Load(), false); over != "" {
 				c.outputLimitReached(pending, over)
 				c.closeConn()
 				continue

@@ -1694,10 +1694,7 @@ func (s *Server) disconnectRevokedSubscribers(c *client, u *aclUser, after *aclR
 	}{{ps.channels, false}, {ps.patterns, true}} {
 		for name, subs := range reg.m {
 			for o := range subs {
-				o.metaMu.Lock()
-				mine := o.user == u
-				o.metaMu.Unlock()
-				if mine && !after.channelsAllowed([]byte(name), reg.literal) {
+				if o.actsAs(u) && !after.channelsAllowed([]byte(name), reg.literal) {
 					victims[o] = true
 				}
 			}

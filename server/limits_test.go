@@ -17,16 +17,12 @@ import (
 	"github.com/sessiond/sessiond/ttl"
 )
 
-// infoField returns one field of INFO's reply.
+// infoField returns one field of INFO's reply (its default sections).
 func infoField(t *testing.T, c *redistest.Conn, name string) string {
 	t.Helper()
-	for _, line := range strings.Split(c.DoString("INFO"), "\r\n") {
-		if v, ok := strings.CutPrefix(line, name+":"); ok {
-			return v
-		}
-	}
-	t.Fatalf("INFO has no %s", name)
-	return ""
+	v, ok := infoFields(t, c)[name]
+	require.True(t, ok, "INFO has no %s", name)
+	return v
 }
 
 // clientCount is the number of clients CLIENT LIST shows.

@@ -35,10 +35,11 @@ func startStoreOnlyServer(t *testing.T, cfg Config) *testServer {
 		func(srv *Server) { srv.mem.goMemFn = func() int64 { return 0 } })
 }
 
-// infoFields returns the fields of an INFO reply.
-func infoFields(t *testing.T, c *redistest.Conn, section string) map[string]string {
+// infoFields returns the fields of INFO's reply for the sections named, or
+// its default sections.
+func infoFields(t *testing.T, c *redistest.Conn, sections ...string) map[string]string {
 	t.Helper()
-	r, err := redistest.ParseReply(c.Do("INFO", section))
+	r, err := redistest.ParseReply(c.Do(append([]string{"INFO"}, sections...)...))
 	require.NoError(t, err)
 	out := map[string]string{}
 	for line := range strings.SplitSeq(string(r.Data), "\r\n") {

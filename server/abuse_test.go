@@ -4,11 +4,9 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -26,7 +24,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiond/sessiond/internal/redistest"
-	"github.com/sessiond/sessiond/ttl"
 )
 
 // Abuse tests: each runs on loopback, bounded in time, and asserts that
@@ -53,23 +50,9 @@ func TestHelperServerProcess(t *testing.T) {
 	}
 	var cfg Config
 	require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	store, err := ttl.New(ttl.Config{})
-	require.NoError(t, err)
-	srv, err := New(cfg, store)
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = store.Run(ctx) })
-	wg.Go(func() { _ = srv.Serve(ln) })
-	fmt.Printf("ADDR %s\n", ln.Addr())
+	ts := startServer(t, cfg) // stopped at cleanup
+	fmt.Printf("ADDR %s\n", ts.addr)
 	_, _ = io.Copy(io.Discard, os.Stdin)
-	_ = srv.Close()
-	cancel()
-	wg.Wait()
-	_ = store.Close()
 }
 
 // startServerProcess runs a server in a child process (see
@@ -225,27 +208,14 @@ func TestAbuseIdleConnections(t *testing.T) {
 // client is served throughout. In fake time.
 func TestAbuseSlowloris(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store, err := ttl.New(ttl.Config{})
-		require.NoError(t, err)
-		srv, err := New(Config{Timeout: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)}, store)
-		require.NoError(t, err)
-		ln := newPipeListener()
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() { _ = store.Run(ctx) })
-		wg.Go(func() { _ = srv.Serve(ln) })
-		defer func() {
-			_ = srv.Close()
-			cancel()
-			wg.Wait()
-			_ = store.Close()
-		}()
-
+		ts, ln := startPipeServer(t, Config{Timeout: 10 * time.Second})
 		loris, normal := ln.dial(), ln.dial()
 		defer loris.Close()
 		defer normal.Close()
 		start := time.Now()
 		closedAt := time.Duration(-1)
+		var wg sync.WaitGroup
+		defer wg.Wait()
 		wg.Go(func() {
 			req := fmt.Appendf(nil, "*3\r\n$3\r\nSET\r\n$4\r\nsess\r\n$1000\r\n%s\r\n", strings.Repeat("x", 1000))
 			for _, b := range req {
@@ -270,7 +240,7 @@ func TestAbuseSlowloris(t *testing.T) {
 		// or 12 s, finds the connection closed.
 		assert.GreaterOrEqual(t, closedAt, 11*time.Second)
 		assert.LessOrEqual(t, closedAt, 12*time.Second)
-		assert.Len(t, srv.clientsForTest(), 1)
+		assert.Len(t, ts.srv.clientsForTest(), 1)
 	})
 }
 

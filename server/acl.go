@@ -44,6 +44,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiond/sessiond/server/internal/resp"
 )
 
 // ---- categories ----
@@ -876,6 +878,15 @@ func parseHash(h string) ([sha256.Size]byte, error) {
 	return sum, nil
 }
 
+// passwordHash is the hash a password rule names: of the clear text after
+// '>' or '<', or the "#" or "!" hash as given.
+func passwordHash(op string) ([sha256.Size]byte, error) {
+	if op[0] == '>' || op[0] == '<' {
+		return sha256.Sum256([]byte(op[1:])), nil
+	}
+	return parseHash(op[1:])
+}
+
 // apply applies one user rule (ACLSetUser).
 func (r *aclRules) apply(t *aclTable, op string) error {
 	if op == "" {
@@ -897,28 +908,18 @@ func (r *aclRules) apply(t *aclTable, op string) error {
 		r.flags &^= userNoPass
 		r.passwords = nil
 	case op[0] == '>' || op[0] == '#':
-		var sum [sha256.Size]byte
-		if op[0] == '>' {
-			sum = sha256.Sum256([]byte(op[1:]))
-		} else {
-			var err error
-			if sum, err = parseHash(op[1:]); err != nil {
-				return err
-			}
+		sum, err := passwordHash(op)
+		if err != nil {
+			return err
 		}
 		if !slices.Contains(r.passwords, sum) {
 			r.passwords = append(r.passwords, sum)
 		}
 		r.flags &^= userNoPass
 	case op[0] == '<' || op[0] == '!':
-		var sum [sha256.Size]byte
-		if op[0] == '<' {
-			sum = sha256.Sum256([]byte(op[1:]))
-		} else {
-			var err error
-			if sum, err = parseHash(op[1:]); err != nil {
-				return err
-			}
+		sum, err := passwordHash(op)
+		if err != nil {
+			return err
 		}
 		i := slices.Index(r.passwords, sum)
 		if i < 0 {
@@ -928,10 +929,10 @@ func (r *aclRules) apply(t *aclTable, op string) error {
 	case op[0] == '(' && op[len(op)-1] == ')':
 		// Unbalanced quotes make an empty selector, as Redis's
 		// sdssplitargs failing does.
-		args, _ := splitSelectorArgs(op[1 : len(op)-1])
+		args, _ := resp.SplitArgs([]byte(op[1 : len(op)-1]))
 		s := newSelector(t, false)
 		for _, a := range args {
-			if err := s.apply(t, a); err != nil {
+			if err := s.apply(t, string(a)); err != nil {
 				return err
 			}
 		}
@@ -993,85 +994,6 @@ func mergeSelectorArgs(ops []string) (merged []string, bad int) {
 		return nil, open
 	}
 	return merged, -1
-}
-
-// splitSelectorArgs splits a selector's content as Redis's sdssplitargs does:
-// blanks separate arguments, "…" and '…' quote them.
-func splitSelectorArgs(s string) ([]string, bool) {
-	var out []string
-	i := 0
-	for {
-		for i < len(s) && isBlank(s[i]) {
-			i++
-		}
-		if i == len(s) {
-			return out, true
-		}
-		var cur []byte
-		inq, insq := false, false
-		for ; i < len(s); i++ {
-			c := s[i]
-			switch {
-			case inq:
-				switch {
-				case c == '\\' && i+1 < len(s):
-					i++
-					cur = append(cur, unescapeByte(s[i]))
-				case c == '"':
-					if i+1 < len(s) && !isBlank(s[i+1]) {
-						return nil, false
-					}
-					inq = false
-				default:
-					cur = append(cur, c)
-				}
-			case insq:
-				switch {
-				case c == '\\' && i+1 < len(s) && s[i+1] == '\'':
-					i++
-					cur = append(cur, '\'')
-				case c == '\'':
-					if i+1 < len(s) && !isBlank(s[i+1]) {
-						return nil, false
-					}
-					insq = false
-				default:
-					cur = append(cur, c)
-				}
-			case isBlank(c):
-				goto done
-			case c == '"':
-				inq = true
-			case c == '\'':
-				insq = true
-			default:
-				cur = append(cur, c)
-			}
-		}
-		if inq || insq {
-			return nil, false
-		}
-	done:
-		out = append(out, string(cur))
-	}
-}
-
-func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0 }
-
-func unescapeByte(c byte) byte {
-	switch c {
-	case 'n':
-		return '\n'
-	case 'r':
-		return '\r'
-	case 't':
-		return '\t'
-	case 'b':
-		return '\b'
-	case 'a':
-		return '\a'
-	}
-	return c
 }
 
 // aclUser is a user. Its identity lasts as long as the user exists:
@@ -1772,10 +1694,7 @@ func (s *Server) disconnectRevokedSubscribers(c *client, u *aclUser, after *aclR
 	}{{ps.channels, false}, {ps.patterns, true}} {
 		for name, subs := range reg.m {
 			for o := range subs {
-				o.metaMu.Lock()
-				mine := o.user == u
-				o.metaMu.Unlock()
-				if mine && !after.channelsAllowed([]byte(name), reg.literal) {
+				if o.actsAs(u) && !after.channelsAllowed([]byte(name), reg.literal) {
 					victims[o] = true
 				}
 			}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/hex"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -328,12 +329,9 @@ func (s *Server) aclSettings() {
 	s.conf.add(&param{name: "acllog-max-len",
 		get: func() string { return strconv.FormatInt(s.acl.log.maxLen.Load(), 10) },
 		set: func(v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
+			n, err := parseIntParam(v, 0, math.MaxInt64)
 			if err != nil {
-				return redisText("argument couldn't be parsed into an integer")
-			}
-			if n < 0 {
-				return redisText("argument must be between 0 and 9223372036854775807 inclusive")
+				return err
 			}
 			s.acl.log.maxLen.Store(n)
 			return nil

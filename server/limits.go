@@ -117,17 +117,13 @@ func (s *Server) initLimits(cfg Config) error {
 
 // limitParams are the CONFIG parameters of the limits.
 func (s *Server) limitParams() []*param {
-	errInt := errors.New("argument couldn't be parsed into an integer")
 	return []*param{
 		{name: "maxclients",
 			get: func() string { return strconv.FormatInt(s.lim.maxClients.Load(), 10) },
 			set: func(v string) error {
-				n, err := strconv.ParseInt(v, 10, 64)
+				n, err := parseIntParam(v, 1, math.MaxUint32)
 				if err != nil {
-					return errInt
-				}
-				if n < 1 || n > math.MaxUint32 {
-					return errors.New("argument must be between 1 and 4294967295 inclusive")
+					return err
 				}
 				if n > s.lim.maxClients.Load() {
 					fit, err := FitOpenFiles(int(n))
@@ -141,12 +137,9 @@ func (s *Server) limitParams() []*param {
 		{name: "tcp-keepalive",
 			get: func() string { return strconv.FormatInt(s.lim.keepAlive.Load(), 10) },
 			set: func(v string) error {
-				n, err := strconv.ParseInt(v, 10, 64)
+				n, err := parseIntParam(v, 0, math.MaxInt32)
 				if err != nil {
-					return errInt
-				}
-				if n < 0 || n > math.MaxInt32 {
-					return errors.New("argument must be between 0 and 2147483647 inclusive")
+					return err
 				}
 				s.lim.keepAlive.Store(n)
 				return nil
@@ -175,6 +168,19 @@ func (s *Server) limitParams() []*param {
 				return nil
 			}},
 	}
+}
+
+// parseIntParam parses the value of an integer CONFIG parameter that must
+// lie in [lo, hi], with Redis's errors.
+func parseIntParam(v string, lo, hi int64) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, errors.New("argument couldn't be parsed into an integer")
+	}
+	if n < lo || n > hi {
+		return 0, errors.New("argument must be between " + strconv.FormatInt(lo, 10) + " and " + strconv.FormatInt(hi, 10) + " inclusive")
+	}
+	return n, nil
 }
 
 func yesNo(b bool) string {
@@ -296,24 +302,37 @@ func (c *client) checkOutput(pending int64, pubsub bool) bool {
 	if c.omemPubSub.Load() != pubsub {
 		c.omemPubSub.Store(pubsub)
 	}
-	hard, soft, softFor := c.srv.outputLimit(pubsub)
-	if hard > 0 && pending >= hard {
-		c.outputLimitReached(pending, "hard")
+	if over := c.outputOver(pending, pubsub, true); over != "" {
+		c.outputLimitReached(pending, over)
 		return false
 	}
-	if soft > 0 && pending >= soft {
+	return true
+}
+
+// outputOver applies the output limits of a class (pubsub or normal) to
+// pending bytes and names the one they break: "hard", "soft" (reached
+// longer ago than its time), or "". Reaching the soft limit starts its
+// clock; the owner (owner set: checkOutput) also stops it when pending is
+// back under, which the cron, reading a figure the owner may be changing,
+// leaves to the owner. The clock is read only over the soft limit.
+func (c *client) outputOver(pending int64, pubsub bool, owner bool) string {
+	hard, soft, softFor := c.srv.outputLimit(pubsub)
+	if hard > 0 && pending >= hard {
+		return "hard"
+	}
+	d := c.obufDeadline.Load()
+	switch {
+	case soft > 0 && pending >= soft:
 		now := time.Now().UnixNano()
-		switch d := c.obufDeadline.Load(); {
-		case d == 0:
-			c.obufDeadline.Store(now + int64(softFor))
-		case now > d:
-			c.outputLimitReached(pending, "soft")
-			return false
+		if d == 0 {
+			c.obufDeadline.CompareAndSwap(0, now+int64(softFor))
+		} else if now > d {
+			return "soft"
 		}
-	} else if c.obufDeadline.Load() != 0 {
+	case owner && d != 0:
 		c.obufDeadline.Store(0)
 	}
-	return true
+	return ""
 }
 
 func (c *client) outputLimitReached(pending int64, which string) {
@@ -394,13 +413,14 @@ func (s *Server) protectedDenies(peer net.Addr, verifiedCert bool) bool {
 }
 
 // refuse sends msg to a connection that will not be served and closes it.
-// Plain connections are answered at once (the reply fits an empty socket
-// buffer). A TLS connection needs its handshake first, which a goroutine
-// does within the handshake timeout; at most refusingMax of them run, and
-// past that refused TLS connections are closed without a word.
-func (s *Server) refuse(nc net.Conn, isTLS bool, msg string) {
+// A plain connection, or a TLS one past its handshake, is answered at once
+// (the reply fits an empty socket buffer). A TLS connection whose
+// handshake is due needs it first, which a goroutine does within the
+// handshake timeout; at most refusingMax of them run, and past that such
+// connections are closed without a word.
+func (s *Server) refuse(nc net.Conn, handshakeDue bool, msg string) {
 	s.rejectedConns.Add(1)
-	if !isTLS {
+	if !handshakeDue {
 		_ = nc.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
 		_, _ = nc.Write([]byte(msg))
 		nc.Close()
@@ -455,19 +475,7 @@ func (s *Server) enforceLimits(now time.Time) {
 	defer s.mu.Unlock()
 	for _, c := range s.clients {
 		if pending := c.omem.Load(); pending > 0 {
-			hard, soft, softFor := s.outputLimit(c.omemPubSub.Load())
-			over := ""
-			if hard > 0 && pending >= hard {
-				over = "hard"
-			} else if soft > 0 && pending >= soft {
-				d := c.obufDeadline.Load()
-				if d == 0 {
-					c.obufDeadline.CompareAndSwap(0, now.UnixNano()+int64(softFor))
-				} else if now.UnixNano() > d {
-					over = "soft"
-				}
-			}
-			if over != "" {
+			if over := c.outputOver(pending, c.omemPubSub.Load(), false); over != "" {
 				c.outputLimitReached(pending, over)
 				c.closeConn()
 				continue

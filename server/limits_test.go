@@ -1,14 +1,11 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -20,16 +17,12 @@ import (
 	"github.com/sessiond/sessiond/ttl"
 )
 
-// infoField returns one field of INFO's reply.
+// infoField returns one field of INFO's reply (its default sections).
 func infoField(t *testing.T, c *redistest.Conn, name string) string {
 	t.Helper()
-	for _, line := range strings.Split(c.DoString("INFO"), "\r\n") {
-		if v, ok := strings.CutPrefix(line, name+":"); ok {
-			return v
-		}
-	}
-	t.Fatalf("INFO has no %s", name)
-	return ""
+	v, ok := infoFields(t, c)[name]
+	require.True(t, ok, "INFO has no %s", name)
+	return v
 }
 
 // clientCount is the number of clients CLIENT LIST shows.
@@ -190,16 +183,9 @@ func dialFrom(t *testing.T, ip net.IP, port string) net.Conn {
 func TestProtectedMode(t *testing.T) {
 	ip := nonLoopbackIP(t)
 	forEachIOModel(t, func(t *testing.T, model string) {
-		store, err := ttl.New(ttl.Config{})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = store.Close() })
-		srv, err := New(Config{IOModel: model, Logger: slog.New(slog.DiscardHandler)}, store)
-		require.NoError(t, err)
 		ln, err := net.Listen("tcp", "0.0.0.0:0")
 		require.NoError(t, err)
-		var wg sync.WaitGroup
-		wg.Go(func() { _ = srv.Serve(ln) })
-		t.Cleanup(func() { _ = srv.Close(); wg.Wait() })
+		serveOn(t, ln, ttl.Config{}, Config{IOModel: model})
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 
 		got, closed := readToClose(t, dialFrom(t, ip, port))
@@ -232,19 +218,12 @@ func TestProtectedMode(t *testing.T) {
 func TestProtectedModeDifferential(t *testing.T) {
 	ip := nonLoopbackIP(t)
 	rd := redistest.StartRedis(t, "--bind", "0.0.0.0")
-	store, err := ttl.New(ttl.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
-	srv, err := New(Config{Logger: slog.New(slog.DiscardHandler)}, store)
-	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "0.0.0.0:0")
 	require.NoError(t, err)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = srv.Serve(ln) })
-	t.Cleanup(func() { _ = srv.Close(); wg.Wait() })
+	ts := serveOn(t, ln, ttl.Config{}, Config{})
 
 	_, rport, _ := net.SplitHostPort(rd.Addr())
-	_, sport, _ := net.SplitHostPort(ln.Addr().String())
+	_, sport, _ := net.SplitHostPort(ts.addr)
 	want, wantClosed := readToClose(t, dialFrom(t, ip, rport))
 	got, closed := readToClose(t, dialFrom(t, ip, sport))
 	assert.Equal(t, want, got)
@@ -293,21 +272,8 @@ func TestOutputBufferHardLimit(t *testing.T) {
 // over an in-memory pipe, whose writes wait for the reader).
 func TestOutputBufferSoftLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store, err := ttl.New(ttl.Config{})
-		require.NoError(t, err)
-		srv, err := New(Config{ClientOutputBufferLimit: "normal 0 100kb 2", Logger: slog.New(slog.DiscardHandler)}, store)
-		require.NoError(t, err)
-		ln := newPipeListener()
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() { _ = store.Run(ctx) })
-		wg.Go(func() { _ = srv.Serve(ln) })
-		defer func() {
-			_ = srv.Close()
-			cancel()
-			wg.Wait()
-			_ = store.Close()
-		}()
+		ts, ln := startPipeServer(t, Config{ClientOutputBufferLimit: "normal 0 100kb 2"})
+		srv := ts.srv
 		slow := ln.dial()
 		defer slow.Close()
 		big := strings.Repeat("v", 200<<10)
@@ -316,7 +282,7 @@ func TestOutputBufferSoftLimit(t *testing.T) {
 			_, _ = slow.Write(redistest.EncodeCommand("GET", "big"))
 		}()
 		buf := make([]byte, 5)
-		_, err = io.ReadFull(slow, buf) // +OK
+		_, err := io.ReadFull(slow, buf) // +OK
 		require.NoError(t, err)
 		// The GET's 200 KiB reply is over the soft limit from 0 s and is
 		// never read. Poll (in fake time) between the cron's ticks.
@@ -333,6 +299,30 @@ func TestOutputBufferSoftLimit(t *testing.T) {
 		// Over the soft limit for more than 2 s: closed at the cron tick
 		// after that, 3 s.
 		assert.Equal(t, 3*time.Second, time.Since(start).Truncate(100*time.Millisecond))
+	})
+}
+
+// TestOutputBufferSoftLimitSubscriber: a subscriber that stops reading is
+// cut off by the pub/sub soft limit alone (no hard limit) once the
+// messages stop, by the cron: its unsent messages count against the limit
+// (and show in CLIENT LIST's omem) wherever they wait.
+func TestOutputBufferSoftLimitSubscriber(t *testing.T) {
+	forEachIOModel(t, func(t *testing.T, model string) {
+		ts := startServer(t, Config{IOModel: model, ClientOutputBufferLimit: "pubsub 0 256kb 1"})
+		slow := dial(t, ts.addr)
+		_, err := slow.Write(redistest.EncodeCommand("SUBSCRIBE", "firehose"))
+		require.NoError(t, err)
+		pub := redistest.Dial(t, ts.addr)
+		waitFor(t, "the subscription", func() bool {
+			return pub.DoString("PUBSUB", "NUMSUB", "firehose") == "*2\r\n$8\r\nfirehose\r\n:1\r\n"
+		})
+		payload := string(make([]byte, 64<<10))
+		for range 64 { // 4 MiB, more than the socket buffers hold
+			assert.Equal(t, ":1\r\n", pub.DoString("PUBLISH", "firehose", payload))
+		}
+		waitFor(t, "the subscriber to be cut off", func() bool { return clientCount(t, pub) == 1 })
+		_, closed := readToClose(t, slow)
+		assert.True(t, closed)
 	})
 }
 
@@ -428,7 +418,7 @@ func TestClientPause(t *testing.T) {
 		// another client, since this pause holds every command) is fine.
 		gone := redistest.Dial(t, ts.addr)
 		gone.SendCommand("SET", "gone", "1")
-		time.Sleep(50 * time.Millisecond) // let it be parked
+		waitFor(t, "the writer, the reader and the gone client to be held", func() bool { return heldClients(ts.srv) == 3 })
 		require.NoError(t, gone.Close())
 		ts.srv.setPause(pauseOff, time.Time{})
 		assert.Equal(t, ":1\r\n", string(writer.MustReadReply()))
@@ -451,6 +441,18 @@ func TestClientPause(t *testing.T) {
 	})
 }
 
+// heldClients counts the clients in the middle of a command: during a
+// pause, those it holds (waiting in dispatch, or parked by their loop).
+func heldClients(s *Server) int {
+	n := 0
+	for _, c := range s.clientsForTest() {
+		if c.busy.Load() {
+			n++
+		}
+	}
+	return n
+}
+
 // TestClientPauseClose: closing the server while clients are held by a
 // pause returns.
 func TestClientPauseClose(t *testing.T) {
@@ -462,7 +464,7 @@ func TestClientPauseClose(t *testing.T) {
 			redistest.Dial(t, ts.addr).SendCommand("SET", "k", "v")
 		}
 		admin.SendCommand("PING")
-		time.Sleep(50 * time.Millisecond)
+		waitFor(t, "every client to be held", func() bool { return heldClients(ts.srv) == 4 })
 		done := make(chan struct{})
 		go func() {
 			_ = ts.srv.Close()

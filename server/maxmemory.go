@@ -159,6 +159,9 @@ func (s *Server) goMemory() int64 {
 // command that may grow memory when nothing more can be evicted. It
 // reports whether the command may run.
 func (s *Server) memoryOK(c *client, cmd *command) bool {
+	if !s.overMaxmemory() {
+		return true // the usual case: no eviction, and no gate taken for it
+	}
 	// Under the gate, so that no key disappears inside EXEC or a script;
 	// while a script is busy nothing is evicted (the command gets BUSY).
 	res := evictOK
@@ -185,6 +188,14 @@ func (s *Server) memoryOK(c *client, cmd *command) bool {
 	}
 	c.rejectCmd(cmd, errOOM)
 	return false
+}
+
+// overMaxmemory reports whether maxmemory is set and used memory is over
+// it. It takes no lock: the store's part is an atomic, the runtime's a
+// sample refreshed at most every goMemRefresh.
+func (s *Server) overMaxmemory() bool {
+	limit := s.mem.max.Load()
+	return limit != 0 && s.usedMemory() > limit
 }
 
 // denyOOM reports whether a queued command is flagged denyoom.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -30,33 +29,17 @@ import (
 // few MB make many of them.
 func startStoreOnlyServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
-	var srv *Server
-	store, err := ttl.New(ttl.Config{Shards: 4, ChunkSize: 64 << 10,
-		OnExpire: func(db int, keys [][]byte) { srv.KeysExpired(db, keys) }})
-	require.NoError(t, err)
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	srv, err = New(cfg, store)
-	require.NoError(t, err)
-	srv.mem.goMemFn = func() int64 { return 0 }
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = store.Run(ctx) })
-	wg.Go(func() { _ = srv.Serve(ln) })
-	t.Cleanup(func() {
-		_ = srv.Close()
-		cancel()
-		wg.Wait()
-		_ = store.Close()
-	})
-	return &testServer{addr: ln.Addr().String(), srv: srv, store: store}
+	return serveOn(t, ln, ttl.Config{Shards: 4, ChunkSize: 64 << 10}, cfg,
+		func(srv *Server) { srv.mem.goMemFn = func() int64 { return 0 } })
 }
 
-// infoFields returns the fields of an INFO reply.
-func infoFields(t *testing.T, c *redistest.Conn, section string) map[string]string {
+// infoFields returns the fields of INFO's reply for the sections named, or
+// its default sections.
+func infoFields(t *testing.T, c *redistest.Conn, sections ...string) map[string]string {
 	t.Helper()
-	r, err := redistest.ParseReply(c.Do("INFO", section))
+	r, err := redistest.ParseReply(c.Do(append([]string{"INFO"}, sections...)...))
 	require.NoError(t, err)
 	out := map[string]string{}
 	for line := range strings.SplitSeq(string(r.Data), "\r\n") {

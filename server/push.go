@@ -16,6 +16,9 @@ type pushState struct {
 	dead   bool // the client is closing or was cut off; drop pushes
 
 	has atomic.Bool // outbox is not empty (owner's fast check)
+	// inflight is what the pusher is writing, taken from the outbox; it
+	// still counts as the client's unsent output.
+	inflight atomic.Int64
 
 	// goroutine transport only, owned by the client's goroutine.
 	started bool
@@ -37,11 +40,11 @@ func (c *client) push(b []byte) {
 	}
 	p.outbox = append(p.outbox, b...)
 	p.has.Store(true)
-	size := len(p.outbox)
+	size := int64(len(p.outbox)) + p.inflight.Load()
 	wake := !p.wake
 	p.wake = true
 	p.mu.Unlock()
-	if !c.checkOutput(int64(size), true) {
+	if !c.checkOutput(size, true) {
 		p.mu.Lock()
 		p.dead = true
 		p.outbox = nil
@@ -148,8 +151,10 @@ func (c *client) pusher() {
 		b := c.takeOutbox()
 		var err error
 		if len(b) > 0 {
+			p.inflight.Store(int64(len(b)))
 			var n int
 			n, err = c.nc.Write(b)
+			p.inflight.Store(0)
 			atomic.AddInt64(&c.stats.netOutBytes, int64(n))
 		}
 		p.wmu.Unlock()

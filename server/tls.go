@@ -155,7 +155,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 // handshake completes a TLS client's handshake, within tlsHandshakeTimeout,
 // and then applies protected mode, for which a verified client certificate
 // counts as authentication. It reports false when the connection is not to
-// be served (the DENIED reply, if any, has been written). Plain
+// be served (a refused one has had the DENIED reply and is closed). Plain
 // connections pass at once.
 func (c *client) handshake() bool {
 	tc, ok := c.nc.(*tls.Conn)
@@ -176,9 +176,7 @@ func (c *client) handshake() bool {
 	}
 	verified := len(tc.ConnectionState().VerifiedChains) > 0
 	if c.srv.protectedDenies(tc.RemoteAddr(), verified) {
-		c.srv.rejectedConns.Add(1)
-		_ = tc.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
-		_, _ = tc.Write([]byte(refuseProtected))
+		c.srv.refuse(tc, false, refuseProtected)
 		return false
 	}
 	return true

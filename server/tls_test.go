@@ -3,15 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -30,74 +22,11 @@ import (
 	"github.com/sessiond/sessiond/ttl"
 )
 
-// testCA is a certificate authority made up for a test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-	pool *x509.CertPool
-}
-
-func newSerial(t *testing.T) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	require.NoError(t, err)
-	return n
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          newSerial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pool: pool}
-}
-
-// issue returns a PEM certificate and key signed by the CA: for the
-// server (127.0.0.1 and localhost) or for a client.
-func (ca *testCA) issue(t *testing.T, name string, server bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: newSerial(t),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		tmpl.DNSNames = []string{"localhost"}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
 // tlsFiles are the files of a test's TLS set-up: the server's certificate
 // and key, the CA clients are verified with, and a client's certificate.
 type tlsFiles struct {
 	dir                         string
-	ca                          *testCA
+	ca                          *redistest.CA
 	cert, key, caFile           string
 	clientCert, clientKey       string
 	client                      tls.Certificate
@@ -112,21 +41,21 @@ func writeFile(t *testing.T, path string, data []byte) {
 
 func newTLSFiles(t *testing.T) *tlsFiles {
 	t.Helper()
-	f := &tlsFiles{dir: t.TempDir(), ca: newTestCA(t, "sessiond test CA")}
+	f := &tlsFiles{dir: t.TempDir(), ca: redistest.NewCA(t, "sessiond test CA")}
 	f.cert, f.key = filepath.Join(f.dir, "server.crt"), filepath.Join(f.dir, "server.key")
 	f.caFile = filepath.Join(f.dir, "ca.crt")
 	f.clientCert, f.clientKey = filepath.Join(f.dir, "client.crt"), filepath.Join(f.dir, "client.key")
-	f.serverCertPEM, f.serverKeyPEM = f.ca.issue(t, "sessiond", true)
-	clientCertPEM, clientKeyPEM := f.ca.issue(t, "app", false)
+	f.serverCertPEM, f.serverKeyPEM = f.ca.Issue(t, "sessiond", true)
+	clientCertPEM, clientKeyPEM := f.ca.Issue(t, "app", false)
 	writeFile(t, f.cert, f.serverCertPEM)
 	writeFile(t, f.key, f.serverKeyPEM)
-	writeFile(t, f.caFile, f.ca.pem)
+	writeFile(t, f.caFile, f.ca.PEM)
 	writeFile(t, f.clientCert, clientCertPEM)
 	writeFile(t, f.clientKey, clientKeyPEM)
 	var err error
 	f.client, err = tls.X509KeyPair(clientCertPEM, clientKeyPEM)
 	require.NoError(t, err)
-	otherCert, otherKey := newTestCA(t, "stranger CA").issue(t, "stranger", false)
+	otherCert, otherKey := redistest.NewCA(t, "stranger CA").Issue(t, "stranger", false)
 	f.otherClient, err = tls.X509KeyPair(otherCert, otherKey)
 	require.NoError(t, err)
 	return f
@@ -144,29 +73,13 @@ type tlsServer struct {
 
 func startTLSServer(t *testing.T, cfg Config, tlsHost string) *tlsServer {
 	t.Helper()
-	store, err := ttl.New(ttl.Config{})
-	require.NoError(t, err)
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	srv, err := New(cfg, store)
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
 	tln, err := net.Listen("tcp", net.JoinHostPort(tlsHost, "0"))
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = store.Run(ctx) })
-	wg.Go(func() { _ = srv.Serve(ln) })
-	wg.Go(func() { _ = srv.ServeTLS(tln) })
-	t.Cleanup(func() {
-		_ = srv.Close()
-		cancel()
-		wg.Wait()
-		_ = store.Close()
-	})
-	return &tlsServer{srv: srv, addr: ln.Addr().String(), tlsAddr: tln.Addr().String()}
+	t.Cleanup(wg.Wait) // after the server's cleanup (cleanups run last first)
+	ts := startServer(t, cfg)
+	wg.Go(func() { _ = ts.srv.ServeTLS(tln) })
+	return &tlsServer{srv: ts.srv, addr: ts.addr, tlsAddr: tln.Addr().String()}
 }
 
 // tlsPing connects over TLS with cfg and sends PING; it returns the reply,
@@ -193,7 +106,7 @@ func TestTLSGoRedis(t *testing.T) {
 	ts := startTLSServer(t, f.config(""), "127.0.0.1")
 	for _, proto := range []int{2, 3} {
 		rdb := redis.NewClient(&redis.Options{Addr: ts.tlsAddr, Protocol: proto, TLSConfig: &tls.Config{
-			RootCAs: f.ca.pool, Certificates: []tls.Certificate{f.client}, MinVersion: tls.VersionTLS12}})
+			RootCAs: f.ca.Pool, Certificates: []tls.Certificate{f.client}, MinVersion: tls.VersionTLS12}})
 		t.Cleanup(func() { rdb.Close() })
 		ctx := context.Background()
 		require.NoError(t, rdb.Set(ctx, "sess:tls", "payload", time.Minute).Err())
@@ -212,7 +125,7 @@ func TestTLSGoRedis(t *testing.T) {
 	assert.Equal(t, "*2\r\n$16\r\ntls-auth-clients\r\n$3\r\nyes\r\n", plain.DoString("CONFIG", "GET", "tls-auth-clients"))
 
 	// Without a client certificate, tls-auth-clients yes refuses.
-	rdb := redis.NewClient(&redis.Options{Addr: ts.tlsAddr, MaxRetries: -1, TLSConfig: &tls.Config{RootCAs: f.ca.pool}})
+	rdb := redis.NewClient(&redis.Options{Addr: ts.tlsAddr, MaxRetries: -1, TLSConfig: &tls.Config{RootCAs: f.ca.Pool}})
 	t.Cleanup(func() { rdb.Close() })
 	assert.Error(t, rdb.Ping(context.Background()).Err())
 }
@@ -224,9 +137,9 @@ func TestTLSAuthClients(t *testing.T) {
 	// GetClientCertificate sends the certificate even when it is not from
 	// a CA the server names (Go's client would otherwise send none).
 	withCert := func(c tls.Certificate) *tls.Config {
-		return &tls.Config{RootCAs: f.ca.pool, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }}
+		return &tls.Config{RootCAs: f.ca.Pool, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }}
 	}
-	none := &tls.Config{RootCAs: f.ca.pool}
+	none := &tls.Config{RootCAs: f.ca.Pool}
 	for _, tc := range []struct {
 		auth                        string
 		noCert, goodCert, strangers bool // served?
@@ -299,7 +212,7 @@ func TestTLSReload(t *testing.T) {
 	f := newTLSFiles(t)
 	ts := startTLSServer(t, f.config("yes"), "127.0.0.1")
 	admin := redistest.Dial(t, ts.addr)
-	oldTrust := &tls.Config{RootCAs: f.ca.pool, Certificates: []tls.Certificate{f.client}}
+	oldTrust := &tls.Config{RootCAs: f.ca.Pool, Certificates: []tls.Certificate{f.client}}
 
 	// An established connection from before the reload.
 	old, err := tls.Dial("tcp", ts.tlsAddr, oldTrust)
@@ -318,8 +231,8 @@ func TestTLSReload(t *testing.T) {
 	assert.Equal(t, "+PONG\r\n", ping())
 
 	// Rotate the server certificate to one from a new CA, in place.
-	ca2 := newTestCA(t, "rotated CA")
-	c2, k2 := ca2.issue(t, "sessiond-2", true)
+	ca2 := redistest.NewCA(t, "rotated CA")
+	c2, k2 := ca2.Issue(t, "sessiond-2", true)
 	writeFile(t, f.cert, c2)
 	writeFile(t, f.key, k2)
 	got, err := tlsPing(ts.tlsAddr, oldTrust)
@@ -328,7 +241,7 @@ func TestTLSReload(t *testing.T) {
 	assert.Equal(t, "+OK\r\n", admin.DoString("CONFIG", "SET", "tls-cert-file", f.cert, "tls-key-file", f.key))
 	_, err = tlsPing(ts.tlsAddr, oldTrust)
 	assert.Error(t, err, "a new handshake still got the old certificate")
-	newTrust := &tls.Config{RootCAs: ca2.pool, Certificates: []tls.Certificate{f.client}}
+	newTrust := &tls.Config{RootCAs: ca2.Pool, Certificates: []tls.Certificate{f.client}}
 	got, err = tlsPing(ts.tlsAddr, newTrust)
 	require.NoError(t, err)
 	assert.Equal(t, "+PONG\r\n", got)
@@ -346,7 +259,7 @@ func TestTLSReload(t *testing.T) {
 
 	// tls-auth-clients applies to new handshakes too.
 	assert.Equal(t, "+OK\r\n", admin.DoString("CONFIG", "SET", "tls-auth-clients", "no"))
-	got, err = tlsPing(ts.tlsAddr, &tls.Config{RootCAs: ca2.pool})
+	got, err = tlsPing(ts.tlsAddr, &tls.Config{RootCAs: ca2.Pool})
 	require.NoError(t, err)
 	assert.Equal(t, "+PONG\r\n", got)
 
@@ -374,7 +287,7 @@ func TestTLSRefusals(t *testing.T) {
 	ts := startTLSServer(t, cfg, "0.0.0.0")
 	_, port, _ := net.SplitHostPort(ts.tlsAddr)
 	local := net.JoinHostPort("127.0.0.1", port)
-	trust := &tls.Config{RootCAs: f.ca.pool, Certificates: []tls.Certificate{f.client}}
+	trust := &tls.Config{RootCAs: f.ca.Pool, Certificates: []tls.Certificate{f.client}}
 
 	admin := redistest.Dial(t, ts.addr)
 	held, err := tls.Dial("tcp", local, trust)
@@ -389,7 +302,7 @@ func TestTLSRefusals(t *testing.T) {
 	waitFor(t, "a free slot", func() bool { return clientCount(t, admin) == 1 })
 
 	ip := nonLoopbackIP(t)
-	remote := &tls.Config{RootCAs: f.ca.pool, ServerName: "localhost"}
+	remote := &tls.Config{RootCAs: f.ca.Pool, ServerName: "localhost"}
 	d := &tls.Dialer{NetDialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: closeWait}, Config: remote}
 	conn, err := d.Dial("tcp", net.JoinHostPort(ip.String(), port))
 	require.NoError(t, err)
@@ -399,7 +312,7 @@ func TestTLSRefusals(t *testing.T) {
 	assert.True(t, closed)
 	waitFor(t, "the refused client's slot", func() bool { return clientCount(t, admin) == 1 })
 
-	remote = &tls.Config{RootCAs: f.ca.pool, ServerName: "localhost", Certificates: []tls.Certificate{f.client}}
+	remote = &tls.Config{RootCAs: f.ca.Pool, ServerName: "localhost", Certificates: []tls.Certificate{f.client}}
 	d.Config = remote
 	conn, err = d.Dial("tcp", net.JoinHostPort(ip.String(), port))
 	require.NoError(t, err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiond/sessiond/internal/redistest"
-	"github.com/sessiond/sessiond/ttl"
 )
 
 // TestSlowReaderBackpressure pipelines far more reply bytes than the socket
@@ -64,56 +62,11 @@ func TestSlowReaderBackpressure(t *testing.T) {
 	})
 }
 
-// pipeListener is an in-memory listener whose connections are net.Pipe
-// pairs, so a server can run inside a synctest bubble.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
-func (l *pipeListener) Addr() net.Addr { return &net.UnixAddr{Name: "pipe", Net: "pipe"} }
-
-func (l *pipeListener) dial() net.Conn {
-	client, server := net.Pipe()
-	l.conns <- server
-	return client
-}
-
 // TestIdleTimeout closes clients idle for longer than the timeout, within
 // one cron tick, and keeps active ones — in fake time.
 func TestIdleTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store, err := ttl.New(ttl.Config{})
-		require.NoError(t, err)
-		srv, err := New(Config{Timeout: time.Second, Logger: slog.New(slog.DiscardHandler)}, store)
-		require.NoError(t, err)
-		ln := newPipeListener()
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() { _ = store.Run(ctx) })
-		wg.Go(func() { _ = srv.Serve(ln) })
-		defer func() {
-			_ = srv.Close()
-			cancel()
-			wg.Wait()
-			_ = store.Close()
-		}()
-
+		_, ln := startPipeServer(t, Config{Timeout: time.Second})
 		buf := make([]byte, 7)
 		ping := func(c net.Conn) string {
 			_, err := c.Write([]byte("PING\r\n"))

@@ -97,8 +97,11 @@ func TestEvictVolatileTTLOrder(t *testing.T) {
 	})
 }
 
-func TestEvictLRUKeepsReadKeys(t *testing.T) {
-	for _, p := range []Policy{AllKeysLRU, VolatileLRU} {
+// forPolicies runs f as a subtest for each policy, in a synctest bubble,
+// with a one-shard store under that policy holding key(0)…key(99), each
+// with an hour to live.
+func forPolicies(t *testing.T, policies []Policy, f func(t *testing.T, s *Store)) {
+	for _, p := range policies {
 		t.Run(p.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				s := newStore(t, Config{Shards: 1})
@@ -106,54 +109,51 @@ func TestEvictLRUKeepsReadKeys(t *testing.T) {
 				for i := range 100 {
 					set(s, 0, key(i), value(i, 10), Now()+3_600_000)
 				}
-				time.Sleep(time.Second)
-				hot := []int{3, 17, 42, 64, 99}
-				for _, i := range hot {
-					_, ok := get(s, 0, key(i))
-					require.True(t, ok)
-				}
-				time.Sleep(time.Second)
-				ev := evictN(s, 80)
-				require.Len(t, ev.keys, 80)
-				for _, i := range hot {
-					assert.NotContains(t, ev.keys, string(key(i)))
-					_, ok := get(s, 0, key(i))
-					assert.True(t, ok, "key %d was read, it stays", i)
-				}
-				checkStore(t, s)
+				f(t, s)
 			})
 		})
 	}
 }
 
+func TestEvictLRUKeepsReadKeys(t *testing.T) {
+	forPolicies(t, []Policy{AllKeysLRU, VolatileLRU}, func(t *testing.T, s *Store) {
+		time.Sleep(time.Second)
+		hot := []int{3, 17, 42, 64, 99}
+		for _, i := range hot {
+			_, ok := get(s, 0, key(i))
+			require.True(t, ok)
+		}
+		time.Sleep(time.Second)
+		ev := evictN(s, 80)
+		require.Len(t, ev.keys, 80)
+		for _, i := range hot {
+			assert.NotContains(t, ev.keys, string(key(i)))
+			_, ok := get(s, 0, key(i))
+			assert.True(t, ok, "key %d was read, it stays", i)
+		}
+		checkStore(t, s)
+	})
+}
+
 func TestEvictLFUKeepsHotKey(t *testing.T) {
-	for _, p := range []Policy{AllKeysLFU, VolatileLFU} {
-		t.Run(p.String(), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				s := newStore(t, Config{Shards: 1})
-				s.SetEviction(p, 0)
-				for i := range 100 {
-					set(s, 0, key(i), value(i, 10), Now()+3_600_000)
-				}
-				for range 200 {
-					get(s, 0, key(7))
-				}
-				// Recency does not matter to LFU: the cold keys are read
-				// last, once.
-				time.Sleep(time.Second)
-				for i := range 100 {
-					if i != 7 {
-						get(s, 0, key(i))
-					}
-				}
-				ev := evictN(s, 90)
-				require.Len(t, ev.keys, 90)
-				assert.NotContains(t, ev.keys, string(key(7)))
-				_, ok := get(s, 0, key(7))
-				assert.True(t, ok)
-			})
-		})
-	}
+	forPolicies(t, []Policy{AllKeysLFU, VolatileLFU}, func(t *testing.T, s *Store) {
+		for range 200 {
+			get(s, 0, key(7))
+		}
+		// Recency does not matter to LFU: the cold keys are read last,
+		// once.
+		time.Sleep(time.Second)
+		for i := range 100 {
+			if i != 7 {
+				get(s, 0, key(i))
+			}
+		}
+		ev := evictN(s, 90)
+		require.Len(t, ev.keys, 90)
+		assert.NotContains(t, ev.keys, string(key(7)))
+		_, ok := get(s, 0, key(7))
+		assert.True(t, ok)
+	})
 }
 
 func TestLFUCounter(t *testing.T) {

@@ -5,15 +5,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,29 +23,15 @@ import (
 	"github.com/sessiond/sessiond/internal/redistest"
 )
 
-// selfSigned writes a self-signed certificate for 127.0.0.1 and its key,
-// and returns the certificate.
-func selfSigned(t *testing.T, certFile, keyFile, name string) *x509.Certificate {
+// writeCert writes a server certificate for 127.0.0.1 (from a CA of its
+// own) and its key, and returns the certificate.
+func writeCert(t *testing.T, certFile, keyFile, name string) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600))
-	cert, err := x509.ParseCertificate(der)
+	certPEM, keyPEM := redistest.NewCA(t, name+" CA").Issue(t, name, true)
+	require.NoError(t, os.WriteFile(certFile, certPEM, 0o600))
+	require.NoError(t, os.WriteFile(keyFile, keyPEM, 0o600))
+	block, _ := pem.Decode(certPEM)
+	cert, err := x509.ParseCertificate(block.Bytes)
 	require.NoError(t, err)
 	return cert
 }
@@ -68,7 +49,7 @@ func freePort(t *testing.T) int {
 func TestRunTLSOnly(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	first := selfSigned(t, certFile, keyFile, "first")
+	first := writeCert(t, certFile, keyFile, "first")
 	port := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -105,7 +86,7 @@ func TestRunTLSOnly(t *testing.T) {
 	}
 	assert.True(t, peer().Equal(first))
 
-	second := selfSigned(t, certFile, keyFile, "second")
+	second := writeCert(t, certFile, keyFile, "second")
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
 	deadline := time.Now().Add(10 * time.Second)
 	for !peer().Equal(second) {

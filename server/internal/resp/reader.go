@@ -437,6 +437,23 @@ func (r *Reader) splitInline(line []byte) bool {
 	}
 }
 
+// SplitArgs splits line into arguments the way Redis's sdssplitargs does,
+// as an inline command is split (quotes, escapes, blanks), unquoting in
+// place: line's bytes are overwritten and the arguments alias them. It
+// reports false for unbalanced quotes. (Redis's ACL selectors "(…)" are
+// split this way too.)
+func SplitArgs(line []byte) ([][]byte, bool) {
+	var r Reader
+	if !r.splitInline(line) {
+		return nil, false
+	}
+	args := make([][]byte, len(r.spans))
+	for i, s := range r.spans {
+		args[i] = line[s.off : s.off+s.n : s.off+s.n]
+	}
+	return args, true
+}
+
 // isSpace is C's isspace in the "C" locale.
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'

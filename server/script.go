@@ -166,6 +166,11 @@ func compileScript(sha string, body []byte) (*luaScript, string) {
 	if err != nil {
 		return nil, "ERR Error compiling script (new function): " + scriptChunkName + ": " + strings.TrimSpace(err.Error())
 	}
+	// gopher-lua gives a main chunk that does not use "..." Lua 5.0's arg
+	// table, built on every run though no name can reach it (it declares
+	// the local arg only in nested functions); Lua 5.1 builds none for a
+	// main chunk.
+	proto.IsVarArg &^= lua.VarArgNeedsArg
 	sc.proto = proto
 	return sc, ""
 }

@@ -71,33 +71,41 @@ func sha1hex(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// lookup returns the cached script with the given SHA1 (any case).
-func (e *scriptEngine) lookup(sha string) *luaScript {
+// lookup returns the cached script with the given SHA1 hex, in any case.
+// It allocates nothing.
+func (e *scriptEngine) lookup(sha []byte) *luaScript {
+	var lower [2 * sha1.Size]byte
+	if len(sha) != len(lower) {
+		return nil
+	}
+	appendLower(lower[:0], sha)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.scripts[sha]
+	return e.scripts[string(lower[:])]
 }
 
 // load returns the script for body, compiling and caching it if needed.
 // On error it returns the error reply (without the leading '-').
 func (e *scriptEngine) load(body []byte) (*luaScript, string) {
-	sha := sha1hex(body)
-	if sc := e.lookup(sha); sc != nil {
+	sum := sha1.Sum(body)
+	var sha [2 * sha1.Size]byte
+	hex.Encode(sha[:], sum[:])
+	if sc := e.lookup(sha[:]); sc != nil {
 		return sc, ""
 	}
-	sc, msg := compileScript(sha, body)
+	sc, msg := compileScript(string(sha[:]), body)
 	if sc == nil {
 		return nil, msg
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if old := e.scripts[sha]; old != nil {
+	if old := e.scripts[sc.sha]; old != nil {
 		return old, ""
 	}
 	if e.scripts == nil {
 		e.scripts = make(map[string]*luaScript)
 	}
-	e.scripts[sha] = sc
+	e.scripts[sc.sha] = sc
 	return sc, ""
 }
 

@@ -109,17 +109,15 @@ func (s *Server) cmdScriptFlush(c *client, args [][]byte) {
 func (s *Server) cmdScriptKill(c *client, _ [][]byte) {
 	g := &s.gate
 	g.st.Lock()
-	run := g.script
+	defer g.st.Unlock()
 	switch {
-	case run == nil:
+	case g.script == nil:
 		c.w.Error(errNotBusy)
-	case run.dirty:
+	case !g.killLocked(g.script, false):
 		c.w.Error(errUnkillable)
 	default:
-		run.killed.Store(true)
 		c.w.OK()
 	}
-	g.st.Unlock()
 }
 
 // cmdScriptDebug: sessiond has no Lua debugger; NO is accepted.

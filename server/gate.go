@@ -194,7 +194,7 @@ func (s *Server) runWhileBusy(c *client, cmd *command, args [][]byte, run *scrip
 			c.w.Error(errBusyScript)
 			return
 		}
-		s.killScript(run, true)
+		s.killScript(run)
 	}
 	s.call(c, cmd, args)
 }
@@ -278,13 +278,19 @@ func (g *gate) markBusy(run *scriptRun) {
 	g.st.Unlock()
 }
 
-// killScript asks run to stop at its next Lua instruction. Unless force,
-// a script that has written is not killed (Redis's UNKILLABLE); it reports
-// whether the kill was requested.
-func (s *Server) killScript(run *scriptRun, force bool) bool {
+// killScript asks run to stop at its next Lua instruction, whatever it
+// has written (a server stopping, SHUTDOWN NOSAVE).
+func (s *Server) killScript(run *scriptRun) {
 	g := &s.gate
 	g.st.Lock()
-	defer g.st.Unlock()
+	g.killLocked(run, true)
+	g.st.Unlock()
+}
+
+// killLocked asks run to stop at its next Lua instruction. Unless force, a
+// script that has written is not killed (Redis's UNKILLABLE); it reports
+// whether the kill was requested. g.st is held.
+func (g *gate) killLocked(run *scriptRun, force bool) bool {
 	if run.dirty && !force {
 		return false
 	}

@@ -241,7 +241,7 @@ func (run *scriptRun) check() {
 	s := run.srv
 	select {
 	case <-s.done:
-		s.killScript(run, true)
+		s.killScript(run)
 		return
 	default:
 	}

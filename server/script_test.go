@@ -470,7 +470,7 @@ func FuzzScript(f *testing.F) {
 				run := srv.gate.script
 				srv.gate.st.Unlock()
 				if run != nil {
-					srv.killScript(run, true)
+					srv.killScript(run)
 				}
 			}
 		})

@@ -1132,6 +1132,26 @@ func luaInteger(f float64) int64 {
 	return int64(f)
 }
 
+// pairsToResp writes the pairs of t, in next's order, as a map, or as a
+// set of its keys.
+func (vm *luaVM) pairsToResp(w *resp.Writer, t *lua.LTable, depth int, isMap bool) {
+	n := 0
+	for k, _ := t.Next(lua.LNil); k != lua.LNil; k, _ = t.Next(k) {
+		n++
+	}
+	if isMap {
+		w.Map(n)
+	} else {
+		w.Set(n)
+	}
+	for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {
+		vm.luaToResp(w, k, depth+1)
+		if isMap {
+			vm.luaToResp(w, v, depth+1)
+		}
+	}
+}
+
 func (vm *luaVM) tableToResp(w *resp.Writer, t *lua.LTable, depth int) {
 	if e, ok := t.RawGetString("err").(lua.LString); ok {
 		msg := string(e)
@@ -1173,26 +1193,11 @@ func (vm *luaVM) tableToResp(w *resp.Writer, t *lua.LTable, depth int) {
 		}
 	}
 	if m, ok := t.RawGetString("map").(*lua.LTable); ok {
-		n := 0
-		for k, _ := m.Next(lua.LNil); k != lua.LNil; k, _ = m.Next(k) {
-			n++
-		}
-		w.Map(n)
-		for k, v := m.Next(lua.LNil); k != lua.LNil; k, v = m.Next(k) {
-			vm.luaToResp(w, k, depth+1)
-			vm.luaToResp(w, v, depth+1)
-		}
+		vm.pairsToResp(w, m, depth, true)
 		return
 	}
 	if set, ok := t.RawGetString("set").(*lua.LTable); ok {
-		n := 0
-		for k, _ := set.Next(lua.LNil); k != lua.LNil; k, _ = set.Next(k) {
-			n++
-		}
-		w.Set(n)
-		for k, _ := set.Next(lua.LNil); k != lua.LNil; k, _ = set.Next(k) {
-			vm.luaToResp(w, k, depth+1)
-		}
+		vm.pairsToResp(w, set, depth, false)
 		return
 	}
 	n := 0

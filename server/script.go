@@ -671,11 +671,17 @@ func (vm *luaVM) scriptError(obj lua.LValue, err error) string {
 	default:
 		msg = "ERR unknown error"
 	}
+	return vm.withPosition(msg, t)
+}
+
+// withPosition appends to an error message the position its error table
+// t carries, if any, as Redis does: " script: <sha>, on <source>:<line>.".
+func (vm *luaVM) withPosition(msg string, t *lua.LTable) string {
 	src, line := t.RawGetString("source"), t.RawGetString("line")
-	if isLuaString(src) && isLuaString(line) {
-		msg += " script: " + vm.run.sha + ", on " + src.String() + ":" + line.String() + "."
+	if vm.run == nil || !isLuaString(src) || !isLuaString(line) {
+		return msg
 	}
-	return msg
+	return msg + " script: " + vm.run.sha + ", on " + src.String() + ":" + line.String() + "."
 }
 
 // isLuaString is lua_isstring: a string or a number.
@@ -1154,12 +1160,7 @@ func (vm *luaVM) pairsToResp(w *resp.Writer, t *lua.LTable, depth int, isMap boo
 
 func (vm *luaVM) tableToResp(w *resp.Writer, t *lua.LTable, depth int) {
 	if e, ok := t.RawGetString("err").(lua.LString); ok {
-		msg := string(e)
-		src, line := t.RawGetString("source"), t.RawGetString("line")
-		if isLuaString(src) && isLuaString(line) && vm.run != nil {
-			msg += " script: " + vm.run.sha + ", on " + src.String() + ":" + line.String() + "."
-		}
-		w.Error(msg)
+		w.Error(vm.withPosition(string(e), t))
 		return
 	}
 	if ok, isStr := t.RawGetString("ok").(lua.LString); isStr {

@@ -279,15 +279,8 @@ func luaFormat(L *lua.LState) int {
 		case 'e', 'E', 'f', 'g', 'G':
 			f := number()
 			if math.IsInf(f, 0) || math.IsNaN(f) {
-				s := "inf"
-				switch {
-				case math.IsNaN(f) && math.Signbit(f):
-					s = "-nan"
-				case math.IsNaN(f):
-					s = "nan"
-				case f < 0:
-					s = "-inf"
-				case strings.Contains(flags, "+"):
+				s := luaNumberString(f)
+				if s == "inf" && strings.Contains(flags, "+") {
 					s = "+inf"
 				}
 				if conv == 'E' || conv == 'G' {

@@ -18,6 +18,7 @@ package server
 // while a script runs.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -987,7 +988,7 @@ func (vm *luaVM) respToLua(b []byte) (lua.LValue, []byte) {
 		return lua.LNil, nil
 	}
 	typ := b[0]
-	i := indexCRLF(b)
+	i := bytes.Index(b, []byte("\r\n"))
 	if i < 0 {
 		return lua.LNil, nil
 	}
@@ -1087,15 +1088,6 @@ func (vm *luaVM) respToLua(b []byte) (lua.LValue, []byte) {
 		return t, rest
 	}
 	return lua.LNil, nil
-}
-
-func indexCRLF(b []byte) int {
-	for i := 0; i+1 < len(b); i++ {
-		if b[i] == '\r' && b[i+1] == '\n' {
-			return i
-		}
-	}
-	return -1
 }
 
 // maxReplyDepth bounds the nesting of a script's reply (a table that

@@ -130,7 +130,7 @@ func (s *Server) acquireShared(slot int) (busy *scriptRun) {
 	g := &s.gate
 	for {
 		g.st.Lock()
-		if run := g.script; run != nil && run.busy {
+		if run := g.busyLocked(); run != nil {
 			g.st.Unlock()
 			return run
 		}
@@ -159,7 +159,16 @@ func (s *Server) acquireShared(slot int) (busy *scriptRun) {
 func (g *gate) busy() bool {
 	g.st.Lock()
 	defer g.st.Unlock()
-	return g.script != nil && g.script.busy
+	return g.busyLocked() != nil
+}
+
+// busyLocked returns the script holding the gate if it runs past
+// busy-reply-threshold, else nil. g.st is held.
+func (g *gate) busyLocked() *scriptRun {
+	if run := g.script; run != nil && run.busy {
+		return run
+	}
+	return nil
 }
 
 // shared runs fn holding the gate shared, for work outside dispatch that
@@ -227,7 +236,7 @@ func (s *Server) exclusive(c *client, fn func()) {
 			g.st.Unlock()
 			break
 		}
-		if run := g.script; run != nil && run.busy {
+		if g.busyLocked() != nil {
 			g.st.Unlock()
 			c.w.Error(errBusyScript)
 			return

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,11 +153,7 @@ func compileScript(sha string, body []byte) (*luaScript, string) {
 				continue
 			}
 			for _, f := range strings.Split(list, ",") {
-				known := false
-				for _, k := range shebangFlags {
-					known = known || f == k
-				}
-				if !known {
+				if !slices.Contains(shebangFlags, f) {
 					return nil, "ERR Unexpected flag in script shebang: " + f
 				}
 				if f == "no-writes" {
@@ -362,12 +359,7 @@ func newLuaVM(s *Server, rng *lrand48) *luaVM {
 	g := vm.globals
 	var drop []string
 	g.ForEach(func(k, _ lua.LValue) {
-		name, ok := k.(lua.LString)
-		keep := false
-		for _, a := range allowedGlobals {
-			keep = keep || ok && string(name) == a
-		}
-		if !keep {
+		if name, ok := k.(lua.LString); !ok || !slices.Contains(allowedGlobals, string(name)) {
 			drop = append(drop, k.String())
 		}
 	})

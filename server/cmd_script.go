@@ -56,8 +56,7 @@ func (s *Server) eval(c *client, args [][]byte, bySHA, ro bool) {
 	}
 	var sc *luaScript
 	if bySHA {
-		c.tmp = appendLower(c.tmp[:0], args[1])
-		if sc = s.scripts.lookup(string(c.tmp)); sc == nil {
+		if sc = s.scripts.lookup(args[1]); sc == nil {
 			c.w.Error(errNoScript)
 			return
 		}
@@ -88,8 +87,7 @@ func (s *Server) cmdScriptLoad(c *client, args [][]byte) {
 func (s *Server) cmdScriptExists(c *client, args [][]byte) {
 	c.w.Array(len(args) - 2)
 	for _, sha := range args[2:] {
-		c.tmp = appendLower(c.tmp[:0], sha)
-		if s.scripts.lookup(string(c.tmp)) != nil {
+		if s.scripts.lookup(sha) != nil {
 			c.w.Int(1)
 		} else {
 			c.w.Int(0)
@@ -111,17 +109,15 @@ func (s *Server) cmdScriptFlush(c *client, args [][]byte) {
 func (s *Server) cmdScriptKill(c *client, _ [][]byte) {
 	g := &s.gate
 	g.st.Lock()
-	run := g.script
+	defer g.st.Unlock()
 	switch {
-	case run == nil:
+	case g.script == nil:
 		c.w.Error(errNotBusy)
-	case run.dirty:
+	case !g.killLocked(g.script, false):
 		c.w.Error(errUnkillable)
 	default:
-		run.killed.Store(true)
 		c.w.OK()
 	}
-	g.st.Unlock()
 }
 
 // cmdScriptDebug: sessiond has no Lua debugger; NO is accepted.

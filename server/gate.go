@@ -130,7 +130,7 @@ func (s *Server) acquireShared(slot int) (busy *scriptRun) {
 	g := &s.gate
 	for {
 		g.st.Lock()
-		if run := g.script; run != nil && run.busy {
+		if run := g.busyLocked(); run != nil {
 			g.st.Unlock()
 			return run
 		}
@@ -159,7 +159,16 @@ func (s *Server) acquireShared(slot int) (busy *scriptRun) {
 func (g *gate) busy() bool {
 	g.st.Lock()
 	defer g.st.Unlock()
-	return g.script != nil && g.script.busy
+	return g.busyLocked() != nil
+}
+
+// busyLocked returns the script holding the gate if it runs past
+// busy-reply-threshold, else nil. g.st is held.
+func (g *gate) busyLocked() *scriptRun {
+	if run := g.script; run != nil && run.busy {
+		return run
+	}
+	return nil
 }
 
 // shared runs fn holding the gate shared, for work outside dispatch that
@@ -194,7 +203,7 @@ func (s *Server) runWhileBusy(c *client, cmd *command, args [][]byte, run *scrip
 			c.w.Error(errBusyScript)
 			return
 		}
-		s.killScript(run, true)
+		s.killScript(run)
 	}
 	s.call(c, cmd, args)
 }
@@ -227,7 +236,7 @@ func (s *Server) exclusive(c *client, fn func()) {
 			g.st.Unlock()
 			break
 		}
-		if run := g.script; run != nil && run.busy {
+		if g.busyLocked() != nil {
 			g.st.Unlock()
 			c.w.Error(errBusyScript)
 			return
@@ -278,13 +287,19 @@ func (g *gate) markBusy(run *scriptRun) {
 	g.st.Unlock()
 }
 
-// killScript asks run to stop at its next Lua instruction. Unless force,
-// a script that has written is not killed (Redis's UNKILLABLE); it reports
-// whether the kill was requested.
-func (s *Server) killScript(run *scriptRun, force bool) bool {
+// killScript asks run to stop at its next Lua instruction, whatever it
+// has written (a server stopping, SHUTDOWN NOSAVE).
+func (s *Server) killScript(run *scriptRun) {
 	g := &s.gate
 	g.st.Lock()
-	defer g.st.Unlock()
+	g.killLocked(run, true)
+	g.st.Unlock()
+}
+
+// killLocked asks run to stop at its next Lua instruction. Unless force, a
+// script that has written is not killed (Redis's UNKILLABLE); it reports
+// whether the kill was requested. g.st is held.
+func (g *gate) killLocked(run *scriptRun, force bool) bool {
 	if run.dirty && !force {
 		return false
 	}

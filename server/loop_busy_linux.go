@@ -12,8 +12,9 @@ import (
 // whose goroutine is running a script past busy-reply-threshold: it runs
 // the loop's tasks (new connections must be served too), then takes the
 // events already pending, without blocking, and serves every other
-// connection of the loop: their commands get BUSY, or run if allowed while
-// busy (SCRIPT KILL, SHUTDOWN NOSAVE, …).
+// connection of the loop as run does (serveEvent): their commands get
+// BUSY, or run if allowed while busy (SCRIPT KILL, SHUTDOWN NOSAVE, …).
+// The wake-up descriptor is not a connection: run drains it afterwards.
 //
 // The connection running the script is protected, as Redis protects it: it
 // is not read, and a task closing it meanwhile is dropped (only a server
@@ -33,28 +34,9 @@ func (l *loop) serveWhileBusy(running *client) {
 	if e != 0 {
 		return
 	}
-	for i := range int(n) {
-		ev := &events[i]
-		fd := int(ev.Fd)
-		if fd == l.wakefd || fd == running.fd {
-			continue
-		}
-		c := l.conns[fd]
-		if c == nil || c == running {
-			continue
-		}
-		if ev.Events&unix.EPOLLOUT != 0 {
-			l.writable(c)
-		}
-		if c.parked != nil { // held by CLIENT PAUSE, as in run
-			if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				l.close(c)
-			}
-			continue
-		}
-		if ev.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 && !c.closed && len(c.pending) == 0 {
-			c.reads = 1
-			l.process(c)
+	for _, ev := range events[:n] {
+		if c := l.conns[int(ev.Fd)]; c != nil && c != running {
+			l.serveEvent(c, ev.Events)
 		}
 	}
 }

@@ -130,22 +130,8 @@ func (l *loop) run(stop <-chan struct{}) {
 				l.woken.Store(false)
 				continue
 			}
-			c := l.conns[fd]
-			if c == nil {
-				continue
-			}
-			if ev.Events&unix.EPOLLOUT != 0 {
-				l.writable(c)
-			}
-			if c.parked != nil || c.held { // not read while paused or held; a reset ends it
-				if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-					l.close(c)
-				}
-				continue
-			}
-			if ev.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 && !c.closed && len(c.pending) == 0 {
-				c.reads = 1
-				l.process(c)
+			if c := l.conns[fd]; c != nil {
+				l.serveEvent(c, ev.Events)
 			}
 		}
 		l.runTasks()
@@ -154,6 +140,25 @@ func (l *loop) run(stop <-chan struct{}) {
 			return
 		default:
 		}
+	}
+}
+
+// serveEvent handles one readiness event of connection c: it sends what
+// is pending, then reads and runs c's commands (run's step for each event,
+// also serveWhileBusy's).
+func (l *loop) serveEvent(c *client, events uint32) {
+	if events&unix.EPOLLOUT != 0 {
+		l.writable(c)
+	}
+	if c.parked != nil || c.held { // not read while paused or held; a reset ends it
+		if events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			l.close(c)
+		}
+		return
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 && !c.closed && len(c.pending) == 0 {
+		c.reads = 1
+		l.process(c)
 	}
 }
 

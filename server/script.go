@@ -18,12 +18,14 @@ package server
 // while a script runs.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,33 +73,41 @@ func sha1hex(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// lookup returns the cached script with the given SHA1 (any case).
-func (e *scriptEngine) lookup(sha string) *luaScript {
+// lookup returns the cached script with the given SHA1 hex, in any case.
+// It allocates nothing.
+func (e *scriptEngine) lookup(sha []byte) *luaScript {
+	var lower [2 * sha1.Size]byte
+	if len(sha) != len(lower) {
+		return nil
+	}
+	appendLower(lower[:0], sha)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.scripts[sha]
+	return e.scripts[string(lower[:])]
 }
 
 // load returns the script for body, compiling and caching it if needed.
 // On error it returns the error reply (without the leading '-').
 func (e *scriptEngine) load(body []byte) (*luaScript, string) {
-	sha := sha1hex(body)
-	if sc := e.lookup(sha); sc != nil {
+	sum := sha1.Sum(body)
+	var sha [2 * sha1.Size]byte
+	hex.Encode(sha[:], sum[:])
+	if sc := e.lookup(sha[:]); sc != nil {
 		return sc, ""
 	}
-	sc, msg := compileScript(sha, body)
+	sc, msg := compileScript(string(sha[:]), body)
 	if sc == nil {
 		return nil, msg
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if old := e.scripts[sha]; old != nil {
+	if old := e.scripts[sc.sha]; old != nil {
 		return old, ""
 	}
 	if e.scripts == nil {
 		e.scripts = make(map[string]*luaScript)
 	}
-	e.scripts[sha] = sc
+	e.scripts[sc.sha] = sc
 	return sc, ""
 }
 
@@ -143,11 +153,7 @@ func compileScript(sha string, body []byte) (*luaScript, string) {
 				continue
 			}
 			for _, f := range strings.Split(list, ",") {
-				known := false
-				for _, k := range shebangFlags {
-					known = known || f == k
-				}
-				if !known {
+				if !slices.Contains(shebangFlags, f) {
 					return nil, "ERR Unexpected flag in script shebang: " + f
 				}
 				if f == "no-writes" {
@@ -166,6 +172,11 @@ func compileScript(sha string, body []byte) (*luaScript, string) {
 	if err != nil {
 		return nil, "ERR Error compiling script (new function): " + scriptChunkName + ": " + strings.TrimSpace(err.Error())
 	}
+	// gopher-lua gives a main chunk that does not use "..." Lua 5.0's arg
+	// table, built on every run though no name can reach it (it declares
+	// the local arg only in nested functions); Lua 5.1 builds none for a
+	// main chunk.
+	proto.IsVarArg &^= lua.VarArgNeedsArg
 	sc.proto = proto
 	return sc, ""
 }
@@ -228,7 +239,7 @@ func (run *scriptRun) check() {
 	s := run.srv
 	select {
 	case <-s.done:
-		s.killScript(run, true)
+		s.killScript(run)
 		return
 	default:
 	}
@@ -348,12 +359,7 @@ func newLuaVM(s *Server, rng *lrand48) *luaVM {
 	g := vm.globals
 	var drop []string
 	g.ForEach(func(k, _ lua.LValue) {
-		name, ok := k.(lua.LString)
-		keep := false
-		for _, a := range allowedGlobals {
-			keep = keep || ok && string(name) == a
-		}
-		if !keep {
+		if name, ok := k.(lua.LString); !ok || !slices.Contains(allowedGlobals, string(name)) {
 			drop = append(drop, k.String())
 		}
 	})
@@ -658,11 +664,17 @@ func (vm *luaVM) scriptError(obj lua.LValue, err error) string {
 	default:
 		msg = "ERR unknown error"
 	}
+	return vm.withPosition(msg, t)
+}
+
+// withPosition appends to an error message the position its error table
+// t carries, if any, as Redis does: " script: <sha>, on <source>:<line>.".
+func (vm *luaVM) withPosition(msg string, t *lua.LTable) string {
 	src, line := t.RawGetString("source"), t.RawGetString("line")
-	if isLuaString(src) && isLuaString(line) {
-		msg += " script: " + vm.run.sha + ", on " + src.String() + ":" + line.String() + "."
+	if vm.run == nil || !isLuaString(src) || !isLuaString(line) {
+		return msg
 	}
-	return msg
+	return msg + " script: " + vm.run.sha + ", on " + src.String() + ":" + line.String() + "."
 }
 
 // isLuaString is lua_isstring: a string or a number.
@@ -968,7 +980,7 @@ func (vm *luaVM) respToLua(b []byte) (lua.LValue, []byte) {
 		return lua.LNil, nil
 	}
 	typ := b[0]
-	i := indexCRLF(b)
+	i := bytes.Index(b, []byte("\r\n"))
 	if i < 0 {
 		return lua.LNil, nil
 	}
@@ -1070,15 +1082,6 @@ func (vm *luaVM) respToLua(b []byte) (lua.LValue, []byte) {
 	return lua.LNil, nil
 }
 
-func indexCRLF(b []byte) int {
-	for i := 0; i+1 < len(b); i++ {
-		if b[i] == '\r' && b[i+1] == '\n' {
-			return i
-		}
-	}
-	return -1
-}
-
 // maxReplyDepth bounds the nesting of a script's reply (a table that
 // contains itself would otherwise never end).
 const maxReplyDepth = 1000
@@ -1119,14 +1122,29 @@ func luaInteger(f float64) int64 {
 	return int64(f)
 }
 
+// pairsToResp writes the pairs of t, in next's order, as a map, or as a
+// set of its keys.
+func (vm *luaVM) pairsToResp(w *resp.Writer, t *lua.LTable, depth int, isMap bool) {
+	n := 0
+	for k, _ := t.Next(lua.LNil); k != lua.LNil; k, _ = t.Next(k) {
+		n++
+	}
+	if isMap {
+		w.Map(n)
+	} else {
+		w.Set(n)
+	}
+	for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {
+		vm.luaToResp(w, k, depth+1)
+		if isMap {
+			vm.luaToResp(w, v, depth+1)
+		}
+	}
+}
+
 func (vm *luaVM) tableToResp(w *resp.Writer, t *lua.LTable, depth int) {
 	if e, ok := t.RawGetString("err").(lua.LString); ok {
-		msg := string(e)
-		src, line := t.RawGetString("source"), t.RawGetString("line")
-		if isLuaString(src) && isLuaString(line) && vm.run != nil {
-			msg += " script: " + vm.run.sha + ", on " + src.String() + ":" + line.String() + "."
-		}
-		w.Error(msg)
+		w.Error(vm.withPosition(string(e), t))
 		return
 	}
 	if ok, isStr := t.RawGetString("ok").(lua.LString); isStr {
@@ -1160,26 +1178,11 @@ func (vm *luaVM) tableToResp(w *resp.Writer, t *lua.LTable, depth int) {
 		}
 	}
 	if m, ok := t.RawGetString("map").(*lua.LTable); ok {
-		n := 0
-		for k, _ := m.Next(lua.LNil); k != lua.LNil; k, _ = m.Next(k) {
-			n++
-		}
-		w.Map(n)
-		for k, v := m.Next(lua.LNil); k != lua.LNil; k, v = m.Next(k) {
-			vm.luaToResp(w, k, depth+1)
-			vm.luaToResp(w, v, depth+1)
-		}
+		vm.pairsToResp(w, m, depth, true)
 		return
 	}
 	if set, ok := t.RawGetString("set").(*lua.LTable); ok {
-		n := 0
-		for k, _ := set.Next(lua.LNil); k != lua.LNil; k, _ = set.Next(k) {
-			n++
-		}
-		w.Set(n)
-		for k, _ := set.Next(lua.LNil); k != lua.LNil; k, _ = set.Next(k) {
-			vm.luaToResp(w, k, depth+1)
-		}
+		vm.pairsToResp(w, set, depth, false)
 		return
 	}
 	n := 0

@@ -279,71 +279,68 @@ func (d *cjsonDecoder) nested(depth int) string {
 }
 
 func (d *cjsonDecoder) object(depth int) (lua.LValue, string) {
+	return d.container(depth, '}', "comma or object end", func(t *lua.LTable) string {
+		d.space()
+		if d.i >= len(d.s) || d.s[d.i] != '"' {
+			return d.fail("object key string", d.token())
+		}
+		k, msg := d.str()
+		if msg != "" {
+			return msg
+		}
+		d.space()
+		if d.i >= len(d.s) || d.s[d.i] != ':' {
+			return d.fail("colon", d.token())
+		}
+		d.i++
+		v, msg := d.value(depth)
+		if msg != "" {
+			return msg
+		}
+		t.RawSetString(k, v)
+		return ""
+	})
+}
+
+func (d *cjsonDecoder) array(depth int) (lua.LValue, string) {
+	n := 0
+	return d.container(depth, ']', "comma or array end", func(t *lua.LTable) string {
+		v, msg := d.value(depth)
+		if msg != "" {
+			return msg
+		}
+		n++
+		t.RawSetInt(n, v)
+		return ""
+	})
+}
+
+// container reads an object or an array, from its opening bracket at d.i
+// to its closing one, end: member reads one member into t (returning an
+// error message, or ""); a comma or end must follow each, else the error
+// says that want was expected.
+func (d *cjsonDecoder) container(depth int, end byte, want string, member func(t *lua.LTable) string) (lua.LValue, string) {
 	if msg := d.nested(depth); msg != "" {
 		return lua.LNil, msg
 	}
-	d.i++ // {
+	d.i++ // { or [
 	t := d.L.NewTable()
 	d.space()
-	if d.i < len(d.s) && d.s[d.i] == '}' {
+	if d.i < len(d.s) && d.s[d.i] == end {
 		d.i++
 		return t, ""
 	}
 	for {
-		d.space()
-		if d.i >= len(d.s) || d.s[d.i] != '"' {
-			return lua.LNil, d.fail("object key string", d.token())
-		}
-		k, msg := d.str()
-		if msg != "" {
+		if msg := member(t); msg != "" {
 			return lua.LNil, msg
 		}
 		d.space()
-		if d.i >= len(d.s) || d.s[d.i] != ':' {
-			return lua.LNil, d.fail("colon", d.token())
-		}
-		d.i++
-		v, msg := d.value(depth)
-		if msg != "" {
-			return lua.LNil, msg
-		}
-		t.RawSetString(k, v)
-		d.space()
-		if d.i < len(d.s) && d.s[d.i] == '}' {
+		if d.i < len(d.s) && d.s[d.i] == end {
 			d.i++
 			return t, ""
 		}
 		if d.i >= len(d.s) || d.s[d.i] != ',' {
-			return lua.LNil, d.fail("comma or object end", d.token())
-		}
-		d.i++
-	}
-}
-
-func (d *cjsonDecoder) array(depth int) (lua.LValue, string) {
-	if msg := d.nested(depth); msg != "" {
-		return lua.LNil, msg
-	}
-	d.i++ // [
-	t := d.L.NewTable()
-	d.space()
-	if d.i < len(d.s) && d.s[d.i] == ']' {
-		d.i++
-		return t, ""
-	}
-	for n := 1; ; n++ {
-		v, msg := d.value(depth)
-		if msg != "" {
-			return lua.LNil, msg
-		}
-		t.RawSetInt(n, v)
-		d.space()
-		if d.i < len(d.s) && d.s[d.i] == ']' {
-			d.i++
-			return t, ""
-		}
-		if d.i >= len(d.s) || d.s[d.i] != ',' {
-			return lua.LNil, d.fail("comma or array end", d.token())
+			return lua.LNil, d.fail(want, d.token())
 		}
 		d.i++
 	}

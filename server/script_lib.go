@@ -199,7 +199,7 @@ func luaFormat(L *lua.LState) int {
 				return f
 			}
 		}
-		argErr("number expected, got " + luaTypeName(L.Get(arg)))
+		argErr("number expected, got " + L.Get(arg).Type().String())
 		return 0
 	}
 	str := func() string {
@@ -209,7 +209,7 @@ func luaFormat(L *lua.LState) int {
 		case lua.LNumber:
 			return luaNumberString(float64(v))
 		}
-		argErr("string expected, got " + luaTypeName(L.Get(arg)))
+		argErr("string expected, got " + L.Get(arg).Type().String())
 		return ""
 	}
 	var b strings.Builder
@@ -279,15 +279,8 @@ func luaFormat(L *lua.LState) int {
 		case 'e', 'E', 'f', 'g', 'G':
 			f := number()
 			if math.IsInf(f, 0) || math.IsNaN(f) {
-				s := "inf"
-				switch {
-				case math.IsNaN(f) && math.Signbit(f):
-					s = "-nan"
-				case math.IsNaN(f):
-					s = "nan"
-				case f < 0:
-					s = "-inf"
-				case strings.Contains(flags, "+"):
+				s := luaNumberString(f)
+				if s == "inf" && strings.Contains(flags, "+") {
 					s = "+inf"
 				}
 				if conv == 'E' || conv == 'G' {
@@ -317,14 +310,6 @@ func luaFormat(L *lua.LState) int {
 	}
 	L.Push(lua.LString(b.String()))
 	return 1
-}
-
-// luaTypeName names a value's type as Lua does ("no value" for none).
-func luaTypeName(v lua.LValue) string {
-	if v == lua.LNil {
-		return "nil"
-	}
-	return v.Type().String()
 }
 
 // luaQuote is string.format's %q.

@@ -303,6 +303,22 @@ func TestScriptReplyConversions(t *testing.T) {
 		"Cannot serialise, excessive nesting (1001)")
 }
 
+// TestScriptMainChunkArg: a script's main chunk has no arg table (Lua 5.1
+// builds none; compileScript stops gopher-lua's), while a vararg function
+// in it still has one. Replies as redis-server 7.0.15 gives them.
+func TestScriptMainChunkArg(t *testing.T) {
+	ts := startServer(t, Config{})
+	conn := redistest.Dial(t, ts.addr)
+	for _, tc := range []struct{ script, want string }{
+		{"local x return type(x)", "$3\r\nnil\r\n"},
+		{"local a, b return {type(a), type(b), select('#', ...)}", "*3\r\n$3\r\nnil\r\n$3\r\nnil\r\n:0\r\n"},
+		{"local function f(...) return arg.n end return f(1, 2)", ":2\r\n"},
+	} {
+		assert.Equal(t, tc.want, conn.DoString("EVAL", tc.script, "0"), tc.script)
+	}
+	assert.Contains(t, conn.DoString("EVAL", "return type(arg)", "0"), "Script attempted to access nonexistent global variable 'arg'")
+}
+
 // TestScriptLibrariesIsolated: what one script does to the interpreter's
 // shared tables cannot leak into the next run.
 func TestScriptLibrariesIsolated(t *testing.T) {
@@ -454,7 +470,7 @@ func FuzzScript(f *testing.F) {
 				run := srv.gate.script
 				srv.gate.st.Unlock()
 				if run != nil {
-					srv.killScript(run, true)
+					srv.killScript(run)
 				}
 			}
 		})

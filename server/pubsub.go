@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/sessiond/sessiond/server/internal/resp"
 )
@@ -20,11 +19,6 @@ type pubsub struct {
 	channels map[string]map[*client]struct{} // guarded by mu
 	patterns map[string]map[*client]struct{} // guarded by mu
 	npat     atomic.Int64                    // len(patterns), for the fast path
-}
-
-// pubsubOutputLimit returns client-output-buffer-limit pubsub.
-func (s *Server) pubsubOutputLimit() (hard, soft int64, softFor time.Duration) {
-	return s.outputLimit(true)
 }
 
 // isPubSub reports whether c is subscribed to anything (its output is

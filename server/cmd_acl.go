@@ -242,7 +242,7 @@ func (s *Server) cmdACLDryRun(c *client, args [][]byte) {
 		c.w.Error("ERR Command '" + sanitize(cstr(string(cargs[0]))) + "' not found")
 		return
 	}
-	if (cmd.arity > 0 && len(cargs) != cmd.arity) || len(cargs) < -cmd.arity {
+	if !cmd.arityOK(len(cargs)) {
 		c.w.Error(wrongArgs(cmd.name))
 		return
 	}

@@ -461,7 +461,7 @@ func (s *Server) cmdCommandGetKeys(c *client, args [][]byte) {
 		return
 	}
 	sub := args[2:]
-	if (cmd.arity > 0 && len(sub) != cmd.arity) || len(sub) < -cmd.arity {
+	if !cmd.arityOK(len(sub)) {
 		c.w.Error("ERR Invalid number of arguments specified for command")
 		return
 	}

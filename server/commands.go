@@ -62,6 +62,15 @@ type command struct {
 // derives them).
 func (cmd *command) acl() []string { return aclCategoriesOf(cmd).names() }
 
+// arityOK reports whether n arguments (the name included) fit the
+// command's arity: exactly arity, or at least -arity when negative.
+func (cmd *command) arityOK(n int) bool {
+	if cmd.arity > 0 {
+		return n == cmd.arity
+	}
+	return n >= -cmd.arity
+}
+
 // commandTable builds the table of every command the server knows.
 func (s *Server) commandTable() map[string]*command {
 	t := make(map[string]*command)
@@ -146,7 +155,7 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		c.rejectCmd(cmd, errNoAuth)
 		return
 	}
-	arityOK := (cmd.arity <= 0 || len(args) == cmd.arity) && len(args) >= -cmd.arity
+	arityOK := cmd.arityOK(len(args))
 	if arityOK && !c.user.open.Load() && !s.aclPermit(c, cmd, args) {
 		return
 	}

@@ -922,7 +922,7 @@ func (vm *luaVM) redisCall(s *Server, L *lua.LState, raise bool) int {
 	switch {
 	case cmd == nil:
 		return vm.callFailed(L, raise, "Unknown Redis command called from script", true)
-	case (cmd.arity > 0 && len(args) != cmd.arity) || len(args) < -cmd.arity:
+	case !cmd.arityOK(len(args)):
 		return vm.callFailed(L, raise, "Wrong number of args calling Redis command from script", true)
 	case cmd.flags&flagNoScript != 0:
 		return vm.callFailed(L, raise, "This Redis command is not allowed from script", true)

@@ -5,7 +5,8 @@ import (
 	"sync"
 )
 
-// gateSlots is the number of reader slots of the gate's lock.
+// gateSlots is the number of reader slots of the gate's lock that
+// clients share (by id); the slots of its other users follow them.
 const gateSlots = 64
 
 // slotRW is a reader-writer lock made of reader slots, each a mutex on its
@@ -15,7 +16,7 @@ const gateSlots = 64
 // (12 % of pipelined GET throughput on two cores). Readers that share a
 // slot take turns.
 type slotRW struct {
-	slots [gateSlots]struct {
+	slots [gateSlots + ownSlots]struct {
 		sync.Mutex
 		_ [64 - 8]byte
 	}
@@ -38,10 +39,13 @@ func (l *slotRW) Unlock() {
 	}
 }
 
-// Fixed slots of the gate's users that are not clients.
+// Slots of the gate's users that are not clients, each its own, so that
+// no client's command ever waits behind them (HoldFlushes can hold its
+// slot for a slice of persistence work).
 const (
-	sharedSlot  = 0             // s.shared (eviction before a command)
-	persistSlot = gateSlots - 1 // HoldFlushes (persistence goroutines)
+	sharedSlot  = gateSlots + iota // s.shared (eviction before a command)
+	persistSlot                    // HoldFlushes (persistence goroutines)
+	ownSlots    = iota
 )
 
 // gateSlot is c's reader slot.

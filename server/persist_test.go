@@ -365,3 +365,30 @@ func TestScriptWritesWaitForDurability(t *testing.T) {
 	assertReplyHeld(t, c, p.release, "+OK\r\n")
 	assert.Equal(t, []string{"0:k"}, p.changes())
 }
+
+// TestHoldFlushesBlocksNoClient holds HoldFlushes while 70 clients (every
+// reader slot of the gate, and more) run commands: none waits for it, as
+// a persistence flush holds it for a slice of its work at a time. (It used
+// to share a slot with the clients whose id ended in 63: an event loop
+// serving one of them stopped for the whole catch-up.)
+func TestHoldFlushesBlocksNoClient(t *testing.T) {
+	var srv *Server
+	ts := startServer(t, Config{}, func(s *Server) { srv = s })
+	release := make(chan struct{})
+	held := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		srv.HoldFlushes(func() {
+			close(held)
+			<-release
+		})
+	})
+	defer wg.Wait()
+	defer close(release)
+	<-held
+	for i := range gateSlots + 6 {
+		c := redistest.Dial(t, ts.addr)
+		c.SetTimeout(5 * time.Second) // a client stuck behind HoldFlushes fails here
+		require.Equal(t, "+OK\r\n", c.DoString("SET", fmt.Sprint("k", i), "v"), "client %d", i)
+	}
+}

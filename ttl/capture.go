@@ -1,28 +1,142 @@
 package ttl
 
+import "errors"
+
+// ErrCaptureRunning is returned by BeginCapture while another capture is
+// under way.
+var ErrCaptureRunning = errors.New("ttl: a capture is already running")
+
+// PreserveFunc receives, with the shard locked, an entry that a capture
+// has not visited yet and that is about to change or go: the entry as it
+// was when the capture began. key and e.Blob are valid only during the
+// call; e.Obj is about to be changed by its caller, so it must be encoded
+// (or copied) before the call returns. It must not use the store.
+type PreserveFunc func(shard, db int, key []byte, e Entry)
+
+// shardCapture is a shard's part of a running capture: a bit per entry
+// id that existed when it began, set once the entry was visited by
+// CaptureShard, preserved, or known not to belong to the capture.
+type shardCapture struct {
+	index int    // the shard's index, for PreserveFunc
+	n     uint32 // ids at or above n were handed out after the start
+	done  []uint64
+}
+
+// BeginCapture starts a point-in-time capture of the whole store: from now
+// until EndCapture, CaptureShard visits every key as it was at this
+// moment, and nothing written after it. Keys that change or go before
+// CaptureShard reached them are handed to preserve first, as they were
+// (by whatever goroutine changes them, with the key's shard locked), so a
+// capture never holds a lock longer than one CaptureShard call. Keys that
+// expire or are evicted meanwhile are left out (they were about to go).
+//
+// BeginCapture locks every shard at once, briefly (it allocates a bit per
+// entry), so the moment is the same for all shards.
+func (s *Store) BeginCapture(preserve PreserveFunc) error {
+	if preserve == nil {
+		panic("ttl: BeginCapture without a PreserveFunc")
+	}
+	t := s.LockAll()
+	defer t.Unlock()
+	if s.shards[0].cap != nil {
+		return ErrCaptureRunning
+	}
+	s.preserve = preserve
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.cap = &shardCapture{index: i, n: sh.nids, done: make([]uint64, (sh.nids+63)/64)}
+	}
+	return nil
+}
+
+// EndCapture ends the capture BeginCapture started; the store stops
+// tracking. It is a no-op when none runs.
+func (s *Store) EndCapture() {
+	t := s.LockAll()
+	defer t.Unlock()
+	for i := range s.shards {
+		s.shards[i].cap = nil
+	}
+	s.preserve = nil
+}
+
+// pendingLocked reports whether entry id still belongs to the running
+// capture, unvisited.
+func (c *shardCapture) pending(id uint32) bool {
+	return c != nil && id < c.n && c.done[id>>6]&(1<<(id&63)) == 0
+}
+
+func (c *shardCapture) mark(id uint32) {
+	if c != nil && id < c.n {
+		c.done[id>>6] |= 1 << (id & 63)
+	}
+}
+
+// preserveLocked hands entry id to the capture's PreserveFunc if the
+// capture has not visited it yet; the caller is about to change it.
+func (sh *shard) preserveLocked(id uint32, e *entry) {
+	c := sh.cap
+	if !c.pending(id) {
+		return
+	}
+	c.mark(id)
+	if e.deadline == zombieDeadline {
+		return
+	}
+	key, out := sh.entryLocked(id, e)
+	sh.s.preserve(c.index, e.db(), key, out)
+}
+
+// preserveDBLocked preserves every unvisited entry of db (all databases
+// when db < 0), before a flush.
+func (sh *shard) preserveDBLocked(db int) {
+	c := sh.cap
+	if c == nil {
+		return
+	}
+	for id := uint32(firstID); id < min(c.n, sh.nids); id++ {
+		e := sh.ent(id)
+		if e.meta != 0 && (db < 0 || e.db() == db) {
+			sh.preserveLocked(id, e)
+		}
+	}
+}
+
 // Shards returns the number of shards, the parts CaptureShard captures.
 func (s *Store) Shards() int { return len(s.shards) }
 
-// CaptureShard calls fn for the live entries of shard i from cursor on (0
-// to begin), at most limit of them, with the shard locked for the call, and
-// returns the cursor to continue from, 0 when the shard is done. A key
-// that lives in the shard during the whole capture is visited exactly
-// once; keys added, changed or removed between two calls may or may not
-// be seen as they were (persistence tracks those changes itself). So a
-// snapshot holds the lock for one short slice at a time, however large
-// the shard. fn must not use the store; key and e.Blob are valid only
-// during the call, and e.Obj only while the shard is locked (fn may
-// encode it, not keep it).
+// CaptureShard calls fn for the entries of shard i from cursor on (0 to
+// begin), at most limit of them, with the shard locked for the call, and
+// returns the cursor to continue from, 0 when the shard is done. During a
+// capture (BeginCapture) it visits the entries as they were when the
+// capture began, each once, except those handed to the PreserveFunc
+// meanwhile; without one it visits the live entries (a key that lives
+// throughout is visited once; others may or may not be). So a capture
+// holds a lock for one short slice at a time, however large the shard.
+// fn must not use the store; key and e.Blob are valid only during the
+// call, and e.Obj only while the shard is locked (fn may encode it, not
+// keep it).
 func (s *Store) CaptureShard(i int, cursor uint64, limit int, fn func(db int, key []byte, e Entry)) uint64 {
 	sh := &s.shards[i]
 	sh.mu.Lock()
 	defer sh.mu.Unlock() // fn may panic
 	now := Now()
+	c := sh.cap
+	end := sh.nids
+	if c != nil {
+		end = min(end, c.n)
+	}
 	id := max(uint32(min(cursor, uint64(^uint32(0)))), firstID)
 	budget := 4 * limit // ids looked at, live or not
-	for ; id < sh.nids && limit > 0 && budget > 0; id++ {
+	for ; id < end && limit > 0 && budget > 0; id++ {
 		budget--
 		e := sh.ent(id)
+		if c != nil {
+			if !c.pending(id) {
+				continue
+			}
+			c.mark(id)
+		}
 		if e.meta == 0 || e.expiredAt(now) { // free, expired, or a zombie
 			continue
 		}
@@ -30,7 +144,7 @@ func (s *Store) CaptureShard(i int, cursor uint64, limit int, fn func(db int, ke
 		key, out := sh.entryLocked(id, e)
 		fn(e.db(), key, out)
 	}
-	if id >= sh.nids {
+	if id >= end {
 		return 0
 	}
 	return uint64(id)

@@ -453,6 +453,7 @@ func (sh *shard) evictLocked(id uint32, e *entry, out *expOut) (size int, obj in
 	if pos < 0 {
 		panic("ttl: evicting an entry that is not indexed")
 	}
+	sh.cap.mark(id) // left out of a running capture: it is going anyway
 	sh.removeLocked(ix, pos, id, e)
 	return size, obj, inChunk
 }

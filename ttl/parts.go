@@ -84,6 +84,7 @@ func (sh *shard) partsDueLocked(id uint32, now int64) bool {
 // reports true. pos is the entry's slot in its index, or -1 if unknown.
 // From outside Run (fromRun false) it also wakes Run to deliver the report.
 func (sh *shard) expirePartsLocked(id uint32, e *entry, pos int, now int64, limit int, fromRun bool) bool {
+	sh.preserveLocked(id, e)
 	r := sh.objs[id]
 	x := r.obj.(PartExpirer)
 	removed, left := x.ExpireParts(now, limit)

@@ -84,6 +84,10 @@ type shard struct {
 	expiredParts uint64     // parts removed by ExpireParts
 	ev           shardEvict // access information and eviction pool (evict.go)
 
+	// cap is the shard's part of a running capture (capture.go), nil when
+	// none runs.
+	cap *shardCapture
+
 	// nextDue is the Unix ms at which Run should visit the shard next,
 	// math.MaxInt64 for never. Written with mu held, read by Run without.
 	nextDue atomic.Int64
@@ -242,6 +246,7 @@ func (sh *shard) dropObjectLocked(id uint32) {
 
 // removeLocked deletes the indexed entry at slot pos of ix.
 func (sh *shard) removeLocked(ix *dbIndex, pos int, id uint32, e *entry) {
+	sh.preserveLocked(id, e)
 	sh.unindexLocked(ix, pos, e)
 	sh.releaseLocked(id, e)
 }
@@ -251,6 +256,7 @@ func (sh *shard) setDeadlineLocked(ix *dbIndex, id uint32, e *entry, dl int64) {
 	if e.deadline == dl {
 		return
 	}
+	sh.preserveLocked(id, e)
 	if e.deadline != 0 {
 		ix.subDeadline(e.deadline)
 		sh.unlinkLocked(id, e)
@@ -267,6 +273,9 @@ func (sh *shard) setDeadlineLocked(ix *dbIndex, id uint32, e *entry, dl int64) {
 func (sh *shard) putLocked(db int, key []byte, h uint64, kind Kind, blob []byte, isObj bool, obj Object, deadline, now int64) {
 	ix := &sh.dbs[db]
 	_, id, e := sh.lookupLocked(ix, key, h, now)
+	if id != 0 {
+		sh.preserveLocked(id, e)
+	}
 	if isObj {
 		blob = nil
 	}
@@ -285,6 +294,7 @@ func (sh *shard) putLocked(db int, key []byte, h uint64, kind Kind, blob []byte,
 		sh.setDeadlineLocked(ix, id, e, deadline)
 	} else {
 		id, e = sh.allocIDLocked()
+		sh.cap.mark(id) // written after the capture began
 		e.meta = packMeta(loc, kind, db)
 		if sh.ev.track != trackNone {
 			sh.createdLocked(id, now)
@@ -337,6 +347,7 @@ func (sh *shard) flushDBLocked(db int) {
 	if ix.count == 0 {
 		return
 	}
+	sh.preserveDBLocked(db)
 	*ix = dbIndex{}
 	for id := uint32(firstID); id < sh.nids; id++ {
 		e := sh.ent(id)
@@ -358,6 +369,7 @@ func (sh *shard) flushAllLocked() {
 		}
 		return
 	}
+	sh.preserveDBLocked(-1)
 	sh.arena.reset()
 	clear(sh.dbs)
 	sh.objs = nil

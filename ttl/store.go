@@ -43,6 +43,10 @@ type Store struct {
 
 	ev storeEvict // eviction policy and state (evict.go)
 
+	// preserve is the running capture's PreserveFunc (capture.go); written
+	// with every shard locked, read with one locked.
+	preserve PreserveFunc
+
 	closeMu sync.Mutex
 	closed  bool // guarded by closeMu
 }
@@ -441,6 +445,9 @@ func (t *Txn) Get(db int, key []byte) (Entry, bool) {
 		return Entry{}, false
 	}
 	_, out := sh.entryLocked(id, e)
+	if out.Obj != nil {
+		sh.preserveLocked(id, e) // the caller may change it in place
+	}
 	return out, true
 }
 

@@ -76,6 +76,10 @@ type fileOpts struct {
 	timeout  time.Duration // bbolt's lock timeout
 	maxSize  int           // bbolt's MaxSize; 0 = none
 	readOnly bool          // a shared lock; the file is never changed
+	// mmapSize is bbolt's InitialMmapSize: the address space mapped at
+	// open, which the file can grow into without a remap (each remap
+	// copies the open transaction's keys and values out of the map).
+	mmapSize int
 }
 
 func boltOptions(o fileOpts, noSync bool) *bolt.Options {
@@ -90,9 +94,10 @@ func boltOptions(o fileOpts, noSync bool) *bolt.Options {
 		NoSync:         noSync,
 		// A snapshot's temporary file is synced once at the end; the
 		// fsync bbolt does at each growth would only slow it down.
-		NoGrowSync: noSync,
-		MaxSize:    o.maxSize,
-		PageSize:   pageSize, // for new files; an existing file keeps its own
+		NoGrowSync:      noSync,
+		MaxSize:         o.maxSize,
+		PageSize:        pageSize, // for new files; an existing file keeps its own
+		InitialMmapSize: o.mmapSize,
 	}
 }
 

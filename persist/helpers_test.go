@@ -19,11 +19,14 @@ import (
 // memStore is a Source and Sink over a map, split into parts like the
 // store's shards, that reports its changes to a Manager like the server.
 type memStore struct {
-	mu    sync.Mutex // guards data; held by CapturePart and CaptureKeys
+	mu    sync.Mutex // guards data and at; held by CapturePart and CaptureKeys
 	data  map[string]Record
+	at    map[string]Record // the data as BeginCapture found it
 	parts int
 	m     *Manager // told of changes, when set
 	marks []string // CapturePart's cursors: the last key emitted
+	// onBegin, when set, is called by BeginCapture with the data it fixed.
+	onBegin func(map[string]Record)
 }
 
 func newMemStore() *memStore { return &memStore{data: make(map[string]Record), parts: 4} }
@@ -34,9 +37,26 @@ func (s *memStore) part(k string) int { return int(crc32.ChecksumIEEE([]byte(k))
 
 func (s *memStore) Parts() int { return s.parts }
 
-// CapturePart emits the part's keys in sorted order, resuming after the
-// last key emitted (cursor n names the n-th key remembered in s.marks), so
-// a key that lives throughout is emitted exactly once, as from the store.
+// BeginCapture fixes the data CapturePart emits: a copy of it now.
+func (s *memStore) BeginCapture() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.at = maps.Clone(s.data)
+	if s.onBegin != nil {
+		s.onBegin(maps.Clone(s.at))
+	}
+	return nil
+}
+
+func (s *memStore) EndCapture() {
+	s.mu.Lock()
+	s.at = nil
+	s.mu.Unlock()
+}
+
+// CapturePart emits the part's keys as BeginCapture found them, in sorted
+// order, resuming after the last key emitted (cursor n names the n-th key
+// remembered in s.marks).
 func (s *memStore) CapturePart(i int, cursor uint64, limit int, emit func(*Record) error) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -45,7 +65,7 @@ func (s *memStore) CapturePart(i int, cursor uint64, limit int, emit func(*Recor
 		after = s.marks[cursor-1]
 	}
 	var keys []string
-	for k := range s.data {
+	for k := range s.at {
 		if s.part(k) == i && (cursor == 0 || k > after) {
 			keys = append(keys, k)
 		}
@@ -53,7 +73,7 @@ func (s *memStore) CapturePart(i int, cursor uint64, limit int, emit func(*Recor
 	slices.Sort(keys)
 	n := 0
 	for ; n < len(keys) && n < limit; n++ {
-		r := s.data[keys[n]]
+		r := s.at[keys[n]]
 		if err := emit(&r); err != nil {
 			return 0, err
 		}

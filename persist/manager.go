@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,26 +17,32 @@ import (
 
 // Source is what a Manager reads the data set from: the store, seen
 // through the server's encoding of values. Its methods are called from the
-// Manager's goroutines; CapturePart and CaptureKeys may run at the same
-// time, but neither runs twice at once.
+// Manager's goroutines; a capture (BeginCapture … EndCapture) and
+// CaptureKeys may run at the same time, but neither runs twice at once.
 type Source interface {
 	// Parts is the number of parts CapturePart captures (the store's
 	// shards).
 	Parts() int
-	// CapturePart calls emit for up to limit live keys of part i from
-	// cursor on (0 to begin), with the part locked for the call, and
-	// returns the cursor to continue from, 0 once the part is done. A key
-	// that lives throughout is emitted exactly once; keys changed
-	// meanwhile may be emitted as they were at any moment, or not at all,
-	// which is why the Manager catches up with the changes it was told of
-	// during the capture. The record and its slices are valid only during
-	// the call; an error from emit stops the capture and is returned.
+	// BeginCapture fixes the moment a snapshot shows: from then until
+	// EndCapture, CapturePart emits every key as it was at that moment,
+	// whatever changes meanwhile, and nothing written after it. It must
+	// not wait for I/O or hold a lock past its return.
+	BeginCapture() error
+	// CapturePart calls emit for up to limit keys of part i from cursor
+	// on (0 to begin), and for the keys of the part that changed since the
+	// last call before it reached them (as they were), and returns the
+	// cursor to continue from, 0 once the part is done. It holds the
+	// part's lock for one call at most. The record and its slices are
+	// valid only during the call; an error from emit stops the capture
+	// and is returned.
 	CapturePart(i int, cursor uint64, limit int, emit func(r *Record) error) (uint64, error)
+	// EndCapture ends the capture BeginCapture began, done or not.
+	EndCapture()
 	// CaptureKeys calls take, then emit with the current state of each key
 	// take returned: an OpPut record, or an OpDelete when the key is gone.
-	// take and the emits must run while no database flush can run, so
-	// that the flushes take reports and the values emitted agree. take
-	// must not be called with a store lock held.
+	// take must run while no database flush can run, so that the flushes
+	// take reports come before the values emitted. take must not be
+	// called with a store lock held.
 	CaptureKeys(take func() []Key, emit func(r *Record) error) error
 }
 
@@ -94,6 +101,12 @@ type Config struct {
 	// MaxFileSize bounds the data file: writes that would grow it further
 	// fail, as on a full disk. 0 means no bound.
 	MaxFileSize int64
+	// SaveCPU bounds the CPU a snapshot or compaction uses, as a fraction
+	// of one core, so that serving keeps the rest of the machine: 0 means
+	// DefaultSaveCPU, 1 or more no bound. On Linux the snapshot's writer
+	// also runs at idle priority. The final snapshot of Close is never
+	// bounded.
+	SaveCPU float64
 	// DiscardUnreadable makes Open and Load set a damaged or foreign file
 	// aside (renamed to <path>.bad-<unix time>) and start empty, instead
 	// of failing.
@@ -113,6 +126,13 @@ var (
 	ErrConfig = errors.New("persist: invalid config")
 )
 
+// DefaultSaveCPU is Config.SaveCPU's default: half a core, which keeps a
+// snapshot of 1 M sessions of 700 bytes within about 2 s.
+const DefaultSaveCPU = 0.5
+
+// starveAfter is savePlan.starveAfter for background saves.
+const starveAfter = 500 * time.Millisecond
+
 // retryDelay is how long a failed automatic save waits before the next
 // try (Redis's CONFIG_BGSAVE_RETRY_DELAY).
 const retryDelay = 5 * time.Second
@@ -127,12 +147,13 @@ type Manager struct {
 	log        *slog.Logger
 	fopts      fileOpts
 	interval   time.Duration
+	saveCPU    float64 // Config.SaveCPU
 	compactMin int64
 	compactPct int
 	discard    bool
 
 	changes  atomic.Int64 // changes reported since Open
-	tracking atomic.Bool  // KeyChanged records keys (AppendOnly, or a save runs)
+	tracking atomic.Bool  // KeyChanged records keys (AppendOnly)
 	always   atomic.Bool  // AppendOnly with FsyncAlways
 	kick     chan struct{}
 	// closed is set once by Close (with mu held), after its final write:
@@ -248,6 +269,12 @@ func Open(cfg Config, src Source) (*Manager, error) {
 	if cfg.CompactPercent <= 0 {
 		cfg.CompactPercent = 100
 	}
+	if cfg.SaveCPU < 0 {
+		return nil, fmt.Errorf("%w: the save CPU share must not be negative", ErrConfig)
+	}
+	if cfg.SaveCPU == 0 {
+		cfg.SaveCPU = DefaultSaveCPU
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -261,6 +288,7 @@ func Open(cfg Config, src Source) (*Manager, error) {
 		log:         cfg.Logger,
 		fopts:       fileOpts{timeout: cfg.LockTimeout, maxSize: int(cfg.MaxFileSize)},
 		interval:    cfg.FlushInterval,
+		saveCPU:     cfg.SaveCPU,
 		compactMin:  cfg.CompactMinSize,
 		compactPct:  cfg.CompactPercent,
 		discard:     cfg.DiscardUnreadable,
@@ -747,7 +775,7 @@ func (m *Manager) autoSave(now time.Time, why string) {
 		return
 	}
 	m.log.Info("background save started", "reason", why, "file", m.path)
-	_, _ = m.startSaveLocked()
+	_, _ = m.startSaveLocked(false)
 }
 
 // BackgroundSave starts a snapshot (a compaction in AppendOnly mode) in
@@ -755,15 +783,18 @@ func (m *Manager) autoSave(now time.Time, why string) {
 func (m *Manager) BackgroundSave() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, err := m.startSaveLocked()
+	_, err := m.startSaveLocked(false)
 	return err
 }
 
 // Save writes a snapshot (compacts, in AppendOnly mode) and returns when
 // it is durable. It blocks only its caller: serving goes on.
-func (m *Manager) Save() error {
+func (m *Manager) Save() error { return m.saveAndWait(false) }
+
+// saveAndWait is Save; fast lifts the CPU bound (the final snapshot).
+func (m *Manager) saveAndWait(fast bool) error {
 	m.mu.Lock()
-	done, err := m.startSaveLocked()
+	done, err := m.startSaveLocked(fast)
 	m.mu.Unlock()
 	if err != nil {
 		return err
@@ -774,7 +805,7 @@ func (m *Manager) Save() error {
 	return m.saveErr
 }
 
-func (m *Manager) startSaveLocked() (chan struct{}, error) {
+func (m *Manager) startSaveLocked(fast bool) (chan struct{}, error) {
 	if m.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -787,18 +818,23 @@ func (m *Manager) startSaveLocked() (chan struct{}, error) {
 	done := make(chan struct{})
 	changesAtStart := m.changes.Load()
 	appendOnly := m.appendOnly
-	// Changes made from now on are caught up at the end: the capture
-	// holds each part's lock only for a slice at a time.
-	m.tracking.Store(true)
-	m.dmu.Lock()
-	m.catchup = &changeSet{keys: make(map[string]struct{})}
-	m.dmu.Unlock()
+	if appendOnly {
+		// The new file's log must hold every change made from the moment
+		// of its snapshot on: they are caught up at the end.
+		m.dmu.Lock()
+		m.catchup = &changeSet{keys: make(map[string]struct{})}
+		m.dmu.Unlock()
+	}
 	m.wg.Go(func() {
 		defer close(done)
-		err := m.save(appendOnly)
+		plan := savePlan{share: m.saveCPU, idle: true, starveAfter: starveAfter}
+		if fast {
+			plan = savePlan{}
+		}
+		err := m.save(appendOnly, plan)
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if !m.appendOnly { // snapshot mode tracks changes only during a save
+		if !m.appendOnly { // turned off during the save: snapshot mode tracks no changes
 			m.tracking.Store(false)
 			m.dmu.Lock()
 			clear(m.dirty)
@@ -830,23 +866,26 @@ func (m *Manager) startSaveLocked() (chan struct{}, error) {
 	return done, nil
 }
 
-// save writes a full snapshot to a temporary file, then appends the
-// changes made meanwhile, and renames it over the data file.
-func (m *Manager) save(appendOnly bool) (err error) {
-	defer func() {
-		if err != nil {
-			m.dmu.Lock()
-			if m.catchup != nil && appendOnly { // give the changes back to the log
-				for k := range m.catchup.keys {
-					m.dirty[k] = struct{}{}
+// save writes a full snapshot to a temporary file and renames it over
+// the data file. In AppendOnly mode the changes made during the snapshot
+// follow it in the new file's log.
+func (m *Manager) save(appendOnly bool, plan savePlan) (err error) {
+	if appendOnly {
+		defer func() {
+			if err != nil {
+				m.dmu.Lock()
+				if m.catchup != nil { // give the changes back to the log
+					for k := range m.catchup.keys {
+						m.dirty[k] = struct{}{}
+					}
 				}
+				m.catchup = nil
+				m.dmu.Unlock()
 			}
-			m.catchup = nil
-			m.dmu.Unlock()
-		}
-	}()
+		}()
+	}
 	tmpPath := m.path + ".tmp"
-	tmp, err := createTemp(tmpPath, m.fopts)
+	tmp, err := createTemp(tmpPath, m.tempOpts())
 	if err != nil {
 		return err
 	}
@@ -856,7 +895,7 @@ func (m *Manager) save(appendOnly bool) (err error) {
 			_ = os.Remove(tmpPath)
 		}
 	}()
-	if err := writeSnapshot(tmp, m.src); err != nil {
+	if err := writeSnapshot(tmp, m.src, plan); err != nil {
 		return err
 	}
 	if err := tmp.finish(); err != nil {
@@ -864,15 +903,18 @@ func (m *Manager) save(appendOnly bool) (err error) {
 	}
 	m.fmu.Lock()
 	defer m.fmu.Unlock()
-	cw, cs, seq, err := m.captureChanges(true)
-	if err == nil {
-		err = tmp.appendBlocks(bucketLog, cw.blocks)
-	}
-	if err != nil {
-		if appendOnly {
-			m.requeue(cs)
+	var seq uint64
+	if appendOnly {
+		var cw *blockWriter
+		var cs changeSet
+		cw, cs, seq, err = m.captureChanges(true)
+		if err == nil {
+			err = tmp.appendBlocks(bucketLog, cw.blocks)
 		}
-		return err
+		if err != nil {
+			m.requeue(cs)
+			return err
+		}
 	}
 	if err := replaceFile(tmp, m.path); err != nil {
 		return err
@@ -890,39 +932,121 @@ func (m *Manager) save(appendOnly bool) (err error) {
 	return nil
 }
 
-// writeSnapshot writes every part of src into f's snapshot bucket, a
-// slice of keys per lock hold. Two goroutines overlap the work: this one
-// captures while a writer commits the previous 8 MiB, so at most two
+// tempOpts are the options of a snapshot's temporary file: mapped at
+// twice the size of the current file (1 GiB at least), so that writing
+// it needs no remap. Address space only: nothing is read or written
+// beyond the file's end.
+func (m *Manager) tempOpts() fileOpts {
+	o := m.fopts
+	if strconv.IntSize < 64 {
+		return o
+	}
+	var size int64
+	if fi, err := os.Stat(m.path); err == nil {
+		size = fi.Size()
+	}
+	o.mmapSize = int(max(1<<30, 2*size))
+	if o.maxSize > 0 {
+		o.mmapSize = min(o.mmapSize, o.maxSize)
+	}
+	return o
+}
+
+// savePlan is how a snapshot shares the machine with the server.
+type savePlan struct {
+	// share is the CPU a snapshot may use, as a fraction of one core
+	// (pacer); 0 or ≥ 1 means as much as it can.
+	share float64
+	// idle runs the writer goroutine on a thread of idle priority
+	// (lowerThreadPriority), which gets only CPU time nobody else wants.
+	idle bool
+	// starveAfter: when the capture waits this long for the idle writer
+	// (a saturated machine), the writer moves to a thread of normal
+	// priority, so that the snapshot still ends.
+	starveAfter time.Duration
+	// onHandoff, when set, is called when that happens (tests).
+	onHandoff func()
+}
+
+// writeSnapshot writes a point-in-time capture of src into f's snapshot
+// bucket, a slice of keys per lock hold. Two goroutines overlap the work:
+// this one captures (copies records out under the part's lock) while a
+// writer checksums and commits the previous 8 MiB, so at most two
 // transactions' records are in memory. After each commit the kernel is
 // asked to start writing back, so the final fsync has little left to do.
-func writeSnapshot(f *file, src Source) error {
+func writeSnapshot(f *file, src Source, plan savePlan) error {
 	const (
 		txnBlocks = (8 << 20) / blockSize
-		sliceKeys = 1024 // keys captured per lock hold (~0.3 ms)
+		sliceKeys = 128 // keys captured per lock hold (~40 µs)
 	)
+	pc := newPacer(plan.share)
 	wb := newWriteback(f.path)
 	defer wb.close()
 	full := make(chan *blockWriter, 1)
 	free := make(chan *blockWriter, 2)
-	free <- &blockWriter{}
-	free <- &blockWriter{}
+	free <- &blockWriter{unsealed: true}
+	free <- &blockWriter{unsealed: true}
 	werr := make(chan error, 1)
-	go func() {
-		var err error
+	var starved atomic.Bool
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var write func(idle bool, err error)
+	write = func(idle bool, err error) {
+		// Never unlocked: a thread whose priority was lowered ends with
+		// this goroutine instead of going back to the scheduler's pool.
+		runtime.LockOSThread()
+		if idle {
+			idle = lowerThreadPriority() == nil
+		}
 		for w := range full {
 			if err == nil {
+				t := pc.begin()
+				for _, b := range w.blocks {
+					sealRecords(b)
+				}
 				if err = f.appendBlocks(bucketBase, w.blocks); err == nil {
 					wb.start()
 				}
+				pc.end(t)
 				runtime.Gosched()
 			}
 			w.reset()
 			free <- w
+			if idle && starved.Load() {
+				if plan.onHandoff != nil {
+					plan.onHandoff()
+				}
+				wg.Go(func() { write(false, err) }) // the rest at normal priority
+				return
+			}
 		}
 		werr <- err
-	}()
+	}
+	wg.Go(func() { write(plan.idle, nil) })
+	next := func() *blockWriter {
+		select {
+		case w := <-free:
+			return w
+		default:
+		}
+		start := time.Now()
+		w := <-free
+		if plan.starveAfter > 0 && time.Since(start) >= plan.starveAfter {
+			starved.Store(true)
+		}
+		return w
+	}
+	if err := src.BeginCapture(); err != nil {
+		close(full)
+		<-werr
+		return err
+	}
+	defer src.EndCapture()
+	// The pacer reads this thread's CPU clock around each slice.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	var err error
-	w := <-free
+	w := next()
 	emit := func(r *Record) error {
 		w.add(r)
 		return nil
@@ -930,15 +1054,19 @@ func writeSnapshot(f *file, src Source) error {
 parts:
 	for i := range src.Parts() {
 		for cursor := uint64(0); ; {
-			if cursor, err = src.CapturePart(i, cursor, sliceKeys, emit); err != nil {
+			t := pc.begin()
+			cursor, err = src.CapturePart(i, cursor, sliceKeys, emit)
+			pc.end(t)
+			if err != nil {
 				break parts
 			}
+			pc.wait()
 			// Let waiting goroutines (the server's event loops) run: Go
 			// would otherwise preempt this one only after 10 ms.
 			runtime.Gosched()
 			if len(w.blocks) >= txnBlocks {
 				full <- w
-				w = <-free
+				w = next()
 			}
 			if cursor == 0 {
 				break
@@ -975,7 +1103,7 @@ func (m *Manager) Close(save bool) error {
 			err = m.flushLog()
 		}
 	} else if save {
-		err = m.Save()
+		err = m.saveAndWait(true)
 	}
 	m.mu.Lock()
 	m.closed.Store(true)
@@ -992,9 +1120,12 @@ func (m *Manager) Close(save bool) error {
 // blockWriter encodes records into blocks of at most blockSize bytes (a
 // larger record gets a block of its own).
 type blockWriter struct {
-	blocks  [][]byte
-	free    [][]byte
-	records int64
+	// unsealed leaves the records' checksums to sealRecords (a
+	// snapshot's writer goroutine fills them in before the commit).
+	unsealed bool
+	blocks   [][]byte
+	free     [][]byte
+	records  int64
 }
 
 func (w *blockWriter) add(r *Record) {
@@ -1009,7 +1140,11 @@ func (w *blockWriter) add(r *Record) {
 		w.blocks = append(w.blocks, b)
 		n++
 	}
-	w.blocks[n-1] = appendRecord(w.blocks[n-1], r)
+	if w.unsealed {
+		w.blocks[n-1] = appendUnsealed(w.blocks[n-1], r)
+	} else {
+		w.blocks[n-1] = appendRecord(w.blocks[n-1], r)
+	}
 	w.records++
 }
 

@@ -404,43 +404,30 @@ func TestSaveRules(t *testing.T) {
 	assert.False(t, saveDue(nil, 1<<40, 1<<40))
 }
 
-// stopAtCatchUp is a Source that calls stop before the catch-up of a
-// snapshot: the writes stop there, so the file must equal the data then.
-type stopAtCatchUp struct {
-	*memStore
-	once sync.Once
-	stop func()
-}
-
-func (s *stopAtCatchUp) CaptureKeys(take func() []Key, emit func(*Record) error) error {
-	s.once.Do(s.stop)
-	return s.memStore.CaptureKeys(take, emit)
-}
-
-func TestSnapshotCatchesUpConcurrentWrites(t *testing.T) {
+// TestSnapshotIsPointInTime writes, deletes and flushes while a snapshot
+// runs: the file holds the data as it was when the capture began, and
+// snapshot mode tracks no changes.
+func TestSnapshotIsPointInTime(t *testing.T) {
 	dir := t.TempDir()
 	mem := newMemStore()
 	mem.parts = 2
 	for i := range 4000 {
 		mem.set(i%3, fmt.Sprintf("k%d", i), strings.Repeat("x", 50), 0)
 	}
-	stopped := make(chan struct{})
-	stop := make(chan struct{})
-	src := &stopAtCatchUp{memStore: mem, stop: func() { close(stop); <-stopped }}
-	m, err := Open(Config{Path: filepath.Join(dir, "data.db"), Logger: slog.New(slog.DiscardHandler)}, src)
+	began := make(chan map[string]Record, 1)
+	mem.onBegin = func(at map[string]Record) { began <- at }
+	m, err := Open(Config{Path: filepath.Join(dir, "data.db"), Logger: slog.New(slog.DiscardHandler)}, mem)
 	require.NoError(t, err)
 	mem.m = m
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { // writes, deletes and flushes while the snapshot runs
-		defer close(stopped)
-		mem.churn(stop, 3, 6000, 2000, nil)
-	})
+	wg.Go(func() { mem.churn(stop, 3, 6000, 2000, nil) })
 	require.NoError(t, m.Save())
+	close(stop)
 	wg.Wait()
-	want := mem.clone()
-	mem.set(0, "after the snapshot", "not in it", 0)
+	want := (&memStore{data: <-began}).snapshot()
 	require.NoError(t, m.Close(false))
 	got, _ := reload(t, dir)
 	assert.Equal(t, want, got)
-	assert.False(t, m.tracking.Load(), "snapshot mode tracks changes only during a save")
+	assert.False(t, m.tracking.Load(), "snapshot mode tracks no changes")
 }

@@ -86,12 +86,19 @@ func recordLen(r *Record) int {
 
 // appendRecord appends the framed encoding of r to dst.
 func appendRecord(dst []byte, r *Record) []byte {
+	start := len(dst)
+	dst = appendUnsealed(dst, r)
+	sealRecord(dst[start:])
+	return dst
+}
+
+// appendUnsealed appends the framing of r to dst with its checksum left
+// zero, for sealRecords to fill in later (off the capture's lock hold).
+func appendUnsealed(dst []byte, r *Record) []byte {
 	blen := bodyLen(r)
 	dst = grow(dst, 4+binary.MaxVarintLen64+blen)
-	sumAt := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
 	dst = binary.AppendUvarint(dst, uint64(blen))
-	body := len(dst)
 	dst = append(dst, byte(r.Op))
 	dst = binary.AppendUvarint(dst, uint64(r.DB))
 	switch r.Op {
@@ -105,8 +112,25 @@ func appendRecord(dst []byte, r *Record) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(r.Key)))
 		dst = append(dst, r.Key...)
 	}
-	binary.LittleEndian.PutUint32(dst[sumAt:], crc32.Checksum(dst[body:], castagnoli))
 	return dst
+}
+
+// sealRecord fills in the checksum of the framed record that b starts
+// with, and returns its length.
+func sealRecord(b []byte) int {
+	blen, n := binary.Uvarint(b[4:])
+	body := 4 + n
+	end := body + int(blen)
+	binary.LittleEndian.PutUint32(b, crc32.Checksum(b[body:end], castagnoli))
+	return end
+}
+
+// sealRecords fills in the checksums of a block of records framed by
+// appendUnsealed.
+func sealRecords(block []byte) {
+	for off := 0; off < len(block); {
+		off += sealRecord(block[off:])
+	}
 }
 
 func uvarintLen(v uint64) int {

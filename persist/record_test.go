@@ -53,6 +53,25 @@ func assertRecord(t *testing.T, want, got Record) {
 	assert.Equal(t, string(want.Value), string(got.Value))
 }
 
+// TestSealRecords: a block framed without checksums and sealed later (as
+// a snapshot's writer does) is byte for byte the block framed at once.
+func TestSealRecords(t *testing.T) {
+	recs := []Record{
+		{Op: OpPut, DB: 3, Key: []byte("sess:abc"), Kind: 1, Deadline: 1_795_000_000_123, Value: bytes.Repeat([]byte("v"), 300)},
+		{Op: OpDelete, DB: 15, Key: []byte("gone")},
+		{Op: OpFlushDB, DB: 7},
+		{Op: OpPut, Key: []byte{}, Value: []byte{}},
+	}
+	var want, got []byte
+	for i := range recs {
+		want = appendRecord(want, &recs[i])
+		got = appendUnsealed(got, &recs[i])
+	}
+	require.NotEqual(t, want, got, "unsealed records carry no checksum")
+	sealRecords(got)
+	assert.Equal(t, want, got)
+}
+
 func TestRecordDamage(t *testing.T) {
 	rec := Record{Op: OpPut, DB: 1, Key: []byte("key"), Kind: 1, Deadline: 12345, Value: []byte("value")}
 	b := appendRecord(nil, &rec)

@@ -128,7 +128,7 @@ func (m *Manager) SetAppendOnly(on bool) error {
 		m.needBase = true
 		m.always.Store(m.fsync == FsyncAlways)
 		if !m.saving {
-			_, _ = m.startSaveLocked()
+			_, _ = m.startSaveLocked(false)
 		}
 		m.mu.Unlock()
 		m.fmu.Lock()

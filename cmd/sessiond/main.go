@@ -119,6 +119,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&o.persist.save, "save", "snapshot rules \"<seconds> <changes> ...\"; \"\" for none (default with --dir: \"3600 1 300 100 60 10000\")")
 	fs.StringVar(&o.persist.appendOnly, "appendonly", "no", "yes: write every change to the data file within a second (see --appendfsync)")
 	fs.StringVar(&o.persist.appendFsync, "appendfsync", "everysec", "with --appendonly yes: everysec (≤ 1 s lost on a crash), always (replies wait for the disk), no (no fsync)")
+	fs.IntVar(&o.persist.saveCPU, "save-cpu-percent", 50, "CPU a snapshot or compaction may use, in percent of one core (its writer runs at idle priority on Linux); 100 = no bound")
 	fs.BoolVar(&o.persist.discard, "discard-unreadable-file", false, "set a damaged or foreign data file aside and start empty, instead of refusing to start")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: sessiond [config-file] [flags]\n"+

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/sessiond/sessiond/persist"
 	"github.com/sessiond/sessiond/server"
@@ -23,16 +24,134 @@ var (
 )
 
 // storeSource reads the store for persist, with values encoded by the
-// server. CapturePart and CaptureKeys may run at the same time, but
-// neither runs twice at once (persist's contract), so each has a buffer.
+// server. A capture and CaptureKeys may run at the same time, but neither
+// runs twice at once (persist's contract), so each has a buffer.
 type storeSource struct {
 	store   *ttl.Store
 	srv     *server.Server // set once the server exists, before Run
 	partBuf []byte
 	keysBuf []byte
+	kept    []keptPart // per shard, during a capture
+	procs   int        // GOMAXPROCS before the capture
+}
+
+// keptPart holds the records of a shard that a capture preserved (keys
+// changed before it reached them), until CapturePart emits them.
+type keptPart struct {
+	mu      sync.Mutex // guards recs and err; taken under the shard's lock
+	recs    []persist.Record
+	err     error  // a key that could not be encoded
+	scratch []byte // encodes objects; used under the shard's lock
 }
 
 func (s *storeSource) Parts() int { return s.store.Shards() }
+
+// BeginCapture also gives the Go scheduler one more P for the capture:
+// the snapshot's writer runs at idle priority and may sit on a P while the
+// kernel runs the event loops' threads, which must then not wait for it.
+func (s *storeSource) BeginCapture() error {
+	if len(s.kept) != s.store.Shards() {
+		s.kept = make([]keptPart, s.store.Shards())
+	}
+	if err := s.store.BeginCapture(s.preserve); err != nil {
+		return err
+	}
+	s.procs = runtime.GOMAXPROCS(0)
+	runtime.GOMAXPROCS(s.procs + 1)
+	return nil
+}
+
+func (s *storeSource) EndCapture() {
+	runtime.GOMAXPROCS(s.procs)
+	s.store.EndCapture()
+	for i := range s.kept {
+		k := &s.kept[i]
+		k.mu.Lock()
+		k.recs, k.scratch, k.err = nil, nil, nil
+		k.mu.Unlock()
+	}
+}
+
+// preserve keeps a copy of a key the capture has not reached yet, as it
+// was, before its change: called by the writer's goroutine (an event
+// loop) with the shard locked, so it only copies.
+func (s *storeSource) preserve(shard, db int, key []byte, e ttl.Entry) {
+	k := &s.kept[shard]
+	var r persist.Record
+	if err := record(&r, &k.scratch, db, key, e); err != nil {
+		k.mu.Lock()
+		k.err = err // the capture fails with it, as on a key it visits
+		k.mu.Unlock()
+		return
+	}
+	b := make([]byte, len(r.Key)+len(r.Value))
+	copy(b, r.Key)
+	copy(b[len(r.Key):], r.Value)
+	r.Key, r.Value = b[:len(r.Key):len(r.Key)], b[len(r.Key):]
+	if cap(k.scratch) > 1<<20 {
+		k.scratch = nil
+	}
+	k.mu.Lock()
+	k.recs = append(k.recs, r)
+	k.mu.Unlock()
+}
+
+func (s *storeSource) CapturePart(i int, cursor uint64, limit int, emit func(*persist.Record) error) (uint64, error) {
+	if i < len(s.kept) {
+		k := &s.kept[i]
+		k.mu.Lock()
+		recs, err := k.recs, k.err
+		k.recs = nil
+		k.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		for j := range recs {
+			if err := emit(&recs[j]); err != nil {
+				return 0, err
+			}
+		}
+	}
+	var err error
+	var r persist.Record
+	next := s.store.CaptureShard(i, cursor, limit, func(db int, key []byte, e ttl.Entry) {
+		if err == nil {
+			if err = record(&r, &s.partBuf, db, key, e); err == nil {
+				err = emit(&r)
+			}
+		}
+	})
+	if cap(s.partBuf) > 1<<20 {
+		s.partBuf = nil
+	}
+	return next, err
+}
+
+// CaptureKeys emits the keys take returns in slices of 256, each while
+// no flush, EXEC or script runs (HoldFlushes), so that no command waits
+// long behind it.
+func (s *storeSource) CaptureKeys(take func() []persist.Key, emit func(*persist.Record) error) error {
+	var keys []persist.Key
+	s.srv.HoldFlushes(func() { keys = take() })
+	const slice = 256
+	for len(keys) > 0 {
+		n := min(slice, len(keys))
+		var err error
+		s.srv.HoldFlushes(func() {
+			for _, k := range keys[:n] {
+				if err = s.captureKey(k, emit); err != nil {
+					return
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		keys = keys[n:]
+		runtime.Gosched() // let the event loops run
+	}
+	return nil
+}
 
 // record fills r with the OpPut record of e, encoding object kinds into
 // buf. It runs with e's shard locked.
@@ -49,37 +168,6 @@ func record(r *persist.Record, buf *[]byte, db int, key []byte, e ttl.Entry) err
 	*buf = val
 	r.Kind, r.Value = kind, val
 	return nil
-}
-
-func (s *storeSource) CapturePart(i int, cursor uint64, limit int, emit func(*persist.Record) error) (uint64, error) {
-	var err error
-	var r persist.Record
-	next := s.store.CaptureShard(i, cursor, limit, func(db int, key []byte, e ttl.Entry) {
-		if err == nil {
-			if err = record(&r, &s.partBuf, db, key, e); err == nil {
-				err = emit(&r)
-			}
-		}
-	})
-	if cap(s.partBuf) > 1<<20 {
-		s.partBuf = nil
-	}
-	return next, err
-}
-
-func (s *storeSource) CaptureKeys(take func() []persist.Key, emit func(*persist.Record) error) error {
-	var err error
-	s.srv.HoldFlushes(func() {
-		for i, k := range take() {
-			if err = s.captureKey(k, emit); err != nil {
-				return
-			}
-			if i%256 == 255 {
-				runtime.Gosched() // let the event loops run
-			}
-		}
-	})
-	return err
 }
 
 func (s *storeSource) captureKey(k persist.Key, emit func(*persist.Record) error) error {
@@ -220,6 +308,7 @@ type persistOptions struct {
 	save        optString
 	appendOnly  string
 	appendFsync string
+	saveCPU     int // percent of one core
 	discard     bool
 }
 
@@ -276,6 +365,10 @@ func (o *persistOptions) config() (persist.Config, error) {
 	o.dir = abs
 	cfg.Path = filepath.Join(abs, o.dbfilename)
 	cfg.DiscardUnreadable = o.discard
+	if o.saveCPU < 1 || o.saveCPU > 100 {
+		return cfg, fmt.Errorf("save-cpu-percent must be between 1 and 100")
+	}
+	cfg.SaveCPU = float64(o.saveCPU) / 100
 	return cfg, nil
 }
 

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,6 +87,8 @@ func TestPersistFlags(t *testing.T) {
 		{"--save", "60"},
 		{"--save", "x y"},
 		{"--dir", t.TempDir(), "--dbfilename", "a/b.db"},
+		{"--dir", t.TempDir(), "--save-cpu-percent", "0"},
+		{"--dir", t.TempDir(), "--save-cpu-percent", "101"},
 	} {
 		err := run(context.Background(), append([]string{"--port", "0"}, bad...), &bytes.Buffer{}, &bytes.Buffer{}, nil)
 		assert.Error(t, err, "%v", bad)
@@ -294,5 +299,97 @@ func TestExportEveryKindIntoRedis(t *testing.T) {
 			continue
 		}
 		assert.Equal(t, ch.want, rc.DoString(ch.cmd...), "%v", ch.cmd)
+	}
+}
+
+// TestSnapshotIsAPrefixOfTheWrites runs BGSAVE while one client keeps
+// writing, in order, n to key n%keys: a snapshot taken at one moment holds
+// exactly the writes up to some n, every key as that prefix left it. A
+// capture that mixed moments (a key changed during the save caught after
+// its change while another was caught before) fails it, and so would a
+// preserved copy taken after the change instead of before.
+func TestSnapshotIsAPrefixOfTheWrites(t *testing.T) {
+	const keys = 50_000
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, done := startRun(t, ctx, "--port", "0", "--loglevel", "warning", "--dir", dir, "--save", "", "--save-cpu-percent", "20")
+	c := redistest.Dial(t, addr)
+	var fill []byte
+	for i := range keys {
+		fill = fmt.Appendf(fill, "SET k%d 0\r\n", i)
+	}
+	c.Send(fill)
+	for range keys {
+		require.Equal(t, "+OK\r\n", string(c.MustReadReply()))
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		w := redistest.Dial(t, addr)
+		for n := 1; ; {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var batch []byte
+			for range 100 {
+				batch = fmt.Appendf(batch, "SET k%d %d\r\n", n%keys, n)
+				n++
+			}
+			w.Send(batch)
+			for range 100 {
+				if r := string(w.MustReadReply()); r != "+OK\r\n" {
+					t.Errorf("SET: %q", r)
+					return
+				}
+			}
+		}
+	})
+	time.Sleep(20 * time.Millisecond)
+	require.Equal(t, "+Background saving started\r\n", c.DoString("BGSAVE"))
+	require.Eventually(t, func() bool {
+		return strings.Contains(c.DoString("INFO", "persistence"), "rdb_bgsave_in_progress:0")
+	}, 30*time.Second, 5*time.Millisecond)
+	close(stop)
+	wg.Wait()
+	// Read the file as the save left it (the final save at shutdown
+	// would replace it).
+	data, err := os.ReadFile(filepath.Join(dir, "sessiond.db"))
+	require.NoError(t, err)
+	cancel()
+	waitRun(t, done, "cancel")
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	require.NoError(t, os.WriteFile(copyPath, data, 0o600))
+
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"export-snapshot", "--format", "json", copyPath}, &out, &bytes.Buffer{}, nil))
+	got := map[int]int{}
+	last := 0
+	for line := range strings.Lines(out.String()) {
+		var rec struct{ Key, Value string }
+		require.NoError(t, json.Unmarshal([]byte(line), &rec))
+		var k, v int
+		_, err := fmt.Sscanf(rec.Key, "k%d", &k)
+		require.NoError(t, err)
+		v, err = strconv.Atoi(rec.Value)
+		require.NoError(t, err)
+		got[k] = v
+		last = max(last, v)
+	}
+	require.Len(t, got, keys)
+	require.Greater(t, last, 0, "the writes started before the snapshot")
+	// The prefix ends at the largest value the file holds: each key holds
+	// the last value written to it up to there.
+	for k, v := range got {
+		want := 0
+		if n := last - (last-k)%keys; n > 0 && n <= last && n%keys == k {
+			want = n
+		}
+		if v != want {
+			t.Fatalf("key k%d holds %d, want %d (the file holds writes up to %d)", k, v, want, last)
+		}
 	}
 }

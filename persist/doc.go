@@ -3,9 +3,9 @@
 // loses at most the last second (or nothing, with FsyncAlways).
 //
 // persist knows nothing of the store or of Redis types. It reads the data
-// set through a Source (a snapshot is captured a slice of keys at a time,
-// each slice under its part's lock, and written after the lock is
-// released), restores it through a Sink, and treats values as opaque bytes
+// set through a Source (a snapshot fixes one moment, then is captured a
+// slice of keys at a time, each slice under its part's lock, and written
+// after the lock is released), restores it through a Sink, and treats values as opaque bytes
 // with a kind tag; cmd/sessiond adapts the store and the server's value
 // encoding to both.
 //
@@ -32,13 +32,25 @@
 // lock on it: because the renamed file is already open (and locked), the
 // path is locked before, during and after the rename, and a second
 // process fails after Config.LockTimeout instead of sharing the file.
-// Capturing holds a part (store shard) locked for one slice of 1024 keys
-// at a time (about 0.3 ms), so serving never stops. Keys changed while
-// the capture runs are tracked (KeyChanged, DBFlushed), and once the
-// slices are written their current state is appended as a log chunk,
-// read while no flush, EXEC or script runs: the file holds every key as
-// it was at the end of the save. The extra memory is two 8 MiB
-// transactions and the tracked keys.
+// A snapshot is point in time: Source.BeginCapture fixes a moment (the
+// store locks every shard at once, for a bit per entry), CapturePart then
+// copies the keys out as they were then, 128 per lock hold (~40 µs), and
+// a key changed before the capture reached it is copied, as it was, by
+// the goroutine that changes it (an event loop), under its shard lock
+// (the store's PreserveFunc).
+// No fork, no catch-up: the extra memory is two 8 MiB transactions and
+// the old values of the keys written during the capture.
+//
+// A snapshot shares the machine with the server. The writer goroutine,
+// which checksums the records and commits them, runs on a thread of
+// Linux's SCHED_IDLE class (lowerThreadPriority), using CPU time the
+// event loops leave; if the capture waits 500 ms for it (a saturated
+// machine) it moves to a thread of normal priority, so that the snapshot
+// ends. A pacer holds capture and writer together to Config.SaveCPU of
+// one core, measured with their threads' CPU clocks, which spreads the
+// disk writes too. The temporary file is mapped large enough up front
+// that bbolt never remaps it (a remap copies the open transaction).
+// SAVE and BGSAVE are paced; the final snapshot of Close is not.
 //
 // # Write-behind (AppendOnly)
 //
@@ -59,7 +71,7 @@
 // The log grows with every change; once it is larger than both
 // CompactMinSize and CompactPercent % of the snapshot, a compaction writes
 // a fresh snapshot to a temporary file while flushes go on into the old
-// file, then appends the changes made since it began (every key flushed
+// file, then appends the changes made since its moment (every key flushed
 // or dirtied meanwhile, at its current state) and renames it into place.
 // The file so stays within about twice the live data.
 //
@@ -75,12 +87,12 @@
 //
 // # Caveats
 //
-//   - A file is exact per key, not across keys: a command that changed
-//     several keys (MSET, RENAME) while a snapshot's catch-up or a
-//     write-behind flush read them may be half in it, as a crash between
-//     two writes would leave them. EXEC, scripts and database flushes are
-//     all in or all out: the changed keys are read while none runs
-//     (Source.CaptureKeys).
+//   - A snapshot is one moment of the whole store. The write-behind log
+//     is exact per key: a flush reads the changed keys 256 at a time,
+//     each slice while no EXEC, script or database flush runs
+//     (Source.CaptureKeys), so a command or transaction that changed
+//     several keys while a flush read them may reach the file over two
+//     flushes, as a crash between two writes would leave them.
 //   - Save rules apply to snapshot mode; in AppendOnly mode the file is
 //     kept current by the log, and SAVE/BGSAVE compact.
 //   - A value larger than a block is one block of its own; bbolt holds

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -175,4 +177,20 @@ func TestRunBusyReplyThreshold(t *testing.T) {
 		cancel()
 		require.NoError(t, <-done)
 	}
+}
+
+func TestSpareProc(t *testing.T) {
+	n := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(n)
+	t.Setenv("GOMAXPROCS", "")
+	ctx := withSpareProc(context.Background())
+	assert.Equal(t, n+1, runtime.GOMAXPROCS(0), "one P more than loops")
+	assert.Equal(t, n, ioThreads(ctx, 0), "a loop per CPU")
+	assert.Equal(t, 1, ioThreads(ctx, 1), "the flag wins")
+	runtime.GOMAXPROCS(n)
+
+	t.Setenv("GOMAXPROCS", fmt.Sprint(n))
+	ctx = withSpareProc(context.Background())
+	assert.Equal(t, n, runtime.GOMAXPROCS(0), "GOMAXPROCS from the environment is kept")
+	assert.Equal(t, 0, ioThreads(ctx, 0), "the server's default: one loop per GOMAXPROCS")
 }

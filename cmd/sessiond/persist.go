@@ -32,7 +32,6 @@ type storeSource struct {
 	partBuf []byte
 	keysBuf []byte
 	kept    []keptPart // per shard, during a capture
-	procs   int        // GOMAXPROCS before the capture
 }
 
 // keptPart holds the records of a shard that a capture preserved (keys
@@ -46,23 +45,14 @@ type keptPart struct {
 
 func (s *storeSource) Parts() int { return s.store.Shards() }
 
-// BeginCapture also gives the Go scheduler one more P for the capture:
-// the snapshot's writer runs at idle priority and may sit on a P while the
-// kernel runs the event loops' threads, which must then not wait for it.
 func (s *storeSource) BeginCapture() error {
 	if len(s.kept) != s.store.Shards() {
 		s.kept = make([]keptPart, s.store.Shards())
 	}
-	if err := s.store.BeginCapture(s.preserve); err != nil {
-		return err
-	}
-	s.procs = runtime.GOMAXPROCS(0)
-	runtime.GOMAXPROCS(s.procs + 1)
-	return nil
+	return s.store.BeginCapture(s.preserve)
 }
 
 func (s *storeSource) EndCapture() {
-	runtime.GOMAXPROCS(s.procs)
 	s.store.EndCapture()
 	for i := range s.kept {
 		k := &s.kept[i]

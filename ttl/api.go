@@ -91,8 +91,9 @@ type Entry struct {
 	// Blob holds the value of byte kinds (Set); nil for object kinds.
 	Blob []byte
 	// Obj holds the value of object kinds (SetObject); nil for byte kinds.
-	// The caller may mutate it while it holds the Txn, and must call
-	// Txn.Touched afterwards if its memory usage changed.
+	// The caller may mutate it while it holds the Txn (Get has handed it
+	// to a running capture first), and must call Txn.Touched afterwards if
+	// its memory usage changed.
 	Obj Object
 	// Deadline is the absolute expiry time in Unix milliseconds; 0 means
 	// the entry never expires.
@@ -131,6 +132,9 @@ var (
 	_ = (*Store).Flush
 	_ = (*Store).Stats
 	_ = (*Store).Drain
+	_ = (*Store).BeginCapture
+	_ = (*Store).CaptureShard
+	_ = (*Store).EndCapture
 	_ = (*Txn).Get
 	_ = (*Txn).Set
 	_ = (*Txn).SetObject

@@ -94,6 +94,19 @@
 // so mapped memory tracks the live records. MappedBytes is the off-heap
 // total, one atomic load.
 //
+// # Captures
+//
+// BeginCapture fixes a moment for a snapshot: it locks every shard at
+// once and gives each a bit per entry id. CaptureShard then visits the
+// entries whose bit is clear, a slice per lock hold, setting it; a write
+// to such an entry (Set, SetObject, SetDeadline, Delete, a flush, a part
+// expiry, or a Get that hands out an Object, which the caller may change
+// in place) first passes the entry as it was to the capture's
+// PreserveFunc, under the same lock. So every entry is captured exactly
+// once, as it was at the start, and the cost falls on the first write to
+// each entry during the capture. Entries created meanwhile are marked at
+// allocation; expired and evicted ones are left out.
+//
 // # Concurrency
 //
 // All methods are safe for concurrent use. A Txn is owned by one goroutine

@@ -60,8 +60,8 @@ func (s *Store) EndCapture() {
 	s.preserve = nil
 }
 
-// pendingLocked reports whether entry id still belongs to the running
-// capture, unvisited.
+// pending reports whether entry id still belongs to the running capture,
+// unvisited.
 func (c *shardCapture) pending(id uint32) bool {
 	return c != nil && id < c.n && c.done[id>>6]&(1<<(id&63)) == 0
 }
@@ -87,16 +87,15 @@ func (sh *shard) preserveLocked(id uint32, e *entry) {
 	sh.s.preserve(c.index, e.db(), key, out)
 }
 
-// preserveDBLocked preserves every unvisited entry of db (all databases
-// when db < 0), before a flush.
-func (sh *shard) preserveDBLocked(db int) {
+// preserveAllLocked preserves every unvisited entry, before a flush of
+// all databases that drops the shard's tables without visiting entries.
+func (sh *shard) preserveAllLocked() {
 	c := sh.cap
 	if c == nil {
 		return
 	}
 	for id := uint32(firstID); id < min(c.n, sh.nids); id++ {
-		e := sh.ent(id)
-		if e.meta != 0 && (db < 0 || e.db() == db) {
+		if e := sh.ent(id); e.meta != 0 {
 			sh.preserveLocked(id, e)
 		}
 	}
@@ -107,12 +106,11 @@ func (s *Store) Shards() int { return len(s.shards) }
 
 // CaptureShard calls fn for the entries of shard i from cursor on (0 to
 // begin), at most limit of them, with the shard locked for the call, and
-// returns the cursor to continue from, 0 when the shard is done. During a
-// capture (BeginCapture) it visits the entries as they were when the
-// capture began, each once, except those handed to the PreserveFunc
-// meanwhile; without one it visits the live entries (a key that lives
-// throughout is visited once; others may or may not be). So a capture
-// holds a lock for one short slice at a time, however large the shard.
+// returns the cursor to continue from, 0 when the shard is done. It
+// visits the entries as they were when the capture (BeginCapture) began,
+// each once, except those handed to the PreserveFunc meanwhile; outside a
+// capture it visits nothing. So a capture holds a lock for one short
+// slice at a time, however large the shard.
 // fn must not use the store; key and e.Blob are valid only during the
 // call, and e.Obj only while the shard is locked (fn may encode it, not
 // keep it).
@@ -120,23 +118,21 @@ func (s *Store) CaptureShard(i int, cursor uint64, limit int, fn func(db int, ke
 	sh := &s.shards[i]
 	sh.mu.Lock()
 	defer sh.mu.Unlock() // fn may panic
-	now := Now()
 	c := sh.cap
-	end := sh.nids
-	if c != nil {
-		end = min(end, c.n)
+	if c == nil {
+		return 0
 	}
+	now := Now()
+	end := min(sh.nids, c.n)
 	id := max(uint32(min(cursor, uint64(^uint32(0)))), firstID)
 	budget := 4 * limit // ids looked at, live or not
 	for ; id < end && limit > 0 && budget > 0; id++ {
 		budget--
-		e := sh.ent(id)
-		if c != nil {
-			if !c.pending(id) {
-				continue
-			}
-			c.mark(id)
+		if !c.pending(id) {
+			continue
 		}
+		c.mark(id)
+		e := sh.ent(id)
 		if e.meta == 0 || e.expiredAt(now) { // free, expired, or a zombie
 			continue
 		}

@@ -36,6 +36,9 @@ func TestCaptureShardSeesEveryLiveEntryOnce(t *testing.T) {
 
 	got := map[string]int64{}
 	require.Equal(t, 4, s.Shards())
+	assert.Zero(t, s.CaptureShard(0, 0, 7, func(int, []byte, Entry) { t.Error("visited outside a capture") }))
+	require.NoError(t, s.BeginCapture(func(int, int, []byte, Entry) { t.Error("nothing changes: nothing to preserve") }))
+	defer s.EndCapture()
 	for i := range s.Shards() {
 		for cursor := uint64(0); ; {
 			cursor = s.CaptureShard(i, cursor, 7, func(db int, k []byte, e Entry) {

@@ -347,12 +347,12 @@ func (sh *shard) flushDBLocked(db int) {
 	if ix.count == 0 {
 		return
 	}
-	sh.preserveDBLocked(db)
 	*ix = dbIndex{}
 	for id := uint32(firstID); id < sh.nids; id++ {
 		e := sh.ent(id)
 		if e.meta != 0 && e.db() == db && e.deadline != zombieDeadline {
-			e.deadline = 0 // counters are gone with the index
+			sh.preserveLocked(id, e) // before its deadline goes
+			e.deadline = 0           // counters are gone with the index
 			sh.releaseLocked(id, e)
 			if sh.used == 0 {
 				break
@@ -369,7 +369,7 @@ func (sh *shard) flushAllLocked() {
 		}
 		return
 	}
-	sh.preserveDBLocked(-1)
+	sh.preserveAllLocked()
 	sh.arena.reset()
 	clear(sh.dbs)
 	sh.objs = nil

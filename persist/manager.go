@@ -834,13 +834,6 @@ func (m *Manager) startSaveLocked(fast bool) (chan struct{}, error) {
 		err := m.save(appendOnly, plan)
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if !m.appendOnly { // turned off during the save: snapshot mode tracks no changes
-			m.tracking.Store(false)
-			m.dmu.Lock()
-			clear(m.dirty)
-			m.ops = nil
-			m.dmu.Unlock()
-		}
 		m.saving = false
 		m.saveErr = err
 		m.lastSaveDur = time.Since(m.saveStart)

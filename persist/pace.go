@@ -16,7 +16,6 @@ type pacer struct {
 	share float64 // fraction of one core; ≥ 1 or ≤ 0 means unpaced
 	start time.Time
 	used  atomic.Int64 // CPU nanoseconds reported by the job's goroutines
-	slept atomic.Int64 // nanoseconds wait slept, for the logs
 }
 
 func newPacer(share float64) *pacer {
@@ -28,21 +27,22 @@ func (p *pacer) paced() bool { return p != nil && p.share > 0 && p.share < 1 }
 
 // begin starts measuring a piece of work on the calling goroutine, which
 // must be locked to its thread (runtime.LockOSThread) for the thread
-// clock to measure the piece alone.
+// clock to measure the piece alone. It returns -1 when there is nothing
+// to measure.
 func (p *pacer) begin() int64 {
 	if !p.paced() {
-		return 0
+		return -1
 	}
 	return cpuNow()
 }
 
 // end adds the CPU used since begin returned t.
 func (p *pacer) end(t int64) {
-	if !p.paced() {
+	if t < 0 {
 		return
 	}
-	if d := cpuNow() - t; d > 0 {
-		p.used.Add(d)
+	if now := cpuNow(); now > t {
+		p.used.Add(now - t)
 	}
 }
 
@@ -59,6 +59,5 @@ func (p *pacer) wait() {
 	want := time.Duration(float64(p.used.Load()) / p.share)
 	if d := want - time.Since(p.start); d >= minSleep {
 		time.Sleep(d)
-		p.slept.Add(int64(d))
 	}
 }

@@ -1,17 +1,13 @@
 package persist
 
-import (
-	"time"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // cpuNow is the calling thread's CPU time (user and system) in
-// nanoseconds.
+// nanoseconds, or -1 if the clock cannot be read.
 func cpuNow() int64 {
 	var ts unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
-		return time.Now().UnixNano()
+		return -1
 	}
 	return ts.Nano()
 }

@@ -6,26 +6,33 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
+// TestPacerHoldsItsShare runs on synctest's clock: wait's sleep is exact
+// and the test does not sleep.
 func TestPacerHoldsItsShare(t *testing.T) {
-	p := newPacer(0.25)
-	p.used.Store(int64(5 * time.Millisecond)) // 5 ms of CPU at a quarter of a core: 20 ms
-	p.wait()
-	assert.GreaterOrEqual(t, time.Since(p.start), 20*time.Millisecond)
-	assert.Positive(t, p.slept.Load())
+	synctest.Test(t, func(t *testing.T) {
+		p := newPacer(0.25)
+		p.used.Store(int64(5 * time.Millisecond)) // 5 ms of CPU at a quarter of a core: 20 ms
+		p.wait()
+		assert.Equal(t, 20*time.Millisecond, time.Since(p.start))
+		p.used.Add(int64(time.Millisecond / 4)) // 1 ms owed: below minSleep, no sleep
+		p.wait()
+		assert.Equal(t, 20*time.Millisecond, time.Since(p.start))
 
-	for _, share := range []float64{0, 1, 2} {
-		p := newPacer(share)
-		p.used.Store(int64(time.Hour))
-		p.wait() // unpaced: returns at once
-		assert.Zero(t, p.slept.Load(), "share %v", share)
-		assert.Zero(t, p.begin(), "an unpaced job does not read the clock")
-	}
+		for _, share := range []float64{0, 1, 2} {
+			p := newPacer(share)
+			p.used.Store(int64(time.Hour))
+			p.wait() // unpaced: returns at once
+			assert.Zero(t, time.Since(p.start), "share %v", share)
+			assert.Equal(t, int64(-1), p.begin(), "an unpaced job does not read the clock")
+		}
+	})
 }
 
 func TestPacerMeasuresThreadCPU(t *testing.T) {

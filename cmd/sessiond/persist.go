@@ -37,10 +37,28 @@ type storeSource struct {
 // keptPart holds the records of a shard that a capture preserved (keys
 // changed before it reached them), until CapturePart emits them.
 type keptPart struct {
-	mu      sync.Mutex // guards recs and err; taken under the shard's lock
-	recs    []persist.Record
-	err     error  // a key that could not be encoded
-	scratch []byte // encodes objects; used under the shard's lock
+	mu   sync.Mutex // guards recs and err; taken under the shard's lock
+	recs []persist.Record
+	err  error // a key that could not be encoded
+	// scratch encodes objects and chunk holds the copies recs point into;
+	// both are used under the shard's lock.
+	scratch, chunk []byte
+}
+
+// keptChunk is the size of the chunks preserved keys are copied into.
+const keptChunk = 64 << 10
+
+// keep copies b into the part's chunk, starting a new one when it is
+// full, so preserving a key on an event loop costs an allocation per
+// 64 KiB rather than per key. A full chunk is left, never grown, so the
+// slices handed out stay valid.
+func (k *keptPart) keep(b []byte) []byte {
+	if cap(k.chunk)-len(k.chunk) < len(b) {
+		k.chunk = make([]byte, 0, max(keptChunk, len(b)))
+	}
+	n := len(k.chunk)
+	k.chunk = append(k.chunk, b...)
+	return k.chunk[n:len(k.chunk):len(k.chunk)]
 }
 
 func (s *storeSource) Parts() int { return s.store.Shards() }
@@ -57,14 +75,14 @@ func (s *storeSource) EndCapture() {
 	for i := range s.kept {
 		k := &s.kept[i]
 		k.mu.Lock()
-		k.recs, k.scratch, k.err = nil, nil, nil
+		k.recs, k.scratch, k.chunk, k.err = nil, nil, nil, nil
 		k.mu.Unlock()
 	}
 }
 
 // preserve keeps a copy of a key the capture has not reached yet, as it
-// was, before its change: called by the writer's goroutine (an event
-// loop) with the shard locked, so it only copies.
+// was, before its change: called by the goroutine that changes it (an
+// event loop) with the shard locked, so it only copies.
 func (s *storeSource) preserve(shard, db int, key []byte, e ttl.Entry) {
 	k := &s.kept[shard]
 	var r persist.Record
@@ -74,10 +92,7 @@ func (s *storeSource) preserve(shard, db int, key []byte, e ttl.Entry) {
 		k.mu.Unlock()
 		return
 	}
-	b := make([]byte, len(r.Key)+len(r.Value))
-	copy(b, r.Key)
-	copy(b[len(r.Key):], r.Value)
-	r.Key, r.Value = b[:len(r.Key):len(r.Key)], b[len(r.Key):]
+	r.Key, r.Value = k.keep(r.Key), k.keep(r.Value)
 	if cap(k.scratch) > 1<<20 {
 		k.scratch = nil
 	}

@@ -393,3 +393,25 @@ func TestSnapshotIsAPrefixOfTheWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptCopiesStayValid: copies made into a part's chunks keep their
+// bytes while later copies fill the chunk and start new ones, large ones
+// included.
+func TestKeptCopiesStayValid(t *testing.T) {
+	var k keptPart
+	var kept [][]byte
+	var want []string
+	for i := range 300 {
+		b := bytes.Repeat([]byte{byte(i)}, 1+i*37%900)
+		if i%100 == 99 {
+			b = bytes.Repeat([]byte{byte(i)}, keptChunk+1) // larger than a chunk
+		}
+		kept = append(kept, k.keep(b))
+		want = append(want, string(b))
+		b[0]++ // the caller's buffer changes afterwards
+	}
+	for i := range kept {
+		require.Equal(t, want[i], string(kept[i]), "copy %d", i)
+		require.Equal(t, len(kept[i]), cap(kept[i]), "copy %d cannot grow into its neighbour", i)
+	}
+}

@@ -201,29 +201,35 @@ func TestExportSnapshotIntoRedis(t *testing.T) {
 
 func TestShutdownSaveAndNoSave(t *testing.T) {
 	dir := t.TempDir()
-	// --save "": no final snapshot, unless SHUTDOWN SAVE.
-	addr, done := startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir, "--save", "")
-	c := redistest.Dial(t, addr)
-	c.Do("SET", "k", "1")
-	c.SendCommand("SHUTDOWN")
-	waitRun(t, done, "SHUTDOWN")
-	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir, "--save", "")
-	c = redistest.Dial(t, addr)
-	assert.Equal(t, ":0\r\n", c.DoString("DBSIZE"))
-	c.Do("SET", "k", "2")
-	c.SendCommand("SHUTDOWN", "SAVE")
-	waitRun(t, done, "SHUTDOWN SAVE")
-	// Default rules: a final snapshot, unless SHUTDOWN NOSAVE.
-	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
-	c = redistest.Dial(t, addr)
-	assert.Equal(t, "$1\r\n2\r\n", c.DoString("GET", "k"))
-	c.Do("SET", "k", "3")
-	c.SendCommand("SHUTDOWN", "NOSAVE")
-	waitRun(t, done, "SHUTDOWN NOSAVE")
-	addr, done = startRun(t, context.Background(), "--port", "0", "--loglevel", "warning", "--dir", dir)
-	c = redistest.Dial(t, addr)
-	assert.Equal(t, "$1\r\n2\r\n", c.DoString("GET", "k"))
-	stopRun(t, addr, done)
+	noRules := []string{"--save", ""}
+	// Each round starts on the file the previous one left, checks what
+	// it holds, writes k and shuts down as told.
+	rounds := []struct {
+		flags    []string
+		check    []string
+		want     string
+		set      string
+		shutdown []string
+	}{
+		{noRules, nil, "", "1", []string{"SHUTDOWN"}},                                   // --save "": no final snapshot…
+		{noRules, []string{"DBSIZE"}, ":0\r\n", "2", []string{"SHUTDOWN", "SAVE"}},      // …unless SHUTDOWN SAVE
+		{nil, []string{"GET", "k"}, "$1\r\n2\r\n", "3", []string{"SHUTDOWN", "NOSAVE"}}, // default rules: a final snapshot, unless NOSAVE
+		{nil, []string{"GET", "k"}, "$1\r\n2\r\n", "", nil},
+	}
+	for _, r := range rounds {
+		addr, done := startRun(t, context.Background(), append([]string{"--port", "0", "--loglevel", "warning", "--dir", dir}, r.flags...)...)
+		c := redistest.Dial(t, addr)
+		if r.check != nil {
+			assert.Equal(t, r.want, c.DoString(r.check...), "%v", r.check)
+		}
+		if r.shutdown == nil {
+			stopRun(t, addr, done)
+			continue
+		}
+		c.Do("SET", "k", r.set)
+		c.SendCommand(r.shutdown...)
+		waitRun(t, done, strings.Join(r.shutdown, " "))
+	}
 }
 
 // kindsScript writes a value of every kind, in several databases.

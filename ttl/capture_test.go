@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -274,20 +275,22 @@ func TestCaptureConcurrentWriters(t *testing.T) {
 }
 
 func TestCaptureLeavesOutExpiredAndEvicted(t *testing.T) {
-	s := newStore(t, Config{Shards: 1})
-	set(s, 0, []byte("short"), []byte("v"), Now()+30)
-	set(s, 0, []byte("long"), []byte("v"), 0)
-	for i := range 50 {
-		set(s, 0, key(i), value(i, 10), 0)
-	}
-	c := &capturer{t: t, got: map[string]capState{}}
-	require.NoError(t, s.BeginCapture(c.preserve))
-	time.Sleep(40 * time.Millisecond) // "short" expires before the capture reaches it
-	s.SetEviction(AllKeysRandom, 5)
-	_, n := s.Evict(1<<20, 10, func(int, []byte) {})
-	require.Positive(t, n)
-	captureAll(s, c, 1000, func() {})
-	s.EndCapture()
-	assert.NotContains(t, c.got, "0/short")
-	assert.Len(t, c.got, 51-n, "evicted keys are left out, the others are there")
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(t, Config{Shards: 1})
+		set(s, 0, []byte("short"), []byte("v"), Now()+30)
+		set(s, 0, []byte("long"), []byte("v"), 0)
+		for i := range 50 {
+			set(s, 0, key(i), value(i, 10), 0)
+		}
+		c := &capturer{t: t, got: map[string]capState{}}
+		require.NoError(t, s.BeginCapture(c.preserve))
+		time.Sleep(40 * time.Millisecond) // "short" expires before the capture reaches it
+		s.SetEviction(AllKeysRandom, 5)
+		_, n := s.Evict(1<<20, 10, func(int, []byte) {})
+		require.Positive(t, n)
+		captureAll(s, c, 1000, func() {})
+		s.EndCapture()
+		assert.NotContains(t, c.got, "0/short")
+		assert.Len(t, c.got, 51-n, "evicted keys are left out, the others are there")
+	})
 }

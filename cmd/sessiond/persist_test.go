@@ -331,8 +331,12 @@ func TestSnapshotIsAPrefixOfTheWrites(t *testing.T) {
 	}
 
 	stop := make(chan struct{})
+	writing := make(chan struct{}) // closed after the first batch
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		var once sync.Once
+		started := func() { once.Do(func() { close(writing) }) }
+		defer started() // also when the writes fail
 		w := redistest.Dial(t, addr)
 		for n := 1; ; {
 			select {
@@ -352,9 +356,10 @@ func TestSnapshotIsAPrefixOfTheWrites(t *testing.T) {
 					return
 				}
 			}
+			started()
 		}
 	})
-	time.Sleep(20 * time.Millisecond)
+	<-writing // the writes run before the snapshot begins
 	require.Equal(t, "+Background saving started\r\n", c.DoString("BGSAVE"))
 	require.Eventually(t, func() bool {
 		return strings.Contains(c.DoString("INFO", "persistence"), "rdb_bgsave_in_progress:0")

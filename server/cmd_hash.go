@@ -175,31 +175,7 @@ func (s *Server) cmdHKeys(c *client, args [][]byte)   { s.hgetall(c, args[1], tr
 func (s *Server) cmdHVals(c *client, args [][]byte)   { s.hgetall(c, args[1], false, true) }
 
 func (s *Server) cmdHDel(c *client, args [][]byte) {
-	key := args[1]
-	tx := s.store.Lock(key)
-	defer tx.Unlock()
-	h, ok := c.lookupHash(&tx, key, false)
-	if !ok {
-		return
-	}
-	if h == nil {
-		c.w.Int(0)
-		return
-	}
-	var deleted int64
-	for _, f := range args[2:] {
-		if h.del(f) {
-			deleted++
-			if h.len() == 0 {
-				break // as Redis: the key goes with its last field
-			}
-		}
-	}
-	c.w.Int(deleted)
-	if deleted == 0 {
-		return
-	}
-	c.objectShrunk(&tx, key, h.len() == 0, evHash, "hdel")
+	removeParts(s, c, args, kindHash, (*hashObj).del, (*hashObj).len, evHash, "hdel")
 }
 
 func (s *Server) cmdHLen(c *client, args [][]byte) {

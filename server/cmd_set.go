@@ -61,30 +61,7 @@ func (s *Server) cmdSAdd(c *client, args [][]byte) {
 }
 
 func (s *Server) cmdSRem(c *client, args [][]byte) {
-	key := args[1]
-	tx := s.store.Lock(key)
-	defer tx.Unlock()
-	set, ok := c.lookupSet(&tx, key, false)
-	if !ok {
-		return
-	}
-	if set == nil {
-		c.w.Int(0)
-		return
-	}
-	var removed int64
-	for _, m := range args[2:] {
-		if set.remove(m) {
-			removed++
-			if set.card() == 0 {
-				break
-			}
-		}
-	}
-	if removed > 0 {
-		c.objectShrunk(&tx, key, set.card() == 0, evSet, "srem")
-	}
-	c.w.Int(removed)
+	removeParts(s, c, args, kindSet, (*setObj).remove, (*setObj).card, evSet, "srem")
 }
 
 // writeSetMembers replies with members as a set (RESP3 "~").

@@ -156,30 +156,7 @@ func (s *Server) cmdZAdd(c *client, args [][]byte)    { s.zadd(c, args, 0) }
 func (s *Server) cmdZIncrBy(c *client, args [][]byte) { s.zadd(c, args, zaddIncr) }
 
 func (s *Server) cmdZRem(c *client, args [][]byte) {
-	key := args[1]
-	tx := s.store.Lock(key)
-	defer tx.Unlock()
-	z, ok := c.lookupZSet(&tx, key, false)
-	if !ok {
-		return
-	}
-	if z == nil {
-		c.w.Int(0)
-		return
-	}
-	var removed int64
-	for _, m := range args[2:] {
-		if z.remove(m) {
-			removed++
-		}
-		if z.card() == 0 {
-			break
-		}
-	}
-	if removed > 0 {
-		c.objectShrunk(&tx, key, z.card() == 0, evZSet, "zrem")
-	}
-	c.w.Int(removed)
+	removeParts(s, c, args, kindZSet, (*zsetObj).remove, (*zsetObj).card, evZSet, "zrem")
 }
 
 func (s *Server) cmdZScore(c *client, args [][]byte) {

@@ -143,39 +143,22 @@ func scanTab[V any](t *memberTab[V], cursor uint64, count int, fn func(e *member
 }
 
 func (s *Server) cmdSScan(c *client, args [][]byte) {
-	cursor, ok := parseScanCursor(args[2])
-	if !ok {
-		c.w.Error("ERR invalid cursor")
-		return
-	}
-	tx := s.store.Lock(args[1])
-	defer tx.Unlock()
-	set, ok := c.lookupSet(&tx, args[1], true)
-	if !ok {
-		return
-	}
-	if set == nil {
-		c.writeScanReply(0, nil)
-		return
-	}
-	opts, ok := parseScanOpts(c, args[3:], 0)
-	if !ok {
-		return
-	}
-	var items []string
-	keep := func(m string) {
-		if opts.matches(stringBytes(m)) {
-			items = append(items, m)
+	scanObject(s, c, args, kindSet, 0, func(set *setObj, cursor uint64, opts scanOpts) {
+		var items []string
+		keep := func(m string) {
+			if opts.matches(stringBytes(m)) {
+				items = append(items, m)
+			}
 		}
-	}
-	if set.tab == nil {
-		// A compact set is returned whole, as Redis does for an intset.
-		set.each(keep)
-		c.writeScanReply(0, items)
-		return
-	}
-	next := scanTab(set.tab, cursor, opts.count, func(e *memberEnt[struct{}]) { keep(e.key) })
-	c.writeScanReply(next, items)
+		if set.tab == nil {
+			// A compact set is returned whole, as Redis does for an intset.
+			set.each(keep)
+			c.writeScanReply(0, items)
+			return
+		}
+		next := scanTab(set.tab, cursor, opts.count, func(e *memberEnt[struct{}]) { keep(e.key) })
+		c.writeScanReply(next, items)
+	})
 }
 
 // maxRandCount bounds the reply of SRANDMEMBER with a negative count (which

@@ -608,41 +608,24 @@ func (s *Server) cmdZLexCount(c *client, args [][]byte) { s.zcount(c, args, zran
 const zscanWholeMax = 128
 
 func (s *Server) cmdZScan(c *client, args [][]byte) {
-	cursor, ok := parseScanCursor(args[2])
-	if !ok {
-		c.w.Error("ERR invalid cursor")
-		return
-	}
-	tx := s.store.Lock(args[1])
-	defer tx.Unlock()
-	z, ok := c.lookupZSet(&tx, args[1], true)
-	if !ok {
-		return
-	}
-	if z == nil {
-		c.writeScanReply(0, nil)
-		return
-	}
-	opts, ok := parseScanOpts(c, args[3:], 0)
-	if !ok {
-		return
-	}
-	var items []string
-	keep := func(n *znode) {
-		if opts.matches(stringBytes(n.member)) {
-			var tmp [32]byte
-			items = append(items, n.member, string(resp.AppendDouble(tmp[:0], n.score)))
+	scanObject(s, c, args, kindZSet, 0, func(z *zsetObj, cursor uint64, opts scanOpts) {
+		var items []string
+		keep := func(n *znode) {
+			if opts.matches(stringBytes(n.member)) {
+				var tmp [32]byte
+				items = append(items, n.member, string(resp.AppendDouble(tmp[:0], n.score)))
+			}
 		}
-	}
-	if z.card() <= zscanWholeMax {
-		for n := z.zsl.first(); n != nil; n = n.level[0].forward {
-			keep(n)
+		if z.card() <= zscanWholeMax {
+			for n := z.zsl.first(); n != nil; n = n.level[0].forward {
+				keep(n)
+			}
+			c.writeScanReply(0, items)
+			return
 		}
-		c.writeScanReply(0, items)
-		return
-	}
-	next := scanTab(z.dict, cursor, opts.count, func(e *memberEnt[*znode]) { keep(e.val) })
-	c.writeScanReply(next, items)
+		next := scanTab(z.dict, cursor, opts.count, func(e *memberEnt[*znode]) { keep(e.val) })
+		c.writeScanReply(next, items)
+	})
 }
 
 // ---- ZPOPMIN, ZPOPMAX ----

@@ -132,6 +132,33 @@ func removeParts[T ttl.Object](s *Server, c *client, args [][]byte, kind ttl.Kin
 	c.w.Int(removed)
 }
 
+// scanObject runs the steps SSCAN, ZSCAN and HSCAN share, in Redis's
+// order: the cursor, the key's type, an empty reply for a missing key, then
+// the options (extra: as for parseScanOpts). scan does the rest, under the
+// key's lock.
+func scanObject[T ttl.Object](s *Server, c *client, args [][]byte, kind ttl.Kind, extra int, scan func(obj T, cursor uint64, opts scanOpts)) {
+	cursor, ok := parseScanCursor(args[2])
+	if !ok {
+		c.w.Error("ERR invalid cursor")
+		return
+	}
+	tx := s.store.Lock(args[1])
+	defer tx.Unlock()
+	e, found, ok := c.lookupEntry(&tx, args[1], kind, true)
+	if !ok {
+		return
+	}
+	if !found {
+		c.writeScanReply(0, nil)
+		return
+	}
+	opts, ok := parseScanOpts(c, args[3:], extra)
+	if !ok {
+		return
+	}
+	scan(e.Obj.(T), cursor, opts)
+}
+
 // storeResult writes the result of a STORE command (SINTERSTORE,
 // ZRANGESTORE, ...), res of n members, to dst: a non-empty result replaces
 // dst (without a deadline, as Redis's setKey), an empty one deletes it. It

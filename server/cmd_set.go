@@ -352,34 +352,6 @@ func intersect(sets []*setObj, limit int) []string {
 	return out
 }
 
-// sinter answers SINTER (dst nil) and SINTERSTORE.
-func (s *Server) sinter(c *client, keys [][]byte, dst []byte) {
-	tx := s.lockSetKeys(c, dst, keys)
-	defer tx.Unlock()
-	sets, ok := c.lookupSets(&tx, keys, dst == nil)
-	if !ok {
-		return
-	}
-	if slices.Contains(sets, nil) {
-		if dst == nil {
-			c.w.Set(0)
-			return
-		}
-		c.storeResult(&tx, dst, kindSet, nil, 0, evSet, "sinterstore")
-		return
-	}
-	members := intersect(sets, 0)
-	if dst == nil {
-		c.writeSetMembers(members)
-		return
-	}
-	res := &setObj{}
-	for _, m := range members {
-		res.addString(m)
-	}
-	c.storeResult(&tx, dst, kindSet, res, res.card(), evSet, "sinterstore")
-}
-
 // lockSetKeys locks keys and, when not nil, dst.
 func (s *Server) lockSetKeys(c *client, dst []byte, keys [][]byte) ttl.Txn {
 	if dst == nil {
@@ -391,13 +363,18 @@ func (s *Server) lockSetKeys(c *client, dst []byte, keys [][]byte) ttl.Txn {
 	return s.store.LockKeys(all...)
 }
 
+// The operations of setOp.
 const (
-	setOpUnion = iota
+	setOpInter = iota
+	setOpUnion
 	setOpDiff
 )
 
-// sunionDiff answers SUNION, SDIFF (dst nil) and their STORE forms.
-func (s *Server) sunionDiff(c *client, keys [][]byte, dst []byte, op int) {
+// setOpEvents are the events of the STORE forms by operation.
+var setOpEvents = [...]string{setOpInter: "sinterstore", setOpUnion: "sunionstore", setOpDiff: "sdiffstore"}
+
+// setOp answers SINTER, SUNION, SDIFF (dst nil) and their STORE forms.
+func (s *Server) setOp(c *client, keys [][]byte, dst []byte, op int) {
 	tx := s.lockSetKeys(c, dst, keys)
 	defer tx.Unlock()
 	sets, ok := c.lookupSets(&tx, keys, dst == nil)
@@ -406,6 +383,18 @@ func (s *Server) sunionDiff(c *client, keys [][]byte, dst []byte, op int) {
 	}
 	res := &setObj{}
 	switch op {
+	case setOpInter:
+		var members []string
+		if !slices.Contains(sets, nil) {
+			members = intersect(sets, 0)
+		}
+		if dst == nil {
+			c.writeSetMembers(members)
+			return
+		}
+		for _, m := range members {
+			res.addString(m)
+		}
 	case setOpUnion:
 		for _, set := range sets {
 			if set != nil {
@@ -428,23 +417,15 @@ func (s *Server) sunionDiff(c *client, keys [][]byte, dst []byte, op int) {
 		c.writeSetMembers(res.members())
 		return
 	}
-	event := "sunionstore"
-	if op == setOpDiff {
-		event = "sdiffstore"
-	}
-	c.storeResult(&tx, dst, kindSet, res, res.card(), evSet, event)
+	c.storeResult(&tx, dst, kindSet, res, res.card(), evSet, setOpEvents[op])
 }
 
-func (s *Server) cmdSInter(c *client, args [][]byte)      { s.sinter(c, args[1:], nil) }
-func (s *Server) cmdSInterStore(c *client, args [][]byte) { s.sinter(c, args[2:], args[1]) }
-func (s *Server) cmdSUnion(c *client, args [][]byte)      { s.sunionDiff(c, args[1:], nil, setOpUnion) }
-func (s *Server) cmdSUnionStore(c *client, args [][]byte) {
-	s.sunionDiff(c, args[2:], args[1], setOpUnion)
-}
-func (s *Server) cmdSDiff(c *client, args [][]byte) { s.sunionDiff(c, args[1:], nil, setOpDiff) }
-func (s *Server) cmdSDiffStore(c *client, args [][]byte) {
-	s.sunionDiff(c, args[2:], args[1], setOpDiff)
-}
+func (s *Server) cmdSInter(c *client, args [][]byte)      { s.setOp(c, args[1:], nil, setOpInter) }
+func (s *Server) cmdSInterStore(c *client, args [][]byte) { s.setOp(c, args[2:], args[1], setOpInter) }
+func (s *Server) cmdSUnion(c *client, args [][]byte)      { s.setOp(c, args[1:], nil, setOpUnion) }
+func (s *Server) cmdSUnionStore(c *client, args [][]byte) { s.setOp(c, args[2:], args[1], setOpUnion) }
+func (s *Server) cmdSDiff(c *client, args [][]byte)       { s.setOp(c, args[1:], nil, setOpDiff) }
+func (s *Server) cmdSDiffStore(c *client, args [][]byte)  { s.setOp(c, args[2:], args[1], setOpDiff) }
 
 func (s *Server) cmdSInterCard(c *client, args [][]byte) {
 	n, ok := parseInt(args[1])

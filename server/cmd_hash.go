@@ -175,31 +175,7 @@ func (s *Server) cmdHKeys(c *client, args [][]byte)   { s.hgetall(c, args[1], tr
 func (s *Server) cmdHVals(c *client, args [][]byte)   { s.hgetall(c, args[1], false, true) }
 
 func (s *Server) cmdHDel(c *client, args [][]byte) {
-	key := args[1]
-	tx := s.store.Lock(key)
-	defer tx.Unlock()
-	h, ok := c.lookupHash(&tx, key, false)
-	if !ok {
-		return
-	}
-	if h == nil {
-		c.w.Int(0)
-		return
-	}
-	var deleted int64
-	for _, f := range args[2:] {
-		if h.del(f) {
-			deleted++
-			if h.len() == 0 {
-				break // as Redis: the key goes with its last field
-			}
-		}
-	}
-	c.w.Int(deleted)
-	if deleted == 0 {
-		return
-	}
-	c.objectShrunk(&tx, key, h.len() == 0, evHash, "hdel")
+	removeParts(s, c, args, kindHash, (*hashObj).del, (*hashObj).len, evHash, "hdel")
 }
 
 func (s *Server) cmdHLen(c *client, args [][]byte) {
@@ -429,43 +405,24 @@ func (s *Server) cmdHRandField(c *client, args [][]byte) {
 }
 
 func (s *Server) cmdHScan(c *client, args [][]byte) {
-	key := args[1]
-	cursor, ok := parseScanCursor(args[2])
-	if !ok {
-		c.w.Error("ERR invalid cursor")
-		return
-	}
-	tx := s.store.Lock(key)
-	defer tx.Unlock()
-	h, ok := c.lookupHash(&tx, key, true)
-	if !ok {
-		return
-	}
-	if h == nil {
-		c.writeScanReply(0, nil)
-		return
-	}
-	// Options come after the lookup, as in Redis.
-	opts, ok := parseScanOpts(c, args[3:], scanOptNoValues)
-	if !ok {
-		return
-	}
-	// The reply's length comes first, and MATCH filters: collect, then write.
-	var items [][]byte
-	next := h.scan(cursor, min(opts.count, 1<<20), func(f, v []byte) {
-		if opts.matches(f) {
-			items = append(items, f)
-			if !opts.noValues {
-				items = append(items, v)
+	scanObject(s, c, args, kindHash, scanOptNoValues, func(h *hashObj, cursor uint64, opts scanOpts) {
+		// The reply's length comes first, and MATCH filters: collect, then write.
+		var items [][]byte
+		next := h.scan(cursor, min(opts.count, 1<<20), func(f, v []byte) {
+			if opts.matches(f) {
+				items = append(items, f)
+				if !opts.noValues {
+					items = append(items, v)
+				}
 			}
+		})
+		c.w.Array(2)
+		c.w.BulkString(strconv.FormatUint(next, 10))
+		c.w.Array(len(items))
+		for _, it := range items {
+			c.w.Bulk(it)
 		}
 	})
-	c.w.Array(2)
-	c.w.BulkString(strconv.FormatUint(next, 10))
-	c.w.Array(len(items))
-	for _, it := range items {
-		c.w.Bulk(it)
-	}
 }
 
 // Conditions of the HEXPIRE family.

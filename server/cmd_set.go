@@ -61,30 +61,7 @@ func (s *Server) cmdSAdd(c *client, args [][]byte) {
 }
 
 func (s *Server) cmdSRem(c *client, args [][]byte) {
-	key := args[1]
-	tx := s.store.Lock(key)
-	defer tx.Unlock()
-	set, ok := c.lookupSet(&tx, key, false)
-	if !ok {
-		return
-	}
-	if set == nil {
-		c.w.Int(0)
-		return
-	}
-	var removed int64
-	for _, m := range args[2:] {
-		if set.remove(m) {
-			removed++
-			if set.card() == 0 {
-				break
-			}
-		}
-	}
-	if removed > 0 {
-		c.objectShrunk(&tx, key, set.card() == 0, evSet, "srem")
-	}
-	c.w.Int(removed)
+	removeParts(s, c, args, kindSet, (*setObj).remove, (*setObj).card, evSet, "srem")
 }
 
 // writeSetMembers replies with members as a set (RESP3 "~").
@@ -166,39 +143,22 @@ func scanTab[V any](t *memberTab[V], cursor uint64, count int, fn func(e *member
 }
 
 func (s *Server) cmdSScan(c *client, args [][]byte) {
-	cursor, ok := parseScanCursor(args[2])
-	if !ok {
-		c.w.Error("ERR invalid cursor")
-		return
-	}
-	tx := s.store.Lock(args[1])
-	defer tx.Unlock()
-	set, ok := c.lookupSet(&tx, args[1], true)
-	if !ok {
-		return
-	}
-	if set == nil {
-		c.writeScanReply(0, nil)
-		return
-	}
-	opts, ok := parseScanOpts(c, args[3:], 0)
-	if !ok {
-		return
-	}
-	var items []string
-	keep := func(m string) {
-		if opts.matches(stringBytes(m)) {
-			items = append(items, m)
+	scanObject(s, c, args, kindSet, 0, func(set *setObj, cursor uint64, opts scanOpts) {
+		var items []string
+		keep := func(m string) {
+			if opts.matches(stringBytes(m)) {
+				items = append(items, m)
+			}
 		}
-	}
-	if set.tab == nil {
-		// A compact set is returned whole, as Redis does for an intset.
-		set.each(keep)
-		c.writeScanReply(0, items)
-		return
-	}
-	next := scanTab(set.tab, cursor, opts.count, func(e *memberEnt[struct{}]) { keep(e.key) })
-	c.writeScanReply(next, items)
+		if set.tab == nil {
+			// A compact set is returned whole, as Redis does for an intset.
+			set.each(keep)
+			c.writeScanReply(0, items)
+			return
+		}
+		next := scanTab(set.tab, cursor, opts.count, func(e *memberEnt[struct{}]) { keep(e.key) })
+		c.writeScanReply(next, items)
+	})
 }
 
 // maxRandCount bounds the reply of SRANDMEMBER with a negative count (which
@@ -392,34 +352,6 @@ func intersect(sets []*setObj, limit int) []string {
 	return out
 }
 
-// sinter answers SINTER (dst nil) and SINTERSTORE.
-func (s *Server) sinter(c *client, keys [][]byte, dst []byte) {
-	tx := s.lockSetKeys(c, dst, keys)
-	defer tx.Unlock()
-	sets, ok := c.lookupSets(&tx, keys, dst == nil)
-	if !ok {
-		return
-	}
-	if slices.Contains(sets, nil) {
-		if dst == nil {
-			c.w.Set(0)
-			return
-		}
-		c.storeResult(&tx, dst, kindSet, nil, 0, evSet, "sinterstore")
-		return
-	}
-	members := intersect(sets, 0)
-	if dst == nil {
-		c.writeSetMembers(members)
-		return
-	}
-	res := &setObj{}
-	for _, m := range members {
-		res.addString(m)
-	}
-	c.storeResult(&tx, dst, kindSet, res, res.card(), evSet, "sinterstore")
-}
-
 // lockSetKeys locks keys and, when not nil, dst.
 func (s *Server) lockSetKeys(c *client, dst []byte, keys [][]byte) ttl.Txn {
 	if dst == nil {
@@ -431,13 +363,18 @@ func (s *Server) lockSetKeys(c *client, dst []byte, keys [][]byte) ttl.Txn {
 	return s.store.LockKeys(all...)
 }
 
+// The operations of setOp.
 const (
-	setOpUnion = iota
+	setOpInter = iota
+	setOpUnion
 	setOpDiff
 )
 
-// sunionDiff answers SUNION, SDIFF (dst nil) and their STORE forms.
-func (s *Server) sunionDiff(c *client, keys [][]byte, dst []byte, op int) {
+// setOpEvents are the events of the STORE forms by operation.
+var setOpEvents = [...]string{setOpInter: "sinterstore", setOpUnion: "sunionstore", setOpDiff: "sdiffstore"}
+
+// setOp answers SINTER, SUNION, SDIFF (dst nil) and their STORE forms.
+func (s *Server) setOp(c *client, keys [][]byte, dst []byte, op int) {
 	tx := s.lockSetKeys(c, dst, keys)
 	defer tx.Unlock()
 	sets, ok := c.lookupSets(&tx, keys, dst == nil)
@@ -446,6 +383,18 @@ func (s *Server) sunionDiff(c *client, keys [][]byte, dst []byte, op int) {
 	}
 	res := &setObj{}
 	switch op {
+	case setOpInter:
+		var members []string
+		if !slices.Contains(sets, nil) {
+			members = intersect(sets, 0)
+		}
+		if dst == nil {
+			c.writeSetMembers(members)
+			return
+		}
+		for _, m := range members {
+			res.addString(m)
+		}
 	case setOpUnion:
 		for _, set := range sets {
 			if set != nil {
@@ -468,23 +417,15 @@ func (s *Server) sunionDiff(c *client, keys [][]byte, dst []byte, op int) {
 		c.writeSetMembers(res.members())
 		return
 	}
-	event := "sunionstore"
-	if op == setOpDiff {
-		event = "sdiffstore"
-	}
-	c.storeResult(&tx, dst, kindSet, res, res.card(), evSet, event)
+	c.storeResult(&tx, dst, kindSet, res, res.card(), evSet, setOpEvents[op])
 }
 
-func (s *Server) cmdSInter(c *client, args [][]byte)      { s.sinter(c, args[1:], nil) }
-func (s *Server) cmdSInterStore(c *client, args [][]byte) { s.sinter(c, args[2:], args[1]) }
-func (s *Server) cmdSUnion(c *client, args [][]byte)      { s.sunionDiff(c, args[1:], nil, setOpUnion) }
-func (s *Server) cmdSUnionStore(c *client, args [][]byte) {
-	s.sunionDiff(c, args[2:], args[1], setOpUnion)
-}
-func (s *Server) cmdSDiff(c *client, args [][]byte) { s.sunionDiff(c, args[1:], nil, setOpDiff) }
-func (s *Server) cmdSDiffStore(c *client, args [][]byte) {
-	s.sunionDiff(c, args[2:], args[1], setOpDiff)
-}
+func (s *Server) cmdSInter(c *client, args [][]byte)      { s.setOp(c, args[1:], nil, setOpInter) }
+func (s *Server) cmdSInterStore(c *client, args [][]byte) { s.setOp(c, args[2:], args[1], setOpInter) }
+func (s *Server) cmdSUnion(c *client, args [][]byte)      { s.setOp(c, args[1:], nil, setOpUnion) }
+func (s *Server) cmdSUnionStore(c *client, args [][]byte) { s.setOp(c, args[2:], args[1], setOpUnion) }
+func (s *Server) cmdSDiff(c *client, args [][]byte)       { s.setOp(c, args[1:], nil, setOpDiff) }
+func (s *Server) cmdSDiffStore(c *client, args [][]byte)  { s.setOp(c, args[2:], args[1], setOpDiff) }
 
 func (s *Server) cmdSInterCard(c *client, args [][]byte) {
 	n, ok := parseInt(args[1])

@@ -156,30 +156,7 @@ func (s *Server) cmdZAdd(c *client, args [][]byte)    { s.zadd(c, args, 0) }
 func (s *Server) cmdZIncrBy(c *client, args [][]byte) { s.zadd(c, args, zaddIncr) }
 
 func (s *Server) cmdZRem(c *client, args [][]byte) {
-	key := args[1]
-	tx := s.store.Lock(key)
-	defer tx.Unlock()
-	z, ok := c.lookupZSet(&tx, key, false)
-	if !ok {
-		return
-	}
-	if z == nil {
-		c.w.Int(0)
-		return
-	}
-	var removed int64
-	for _, m := range args[2:] {
-		if z.remove(m) {
-			removed++
-		}
-		if z.card() == 0 {
-			break
-		}
-	}
-	if removed > 0 {
-		c.objectShrunk(&tx, key, z.card() == 0, evZSet, "zrem")
-	}
-	c.w.Int(removed)
+	removeParts(s, c, args, kindZSet, (*zsetObj).remove, (*zsetObj).card, evZSet, "zrem")
 }
 
 func (s *Server) cmdZScore(c *client, args [][]byte) {
@@ -631,41 +608,24 @@ func (s *Server) cmdZLexCount(c *client, args [][]byte) { s.zcount(c, args, zran
 const zscanWholeMax = 128
 
 func (s *Server) cmdZScan(c *client, args [][]byte) {
-	cursor, ok := parseScanCursor(args[2])
-	if !ok {
-		c.w.Error("ERR invalid cursor")
-		return
-	}
-	tx := s.store.Lock(args[1])
-	defer tx.Unlock()
-	z, ok := c.lookupZSet(&tx, args[1], true)
-	if !ok {
-		return
-	}
-	if z == nil {
-		c.writeScanReply(0, nil)
-		return
-	}
-	opts, ok := parseScanOpts(c, args[3:], 0)
-	if !ok {
-		return
-	}
-	var items []string
-	keep := func(n *znode) {
-		if opts.matches(stringBytes(n.member)) {
-			var tmp [32]byte
-			items = append(items, n.member, string(resp.AppendDouble(tmp[:0], n.score)))
+	scanObject(s, c, args, kindZSet, 0, func(z *zsetObj, cursor uint64, opts scanOpts) {
+		var items []string
+		keep := func(n *znode) {
+			if opts.matches(stringBytes(n.member)) {
+				var tmp [32]byte
+				items = append(items, n.member, string(resp.AppendDouble(tmp[:0], n.score)))
+			}
 		}
-	}
-	if z.card() <= zscanWholeMax {
-		for n := z.zsl.first(); n != nil; n = n.level[0].forward {
-			keep(n)
+		if z.card() <= zscanWholeMax {
+			for n := z.zsl.first(); n != nil; n = n.level[0].forward {
+				keep(n)
+			}
+			c.writeScanReply(0, items)
+			return
 		}
-		c.writeScanReply(0, items)
-		return
-	}
-	next := scanTab(z.dict, cursor, opts.count, func(e *memberEnt[*znode]) { keep(e.val) })
-	c.writeScanReply(next, items)
+		next := scanTab(z.dict, cursor, opts.count, func(e *memberEnt[*znode]) { keep(e.val) })
+		c.writeScanReply(next, items)
+	})
 }
 
 // ---- ZPOPMIN, ZPOPMAX ----

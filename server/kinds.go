@@ -100,6 +100,65 @@ func (c *client) objectShrunk(tx *ttl.Txn, key []byte, empty bool, class eventCl
 	}
 }
 
+// removeParts answers SREM, ZREM and HDEL: it removes the parts (members,
+// fields) args[2:] from the object of kind under args[1], stopping at the
+// last one (the key goes with it, as in Redis), and replies with how many
+// went. remove removes one part, size counts those left.
+func removeParts[T ttl.Object](s *Server, c *client, args [][]byte, kind ttl.Kind, remove func(T, []byte) bool, size func(T) int, class eventClass, event string) {
+	key := args[1]
+	tx := s.store.Lock(key)
+	defer tx.Unlock()
+	e, found, ok := c.lookupEntry(&tx, key, kind, false)
+	if !ok {
+		return
+	}
+	if !found {
+		c.w.Int(0)
+		return
+	}
+	obj := e.Obj.(T)
+	var removed int64
+	for _, p := range args[2:] {
+		if remove(obj, p) {
+			removed++
+			if size(obj) == 0 {
+				break
+			}
+		}
+	}
+	if removed > 0 {
+		c.objectShrunk(&tx, key, size(obj) == 0, class, event)
+	}
+	c.w.Int(removed)
+}
+
+// scanObject runs the steps SSCAN, ZSCAN and HSCAN share, in Redis's
+// order: the cursor, the key's type, an empty reply for a missing key, then
+// the options (extra: as for parseScanOpts). scan does the rest, under the
+// key's lock.
+func scanObject[T ttl.Object](s *Server, c *client, args [][]byte, kind ttl.Kind, extra int, scan func(obj T, cursor uint64, opts scanOpts)) {
+	cursor, ok := parseScanCursor(args[2])
+	if !ok {
+		c.w.Error("ERR invalid cursor")
+		return
+	}
+	tx := s.store.Lock(args[1])
+	defer tx.Unlock()
+	e, found, ok := c.lookupEntry(&tx, args[1], kind, true)
+	if !ok {
+		return
+	}
+	if !found {
+		c.writeScanReply(0, nil)
+		return
+	}
+	opts, ok := parseScanOpts(c, args[3:], extra)
+	if !ok {
+		return
+	}
+	scan(e.Obj.(T), cursor, opts)
+}
+
 // storeResult writes the result of a STORE command (SINTERSTORE,
 // ZRANGESTORE, ...), res of n members, to dst: a non-empty result replaces
 // dst (without a deadline, as Redis's setKey), an empty one deletes it. It

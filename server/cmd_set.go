@@ -381,17 +381,17 @@ func (s *Server) setOp(c *client, keys [][]byte, dst []byte, op int) {
 	if !ok {
 		return
 	}
+	var members []string
+	if op == setOpInter && !slices.Contains(sets, nil) {
+		members = intersect(sets, 0)
+	}
+	if op == setOpInter && dst == nil {
+		c.writeSetMembers(members) // the reply straight from intersect
+		return
+	}
 	res := &setObj{}
 	switch op {
 	case setOpInter:
-		var members []string
-		if !slices.Contains(sets, nil) {
-			members = intersect(sets, 0)
-		}
-		if dst == nil {
-			c.writeSetMembers(members)
-			return
-		}
 		for _, m := range members {
 			res.addString(m)
 		}

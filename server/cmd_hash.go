@@ -12,7 +12,7 @@ import (
 
 func (s *Server) hashCommands() []*command {
 	hash := func(name string, arity int, flags cmdFlags, since, summary string, run handler) *command {
-		return &command{name: name, arity: arity, flags: flags | flagKeyspace, firstKey: 1, lastKey: 1, step: 1,
+		return &command{name: name, arity: arity, flags: flags, firstKey: 1, lastKey: 1, step: 1,
 			group: "hash", since: since, summary: summary, run: run}
 	}
 	const r, w, f, oom = flagReadonly, flagWrite, flagFast, flagDenyOOM

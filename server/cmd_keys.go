@@ -15,7 +15,7 @@ type cloner interface {
 
 func (s *Server) keyCommands() []*command {
 	gen := func(name string, arity int, flags cmdFlags, first, last, step int, since, summary string, run handler) *command {
-		return &command{name: name, arity: arity, flags: flags | flagKeyspace, firstKey: first, lastKey: last, step: step,
+		return &command{name: name, arity: arity, flags: flags, firstKey: first, lastKey: last, step: step,
 			group: "generic", since: since, summary: summary, run: run}
 	}
 	const r, w, f = flagReadonly, flagWrite, flagFast

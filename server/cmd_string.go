@@ -12,7 +12,7 @@ import (
 
 func (s *Server) stringCommands() []*command {
 	str := func(name string, arity int, flags cmdFlags, first, last, step int, since, summary string, run handler) *command {
-		return &command{name: name, arity: arity, flags: flags | flagKeyspace, firstKey: first, lastKey: last, step: step,
+		return &command{name: name, arity: arity, flags: flags, firstKey: first, lastKey: last, step: step,
 			group: "string", since: since, summary: summary, run: run}
 	}
 	const r, w, f, oom = flagReadonly, flagWrite, flagFast, flagDenyOOM

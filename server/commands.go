@@ -24,8 +24,7 @@ const (
 	flagStale
 	flagNoScript
 	flagAllowBusy
-	flagKeyspace // touches keys (ACL categories come from acl.go, not from this)
-	flagNoMulti  // refused inside MULTI, as Redis's no-multi commands
+	flagNoMulti // refused inside MULTI, as Redis's no-multi commands
 )
 
 var flagNames = []struct {

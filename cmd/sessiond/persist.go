@@ -101,22 +101,12 @@ func (s *storeSource) preserve(shard, db int, key []byte, e ttl.Entry) {
 	k.mu.Unlock()
 }
 
+// CapturePart emits a slice of the shard, then the keys of the shard
+// preserved so far. That order matters: a key changed between the two
+// steps of the other order would be preserved after the drain and marked
+// visited before the scan, and the shard's last call would leave it out;
+// once a scan has finished the shard, nothing of it is left to preserve.
 func (s *storeSource) CapturePart(i int, cursor uint64, limit int, emit func(*persist.Record) error) (uint64, error) {
-	if i < len(s.kept) {
-		k := &s.kept[i]
-		k.mu.Lock()
-		recs, err := k.recs, k.err
-		k.recs = nil
-		k.mu.Unlock()
-		if err != nil {
-			return 0, err
-		}
-		for j := range recs {
-			if err := emit(&recs[j]); err != nil {
-				return 0, err
-			}
-		}
-	}
 	var err error
 	var r persist.Record
 	next := s.store.CaptureShard(i, cursor, limit, func(db int, key []byte, e ttl.Entry) {
@@ -129,7 +119,23 @@ func (s *storeSource) CapturePart(i int, cursor uint64, limit int, emit func(*pe
 	if cap(s.partBuf) > 1<<20 {
 		s.partBuf = nil
 	}
-	return next, err
+	if err != nil || i >= len(s.kept) {
+		return next, err
+	}
+	k := &s.kept[i]
+	k.mu.Lock()
+	recs, err := k.recs, k.err
+	k.recs = nil
+	k.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	for j := range recs {
+		if err := emit(&recs[j]); err != nil {
+			return 0, err
+		}
+	}
+	return next, nil
 }
 
 // CaptureKeys emits the keys take returns in slices of 256, each while

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -31,6 +32,20 @@ func startStoreOnlyServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	return serveStoreOnly(t, ln, cfg)
+}
+
+// startStoreOnlyPipeServer is startStoreOnlyServer in memory, for a
+// synctest bubble: it returns the server and a connection to it (not to
+// be pipelined, see redistest.NewConn).
+func startStoreOnlyPipeServer(t *testing.T, cfg Config) (*testServer, *redistest.Conn) {
+	t.Helper()
+	ln := newPipeListener()
+	return serveStoreOnly(t, ln, cfg), redistest.NewConn(t, ln.dial())
+}
+
+func serveStoreOnly(t *testing.T, ln net.Listener, cfg Config) *testServer {
+	t.Helper()
 	return serveOn(t, ln, ttl.Config{Shards: 4, ChunkSize: 64 << 10}, cfg,
 		func(srv *Server) { srv.mem.goMemFn = func() int64 { return 0 } })
 }
@@ -60,14 +75,21 @@ func infoInt(t *testing.T, c *redistest.Conn, section, field string) int64 {
 }
 
 // writeSessions SETs sess:<i> for i in [from, to) with size-byte values
-// and deadlines one second apart, pipelined, and returns the replies that
-// were not +OK.
+// and deadlines one second apart, 100 per pipeline, and returns the
+// replies that were not +OK.
 func writeSessions(t *testing.T, c *redistest.Conn, from, to, size int, base int64) []string {
+	t.Helper()
+	return writeSessionsBatch(t, c, 100, from, to, size, base)
+}
+
+// writeSessionsBatch is writeSessions with batch commands per pipeline (1
+// on a net.Pipe).
+func writeSessionsBatch(t *testing.T, c *redistest.Conn, batch, from, to, size int, base int64) []string {
 	t.Helper()
 	val := strings.Repeat("v", size)
 	var bad []string
-	for i := from; i < to; i += 100 {
-		end := min(i+100, to)
+	for i := from; i < to; i += batch {
+		end := min(i+batch, to)
 		for j := i; j < end; j++ {
 			c.SendCommand("SET", fmt.Sprintf("sess:%05d", j), val, "PXAT", strconv.FormatInt(base+int64(j)*1000, 10))
 		}
@@ -136,27 +158,33 @@ func TestMaxmemoryVolatileTTLEvictsNearestSessions(t *testing.T) {
 }
 
 // Under allkeys-lru the sessions that are read survive a flood of writes.
+// In a synctest bubble (in memory, one command at a time), so that the
+// LRU clock moves by the sleeps alone, however loaded the machine.
 func TestMaxmemoryAllKeysLRUKeepsReadSessions(t *testing.T) {
-	const limit = 2 << 20
-	ts := startStoreOnlyServer(t, Config{MaxMemory: limit, MaxMemoryPolicy: "allkeys-lru"})
-	c := redistest.Dial(t, ts.addr)
-	base := time.Now().Add(time.Hour).UnixMilli()
-	require.Empty(t, writeSessions(t, c, 0, 100, 1024, base))
-	for from := 100; from < 5700; from += 700 {
-		// The LRU clock counts 64 ms: the reads must be newer than the
-		// older writes, and the new writes newer than the reads.
-		time.Sleep(70 * time.Millisecond)
-		for i := range 20 { // the hot sessions
-			require.Equal(t, "$1024\r\n", c.DoString("GET", fmt.Sprintf("sess:%05d", i))[:7], "hot session %d", i)
+	synctest.Test(t, func(t *testing.T) {
+		const limit = 2 << 20
+		ts, c := startStoreOnlyPipeServer(t, Config{MaxMemory: limit, MaxMemoryPolicy: "allkeys-lru"})
+		write := func(from, to int, base int64) []string {
+			return writeSessionsBatch(t, c, 1, from, to, 1024, base)
 		}
-		time.Sleep(70 * time.Millisecond)
-		require.Empty(t, writeSessions(t, c, from, from+700, 1024, base))
-	}
-	assert.Positive(t, infoInt(t, c, "stats", "evicted_keys"))
-	for i := range 20 {
-		assert.Equal(t, ":1\r\n", c.DoString("EXISTS", fmt.Sprintf("sess:%05d", i)), "hot session %d", i)
-	}
-	assert.LessOrEqual(t, ts.store.MappedBytes(), int64(limit+128<<10))
+		base := time.Now().Add(time.Hour).UnixMilli()
+		require.Empty(t, write(0, 100, base))
+		for from := 100; from < 5700; from += 700 {
+			// The LRU clock counts 64 ms: the reads must be newer than the
+			// older writes, and the new writes newer than the reads.
+			time.Sleep(70 * time.Millisecond)
+			for i := range 20 { // the hot sessions
+				require.Equal(t, "$1024\r\n", c.DoString("GET", fmt.Sprintf("sess:%05d", i))[:7], "hot session %d", i)
+			}
+			time.Sleep(70 * time.Millisecond)
+			require.Empty(t, write(from, from+700, base))
+		}
+		assert.Positive(t, infoInt(t, c, "stats", "evicted_keys"))
+		for i := range 20 {
+			assert.Equal(t, ":1\r\n", c.DoString("EXISTS", fmt.Sprintf("sess:%05d", i)), "hot session %d", i)
+		}
+		assert.LessOrEqual(t, ts.store.MappedBytes(), int64(limit+128<<10))
+	})
 }
 
 // noeviction refuses writes with Redis's error once memory is over the

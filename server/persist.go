@@ -3,11 +3,11 @@ package server
 import (
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sessiond/sessiond/server/internal/resp"
 	"github.com/sessiond/sessiond/ttl"
 )
 
@@ -485,20 +485,11 @@ func (s *setObj) exportCommands(key []byte) [][][]byte {
 }
 
 // exportCommands writes ZADD commands of up to exportBatch members, scores
-// with 17 significant digits (exact for a float64).
+// as ZSCORE answers them (17 significant digits, exact for a float64).
 func (z *zsetObj) exportCommands(key []byte) [][][]byte {
 	b := cmdBatches{name: []byte("ZADD"), key: key}
 	for n := z.zsl.first(); n != nil; n = n.level[0].forward {
-		var score []byte
-		switch {
-		case math.IsInf(n.score, 1):
-			score = []byte("inf")
-		case math.IsInf(n.score, -1):
-			score = []byte("-inf")
-		default:
-			score = strconv.AppendFloat(nil, n.score, 'g', 17, 64)
-		}
-		b.add(score, []byte(n.member))
+		b.add(resp.AppendDouble(nil, n.score), []byte(n.member))
 	}
 	return b.done()
 }

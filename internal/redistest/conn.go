@@ -41,9 +41,17 @@ func DialErr(tb testing.TB, addr string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return NewConn(tb, nc), nil
+}
+
+// NewConn wraps an established connection (e.g. one end of a net.Pipe, for
+// a server in a synctest bubble) and registers a cleanup that closes it.
+// On a net.Pipe, whose writes wait for the reader, read each reply before
+// sending the next command: do not pipeline.
+func NewConn(tb testing.TB, nc net.Conn) *Conn {
 	c := &Conn{tb: tb, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), timeout: DefaultTimeout}
 	tb.Cleanup(func() { _ = c.nc.Close() })
-	return c, nil
+	return c
 }
 
 // SetTimeout changes the deadline of each later read and write.

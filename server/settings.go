@@ -142,12 +142,8 @@ func newSettings(cfg Config) *settings {
 		p := str(name)
 		inner := p.set
 		p.set = func(v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return errors.New("argument couldn't be parsed into an integer")
-			}
-			if n < lo || n > hi {
-				return errors.New("argument must be between " + strconv.FormatInt(lo, 10) + " and " + strconv.FormatInt(hi, 10) + " inclusive")
+			if _, err := parseIntParam(v, lo, hi); err != nil {
+				return err
 			}
 			return inner(v)
 		}
@@ -235,15 +231,11 @@ func newSettings(cfg Config) *settings {
 		{name: "busy-reply-threshold", aliases: []string{"lua-time-limit"},
 			get: func() string { return strconv.FormatInt(st.busyMs.Load(), 10) },
 			set: func(v string) error {
-				n, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					return errors.New("argument couldn't be parsed into an integer")
+				n, err := parseIntParam(v, 0, math.MaxInt64)
+				if err == nil {
+					st.busyMs.Store(n)
 				}
-				if n < 0 {
-					return errors.New("argument must be between 0 and 9223372036854775807 inclusive")
-				}
-				st.busyMs.Store(n)
-				return nil
+				return err
 			}},
 		integer("slowlog-log-slower-than", -1, 1<<62),
 		integer("slowlog-max-len", 0, 1<<62),

@@ -1156,17 +1156,12 @@ func (vm *luaVM) tableToResp(w *resp.Writer, t *lua.LTable, depth int) {
 		return
 	}
 	if bn, ok := t.RawGetString("big_number").(lua.LString); ok {
-		s := strings.Map(func(r rune) rune {
+		w.BigNumber(strings.Map(func(r rune) rune {
 			if r == '\r' || r == '\n' {
 				return ' '
 			}
 			return r
-		}, string(bn))
-		if w.Proto() == 3 {
-			w.Raw([]byte("(" + s + "\r\n"))
-		} else {
-			w.BulkString(s)
-		}
+		}, string(bn)))
 		return
 	}
 	if vs, ok := t.RawGetString("verbatim_string").(*lua.LTable); ok {

@@ -192,6 +192,37 @@ func (w *Writer) Verbatim(format string, s []byte) {
 	w.buf = append(w.buf, '\r', '\n')
 }
 
+// BigNumber writes s as a RESP3 big number, or as a bulk string under
+// RESP2. A big number is an optional '-' and at least one digit; any other
+// s (a script can return anything) goes out as a bulk string under RESP3
+// too, so the client never reads a malformed frame. Redis would send such
+// an s verbatim after '('.
+func (w *Writer) BigNumber(s string) {
+	if !w.resp3() || !isBigNumber(s) {
+		w.buf = redcon.AppendBulkString(w.buf, s)
+		return
+	}
+	w.buf = append(w.buf, '(')
+	w.buf = append(w.buf, s...)
+	w.buf = append(w.buf, '\r', '\n')
+}
+
+// isBigNumber reports whether s is an optional '-' followed by digits.
+func isBigNumber(s string) bool {
+	if len(s) > 0 && s[0] == '-' {
+		s = s[1:]
+	}
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // appendHeader appends a type byte, n in decimal, and CRLF.
 func appendHeader(b []byte, typ byte, n int) []byte {
 	b = append(b, typ)

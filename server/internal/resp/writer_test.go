@@ -51,6 +51,12 @@ func TestWriter(t *testing.T) {
 		{"verbatim markdown", func(w *Writer) { w.Verbatim("mkd", []byte("*x*")) }, "$3\r\n*x*\r\n", "=7\r\nmkd:*x*\r\n"},
 		{"verbatim bad format", func(w *Writer) { w.Verbatim("text", []byte("x")) }, "$1\r\nx\r\n", "=5\r\ntxt:x\r\n"},
 		{"verbatim empty", func(w *Writer) { w.Verbatim("txt", nil) }, "$0\r\n\r\n", "=4\r\ntxt:\r\n"},
+		{"big number", func(w *Writer) { w.BigNumber("123456789012345678901234567890") },
+			"$30\r\n123456789012345678901234567890\r\n", "(123456789012345678901234567890\r\n"},
+		{"big number negative", func(w *Writer) { w.BigNumber("-7") }, "$2\r\n-7\r\n", "(-7\r\n"},
+		{"big number empty", func(w *Writer) { w.BigNumber("") }, "$0\r\n\r\n", "$0\r\n\r\n"},
+		{"big number sign only", func(w *Writer) { w.BigNumber("-") }, "$1\r\n-\r\n", "$1\r\n-\r\n"},
+		{"big number not digits", func(w *Writer) { w.BigNumber("12.5") }, "$4\r\n12.5\r\n", "$4\r\n12.5\r\n"},
 		{"raw", func(w *Writer) { w.Raw([]byte("+PONG\r\n")) }, "+PONG\r\n", "+PONG\r\n"},
 	}
 	for _, tt := range tests {

@@ -366,7 +366,7 @@ func (f *file) each(bucket []byte, fn func(seq uint64, block []byte) error) (err
 	})
 }
 
-// syncDir makes a rename in dir durable.
+// syncDir makes a rename or a new name in dir durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

@@ -176,7 +176,8 @@ type Manager struct {
 
 	// fmu serializes writes to the live file and its replacement.
 	fmu sync.Mutex
-	cur *file // guarded by fmu; nil when the file could not be opened
+	cur *file  // guarded by fmu; nil when the file could not be opened
+	wal walLog // guarded by fmu: the always mode's log (wal.go)
 	// baseBytes and logBytes copy cur's sizes for readers without fmu.
 	baseBytes, logBytes atomic.Int64
 
@@ -302,6 +303,7 @@ func Open(cfg Config, src Source) (*Manager, error) {
 		lastSave:    time.Now(),
 	}
 	m.durCond = sync.NewCond(&m.durMu)
+	m.wal = walLog{base: path, maxBytes: walSegmentBytes}
 	m.tracking.Store(cfg.AppendOnly)
 	m.always.Store(cfg.AppendOnly && cfg.Fsync == FsyncAlways)
 
@@ -367,7 +369,11 @@ func (m *Manager) Load(sink Sink) (LoadStats, error) {
 	if m.cur == nil {
 		return LoadStats{}, nil
 	}
-	st, err := loadFile(m.cur, sink, time.Now().UnixMilli())
+	now := time.Now().UnixMilli()
+	st, err := loadFile(m.cur, sink, now)
+	if err == nil {
+		err = m.loadWAL(sink, now, &st)
+	}
 	if err != nil && m.discard && unreadable(err) {
 		if ferr := sink.Restore(&Record{Op: OpFlushAll}); ferr != nil {
 			return st, ferr
@@ -392,6 +398,7 @@ func (m *Manager) Load(sink Sink) (LoadStats, error) {
 	if k, ok := sink.(interface{ Keys() int64 }); ok {
 		st.Keys = k.Keys()
 	}
+	m.noteSizesLocked()
 	dropResident(m.cur)
 	m.mu.Lock()
 	m.loaded = st
@@ -457,25 +464,15 @@ func loadFile(f *file, sink Sink, now int64) (LoadStats, error) {
 	if err == nil {
 		err = f.each(bucketLog, func(seq uint64, block []byte) error {
 			st.Bytes += int64(len(block))
-			err := eachRecord(block, func(r *Record) error {
-				records.Add(1)
-				if r.Op == OpPut {
-					if r.Deadline != 0 && r.Deadline <= now {
-						expired.Add(1)
-						d := Record{Op: OpDelete, DB: r.DB, Key: r.Key}
-						return sink.Restore(&d)
-					}
-					keys.Add(1)
-				}
-				return sink.Restore(r)
-			})
-			if err != nil {
+			if err := replayLogBlock(block, sink, now, &st); err != nil {
 				return fmt.Errorf("%s: log block %d: %w", f.path, seq, err)
 			}
 			return nil
 		})
 	}
-	st.Keys, st.Expired, st.Records = keys.Load(), expired.Load(), records.Load()
+	st.Keys += keys.Load()
+	st.Expired += expired.Load()
+	st.Records += records.Load()
 	st.Duration = time.Since(start)
 	return st, err
 }
@@ -489,7 +486,7 @@ func (m *Manager) noteSizesLocked() {
 		base, log = m.cur.baseBytes, m.cur.logBytes
 	}
 	m.baseBytes.Store(base)
-	m.logBytes.Store(log)
+	m.logBytes.Store(log + m.wal.total) // the segments are part of the log
 }
 
 func (m *Manager) setNoSync() {
@@ -632,9 +629,23 @@ func (m *Manager) flushLog() error {
 		return nil
 	}
 	start := time.Now()
-	w, cs, seq, err := m.captureChanges(false)
+	always := m.always.Load()
+	var err error
+	if !always {
+		err = m.drainWALLocked() // the segments' changes come first
+	}
+	var w *blockWriter
+	var cs changeSet
+	var seq uint64
+	if err == nil {
+		w, cs, seq, err = m.captureChanges(false)
+	}
 	if err == nil && len(w.blocks) > 0 {
-		err = m.cur.appendBlocks(bucketLog, w.blocks)
+		if always {
+			err = m.wal.append(w.blocks)
+		} else {
+			err = m.cur.appendBlocks(bucketLog, w.blocks)
+		}
 		m.noteSizesLocked()
 	}
 	m.mu.Lock()
@@ -919,6 +930,11 @@ func (m *Manager) save(appendOnly bool, plan savePlan) (err error) {
 	if old != nil {
 		_ = old.close()
 	}
+	// The new file holds every change the log segments do.
+	if err := m.wal.discard(); err != nil {
+		m.log.Error("cannot delete a log segment the new file replaces", "err", err)
+	}
+	m.noteSizesLocked()
 	if appendOnly {
 		m.markHandled(seq)
 	}
@@ -1104,6 +1120,7 @@ func (m *Manager) Close(save bool) error {
 	m.markHandled(^uint64(0))
 	m.wg.Wait()
 	m.fmu.Lock()
+	m.wal.seal() // the segments stay: the next start replays them
 	cerr := m.cur.close()
 	m.cur = nil
 	m.fmu.Unlock()

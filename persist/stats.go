@@ -151,6 +151,9 @@ func (m *Manager) SetAppendOnly(on bool) error {
 	m.dmu.Unlock()
 	m.markHandled(seq)
 	m.fmu.Lock()
+	if derr := m.drainWALLocked(); derr != nil {
+		err = errors.Join(err, derr)
+	}
 	m.setNoSync()
 	m.fmu.Unlock()
 	if err != nil {

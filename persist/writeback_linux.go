@@ -34,3 +34,7 @@ func (w writeback) close() {
 		_ = w.f.Close()
 	}
 }
+
+// datasync waits until f's data (and the size that reaches it) is on
+// disk: fdatasync, which skips metadata a read does not need.
+func datasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }

@@ -1,0 +1,265 @@
+package persist
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The always mode's log (appendfsync always). A bbolt commit costs two
+// fsyncs (the pages, then the meta page), and a group commit of the
+// write-behind log paid both before its writers got their replies. With
+// always, each group commit is instead appended to a plain file beside
+// the data file, a segment of the log, and made durable with one
+// fdatasync, as Redis's AOF does. The segments count as the data file's
+// log: they are what the next compaction replaces (its file holds all
+// they do; it deletes them), so every change is written once, then once
+// more by the compaction, as in the everysec mode. A start replays them
+// after the data file's own log and keeps them; leaving the always mode
+// folds them into the data file's log first (one bbolt transaction).
+//
+// A segment is a sequence of frames: [payload length, 4 bytes LE][CRC-32C
+// of the payload, 4 bytes LE][payload: one block of records]. A frame cut
+// short or damaged ends its segment's replay: only the last frame written
+// before a crash can be, and its writers were never answered; a failed
+// write seals its segment, so no frame follows a damaged one.
+//
+// Replaying a segment twice (a crash between a fold and the deletion of
+// the segments) is harmless: its records are full states of keys, in
+// order, and every later change of those keys follows in later segments.
+
+// walSuffix precedes the segment's generation in its file name.
+const walSuffix = ".wal."
+
+// walSegmentBytes is the size at which a segment is sealed and the next
+// one begun.
+const walSegmentBytes = 64 << 20
+
+const walFrameHeader = 8
+
+// walLog is the Manager's always-mode log; fmu guards it.
+type walLog struct {
+	base     string // the data file's path
+	maxBytes int64  // walSegmentBytes (tests lower it)
+	f        *os.File
+	gen      uint64   // the last generation used (f's, if open)
+	size     int64    // bytes in f
+	total    int64    // bytes in every segment
+	sealed   []string // paths of the closed segments, oldest first
+	buf      []byte
+}
+
+func walPath(base string, gen uint64) string {
+	return base + walSuffix + strconv.FormatUint(gen, 10)
+}
+
+// walSegments lists base's segments, oldest first.
+func walSegments(base string) ([]string, []uint64, error) {
+	names, err := filepath.Glob(base + walSuffix + "*")
+	if err != nil {
+		return nil, nil, err
+	}
+	type seg struct {
+		path string
+		gen  uint64
+	}
+	var segs []seg
+	for _, n := range names {
+		gen, err := strconv.ParseUint(strings.TrimPrefix(n, base+walSuffix), 10, 64)
+		if err != nil {
+			continue // not ours
+		}
+		segs = append(segs, seg{n, gen})
+	}
+	slices.SortFunc(segs, func(a, b seg) int { return cmp.Compare(a.gen, b.gen) })
+	paths := make([]string, len(segs))
+	gens := make([]uint64, len(segs))
+	for i, s := range segs {
+		paths[i], gens[i] = s.path, s.gen
+	}
+	return paths, gens, nil
+}
+
+// readWAL returns the blocks of the segment at path, up to its first
+// frame cut short or damaged, and how many bytes follow them.
+func readWAL(path string) (blocks [][]byte, ignored int64, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	for len(b) > 0 {
+		if len(b) < walFrameHeader {
+			break
+		}
+		n := binary.LittleEndian.Uint32(b)
+		sum := binary.LittleEndian.Uint32(b[4:])
+		if uint64(n) > uint64(len(b)-walFrameHeader) || crc32.Checksum(b[walFrameHeader:walFrameHeader+n], castagnoli) != sum {
+			break
+		}
+		blocks = append(blocks, b[walFrameHeader:walFrameHeader+n:walFrameHeader+n])
+		b = b[walFrameHeader+n:]
+	}
+	return blocks, int64(len(b)), nil
+}
+
+// empty reports whether there is no segment.
+func (w *walLog) empty() bool { return w.f == nil && len(w.sealed) == 0 }
+
+// append writes blocks to the current segment (created if need be) and
+// waits for them to be durable.
+func (w *walLog) append(blocks [][]byte) error {
+	if w.f == nil {
+		w.gen++
+		path := walPath(w.base, w.gen)
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		// The new name must survive a crash as much as the frames do.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			os.Remove(path)
+			return err
+		}
+		w.f, w.size = f, 0
+	}
+	buf := w.buf[:0]
+	for _, b := range blocks {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(b)))
+		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(b, castagnoli))
+		buf = append(buf, b...)
+	}
+	if cap(buf) <= 4<<20 {
+		w.buf = buf
+	}
+	if _, err := w.f.Write(buf); err != nil {
+		// A partial frame may be in the file: start a new segment, so
+		// that no frame follows it.
+		w.seal()
+		return err
+	}
+	if err := datasync(w.f); err != nil {
+		w.seal()
+		return err
+	}
+	w.size += int64(len(buf))
+	w.total += int64(len(buf))
+	if w.size >= w.maxBytes {
+		w.seal()
+	}
+	return nil
+}
+
+// seal closes the current segment; the next append begins another.
+func (w *walLog) seal() {
+	if w.f == nil {
+		return
+	}
+	_ = w.f.Close()
+	w.sealed = append(w.sealed, walPath(w.base, w.gen))
+	w.f, w.size = nil, 0
+}
+
+// discard deletes every segment, oldest first: the data file now holds
+// all they do. A segment that cannot be deleted stays listed (and the
+// newer ones with it), to be tried again.
+func (w *walLog) discard() error {
+	w.seal()
+	for len(w.sealed) > 0 {
+		if err := os.Remove(w.sealed[0]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		w.sealed = w.sealed[1:]
+	}
+	w.total = 0
+	return nil
+}
+
+// foldSegments appends the blocks of the segments at paths, in order, to
+// f's log in one transaction.
+func foldSegments(f *file, paths []string) error {
+	var blocks [][]byte
+	for _, p := range paths {
+		b, _, err := readWAL(p)
+		if err != nil {
+			return err
+		}
+		blocks = append(blocks, b...)
+	}
+	return f.appendBlocks(bucketLog, blocks)
+}
+
+// drainWALLocked folds every segment into the data file's log and
+// deletes them, before a write to the data file that must follow them
+// (leaving the always mode): fmu is held.
+func (m *Manager) drainWALLocked() error {
+	w := &m.wal
+	if w.empty() {
+		return nil
+	}
+	if m.cur == nil {
+		return errors.New("persist: no data file to fold the log segments into")
+	}
+	w.seal()
+	if err := foldSegments(m.cur, w.sealed); err != nil {
+		return err
+	}
+	err := w.discard()
+	m.noteSizesLocked()
+	return err
+}
+
+// loadWAL replays the segments left beside the data file into sink, after
+// the file's own log, and keeps them: the next append begins a new one.
+func (m *Manager) loadWAL(sink Sink, now int64, st *LoadStats) error {
+	paths, gens, err := walSegments(m.path)
+	if err != nil {
+		return err
+	}
+	w := &m.wal
+	for i, path := range paths {
+		blocks, ignored, err := readWAL(path)
+		if err != nil {
+			return err
+		}
+		if ignored > 0 {
+			m.log.Warn("a log segment ends in an incomplete write, ignored (its writers were not answered)", "file", path, "bytes", ignored)
+		}
+		for j, b := range blocks {
+			st.Bytes += int64(len(b))
+			if err := replayLogBlock(b, sink, now, st); err != nil {
+				return fmt.Errorf("%s: frame %d: %w", path, j, err)
+			}
+		}
+		if fi, err := os.Stat(path); err == nil {
+			w.total += fi.Size()
+		}
+		w.sealed = append(w.sealed, path)
+		w.gen = max(w.gen, gens[i])
+	}
+	return nil
+}
+
+// replayLogBlock restores a log block's records into sink: a record
+// whose deadline has passed deletes its key.
+func replayLogBlock(block []byte, sink Sink, now int64, st *LoadStats) error {
+	return eachRecord(block, func(r *Record) error {
+		st.Records++
+		if r.Op == OpPut && r.Deadline != 0 && r.Deadline <= now {
+			st.Expired++
+			d := Record{Op: OpDelete, DB: r.DB, Key: r.Key}
+			return sink.Restore(&d)
+		}
+		if r.Op == OpPut {
+			st.Keys++
+		}
+		return sink.Restore(r)
+	})
+}

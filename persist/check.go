@@ -25,9 +25,9 @@ type CheckStats struct {
 	Expired  int64                   // keys whose deadline has passed
 	Problems []string                // bbolt consistency problems
 	// Segments is the number of always-mode log segments beside the file
-	// (a server stopped by a crash leaves them; a start folds them in).
-	// Their blocks count in Blocks[1] and Bytes[1]; SegmentTail is the
-	// bytes of incomplete writes at their ends, which are ignored.
+	// (part of its log until a compaction replaces them). Their blocks
+	// count in Blocks[1] and Bytes[1]; SegmentTail is the bytes of
+	// incomplete writes at their ends, which are ignored.
 	Segments    int
 	SegmentTail int64
 }
@@ -127,19 +127,23 @@ func replayLive[V any](f *file, now int64, st *CheckStats, val func(r *Record) V
 			clear(live)
 		}
 	}
+	// replayBlock replays a block of the snapshot (i = 0) or of the log
+	// (i = 1).
+	replayBlock := func(i int, block []byte) error {
+		st.Blocks[i]++
+		st.Bytes[i] += int64(len(block))
+		return eachRecord(block, func(r *Record) error {
+			st.Records[r.Op]++
+			if i == 0 && r.Op != OpPut {
+				return fmt.Errorf("%w: %s record in the snapshot", ErrCorrupt, r.Op)
+			}
+			apply(r)
+			return nil
+		})
+	}
 	for i, bucket := range [][]byte{bucketBase, bucketLog} {
 		err := f.each(bucket, func(seq uint64, block []byte) error {
-			st.Blocks[i]++
-			st.Bytes[i] += int64(len(block))
-			err := eachRecord(block, func(r *Record) error {
-				st.Records[r.Op]++
-				if i == 0 && r.Op != OpPut {
-					return fmt.Errorf("%w: %s record in the snapshot", ErrCorrupt, r.Op)
-				}
-				apply(r)
-				return nil
-			})
-			if err != nil {
+			if err := replayBlock(i, block); err != nil {
 				return fmt.Errorf("%s: %s block %d: %w", f.path, bucket, seq, err)
 			}
 			return nil
@@ -148,31 +152,11 @@ func replayLive[V any](f *file, now int64, st *CheckStats, val func(r *Record) V
 			return live, err
 		}
 	}
-	segs, _, err := walSegments(f.path)
-	if err != nil {
-		return live, err
-	}
-	for _, path := range segs {
-		blocks, tail, err := readWAL(path)
-		if err != nil {
-			return live, err
-		}
+	err := replaySegments(f.path, func(_ walSegment, d segmentData) {
 		st.Segments++
-		st.SegmentTail += tail
-		for j, block := range blocks {
-			st.Blocks[1]++
-			st.Bytes[1] += int64(len(block))
-			err := eachRecord(block, func(r *Record) error {
-				st.Records[r.Op]++
-				apply(r)
-				return nil
-			})
-			if err != nil {
-				return live, fmt.Errorf("%s: frame %d: %w", path, j, err)
-			}
-		}
-	}
-	return live, nil
+		st.SegmentTail += d.tail
+	}, func(block []byte) error { return replayBlock(1, block) })
+	return live, err
 }
 
 // Export calls fn with the live keys of a data file as OpPut records,

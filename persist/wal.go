@@ -60,53 +60,78 @@ func walPath(base string, gen uint64) string {
 	return base + walSuffix + strconv.FormatUint(gen, 10)
 }
 
+// walSegment is a segment file found beside a data file.
+type walSegment struct {
+	path string
+	gen  uint64
+}
+
 // walSegments lists base's segments, oldest first.
-func walSegments(base string) ([]string, []uint64, error) {
+func walSegments(base string) ([]walSegment, error) {
 	names, err := filepath.Glob(base + walSuffix + "*")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	type seg struct {
-		path string
-		gen  uint64
-	}
-	var segs []seg
+	var segs []walSegment
 	for _, n := range names {
 		gen, err := strconv.ParseUint(strings.TrimPrefix(n, base+walSuffix), 10, 64)
 		if err != nil {
-			continue // not ours
+			continue // not ours (a segment set aside, say)
 		}
-		segs = append(segs, seg{n, gen})
+		segs = append(segs, walSegment{n, gen})
 	}
-	slices.SortFunc(segs, func(a, b seg) int { return cmp.Compare(a.gen, b.gen) })
-	paths := make([]string, len(segs))
-	gens := make([]uint64, len(segs))
-	for i, s := range segs {
-		paths[i], gens[i] = s.path, s.gen
-	}
-	return paths, gens, nil
+	slices.SortFunc(segs, func(a, b walSegment) int { return cmp.Compare(a.gen, b.gen) })
+	return segs, nil
 }
 
-// readWAL returns the blocks of the segment at path, up to its first
-// frame cut short or damaged, and how many bytes follow them.
-func readWAL(path string) (blocks [][]byte, ignored int64, err error) {
+// segmentData is what readWAL found in a segment.
+type segmentData struct {
+	blocks [][]byte
+	size   int64 // bytes of the file
+	tail   int64 // bytes after the last whole frame: a write cut short, ignored
+}
+
+// readWAL reads the segment at path: the blocks of its frames, up to the
+// first one cut short or damaged.
+func readWAL(path string) (segmentData, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, 0, err
+		return segmentData{}, err
 	}
-	for len(b) > 0 {
-		if len(b) < walFrameHeader {
-			break
-		}
+	d := segmentData{size: int64(len(b))}
+	for len(b) >= walFrameHeader {
 		n := binary.LittleEndian.Uint32(b)
 		sum := binary.LittleEndian.Uint32(b[4:])
 		if uint64(n) > uint64(len(b)-walFrameHeader) || crc32.Checksum(b[walFrameHeader:walFrameHeader+n], castagnoli) != sum {
 			break
 		}
-		blocks = append(blocks, b[walFrameHeader:walFrameHeader+n:walFrameHeader+n])
+		d.blocks = append(d.blocks, b[walFrameHeader:walFrameHeader+n:walFrameHeader+n])
 		b = b[walFrameHeader+n:]
 	}
-	return blocks, int64(len(b)), nil
+	d.tail = int64(len(b))
+	return d, nil
+}
+
+// replaySegments reads base's segments, oldest first, and calls seg with
+// each, then block with each of its blocks in order.
+func replaySegments(base string, seg func(walSegment, segmentData), block func([]byte) error) error {
+	segs, err := walSegments(base)
+	if err != nil {
+		return err
+	}
+	for _, s := range segs {
+		d, err := readWAL(s.path)
+		if err != nil {
+			return err
+		}
+		seg(s, d)
+		for j, b := range d.blocks {
+			if err := block(b); err != nil {
+				return fmt.Errorf("%s: frame %d: %w", s.path, j, err)
+			}
+		}
+	}
+	return nil
 }
 
 // empty reports whether there is no segment.
@@ -187,11 +212,11 @@ func (w *walLog) discard() error {
 func foldSegments(f *file, paths []string) error {
 	var blocks [][]byte
 	for _, p := range paths {
-		b, _, err := readWAL(p)
+		d, err := readWAL(p)
 		if err != nil {
 			return err
 		}
-		blocks = append(blocks, b...)
+		blocks = append(blocks, d.blocks...)
 	}
 	return f.appendBlocks(bucketLog, blocks)
 }
@@ -219,32 +244,18 @@ func (m *Manager) drainWALLocked() error {
 // loadWAL replays the segments left beside the data file into sink, after
 // the file's own log, and keeps them: the next append begins a new one.
 func (m *Manager) loadWAL(sink Sink, now int64, st *LoadStats) error {
-	paths, gens, err := walSegments(m.path)
-	if err != nil {
-		return err
-	}
 	w := &m.wal
-	for i, path := range paths {
-		blocks, ignored, err := readWAL(path)
-		if err != nil {
-			return err
+	return replaySegments(m.path, func(s walSegment, d segmentData) {
+		if d.tail > 0 {
+			m.log.Warn("a log segment ends in an incomplete write, ignored (its writers were not answered)", "file", s.path, "bytes", d.tail)
 		}
-		if ignored > 0 {
-			m.log.Warn("a log segment ends in an incomplete write, ignored (its writers were not answered)", "file", path, "bytes", ignored)
-		}
-		for j, b := range blocks {
-			st.Bytes += int64(len(b))
-			if err := replayLogBlock(b, sink, now, st); err != nil {
-				return fmt.Errorf("%s: frame %d: %w", path, j, err)
-			}
-		}
-		if fi, err := os.Stat(path); err == nil {
-			w.total += fi.Size()
-		}
-		w.sealed = append(w.sealed, path)
-		w.gen = max(w.gen, gens[i])
-	}
-	return nil
+		w.total += d.size
+		w.sealed = append(w.sealed, s.path)
+		w.gen = max(w.gen, s.gen)
+	}, func(b []byte) error {
+		st.Bytes += int64(len(b))
+		return replayLogBlock(b, sink, now, st)
+	})
 }
 
 // replayLogBlock restores a log block's records into sink: a record

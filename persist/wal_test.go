@@ -21,9 +21,7 @@ func crashCopy(t *testing.T, m *Manager) string {
 	dir := t.TempDir()
 	m.fmu.Lock()
 	defer m.fmu.Unlock()
-	segs, _, err := walSegments(m.path)
-	require.NoError(t, err)
-	for _, p := range append([]string{m.path}, segs...) {
+	for _, p := range append([]string{m.path}, segmentsOf(t, m)...) {
 		b, err := os.ReadFile(p)
 		require.NoError(t, err)
 		name := "data.db" + filepath.Base(p)[len(filepath.Base(m.path)):]
@@ -32,11 +30,21 @@ func crashCopy(t *testing.T, m *Manager) string {
 	return dir
 }
 
+// segmentsOf returns the paths of m's log segments, oldest first.
 func segmentsOf(t *testing.T, m *Manager) []string {
 	t.Helper()
-	segs, _, err := walSegments(m.path)
+	return segmentPaths(t, m.path)
+}
+
+func segmentPaths(t *testing.T, base string) []string {
+	t.Helper()
+	segs, err := walSegments(base)
 	require.NoError(t, err)
-	return segs
+	paths := make([]string, len(segs))
+	for i, s := range segs {
+		paths[i] = s.path
+	}
+	return paths
 }
 
 // TestAlwaysWritesTheLogNotTheFile: with appendfsync always a group
@@ -179,16 +187,16 @@ func TestTornLogTail(t *testing.T) {
 			copyDir := crashCopy(t, m)
 			require.NoError(t, m.Close(false))
 
-			segs, _, err := walSegments(filepath.Join(copyDir, "data.db"))
-			require.NoError(t, err)
+			segs := segmentPaths(t, filepath.Join(copyDir, "data.db"))
 			require.Len(t, segs, 1)
 			b, err := os.ReadFile(segs[0])
 			require.NoError(t, err)
-			blocks, ignored, err := readWAL(segs[0])
+			d, err := readWAL(segs[0])
 			require.NoError(t, err)
-			require.Len(t, blocks, 2)
-			require.Zero(t, ignored)
-			first := walFrameHeader + len(blocks[0])
+			require.Len(t, d.blocks, 2)
+			require.Zero(t, d.tail)
+			require.Equal(t, int64(len(b)), d.size)
+			first := walFrameHeader + len(d.blocks[0])
 			torn := append(b[:first:first], tc.tail(b[first:])...)
 			require.NoError(t, os.WriteFile(segs[0], torn, 0o600))
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -47,14 +48,25 @@ func segmentPaths(t *testing.T, base string) []string {
 	return paths
 }
 
+// alwaysConfig is the always mode with no flush but those a test asks for.
+var alwaysConfig = Config{AppendOnly: true, Fsync: FsyncAlways, FlushInterval: time.Hour}
+
+// openAlways opens a Manager in the always mode on a new directory, with
+// its base snapshot written.
+func openAlways(t *testing.T) (string, *memStore, *Manager) {
+	t.Helper()
+	dir := t.TempDir()
+	src := newMemStore()
+	m := openManager(t, dir, src, alwaysConfig)
+	require.NoError(t, m.Save())
+	return dir, src, m
+}
+
 // TestAlwaysWritesTheLogNotTheFile: with appendfsync always a group
 // commit goes to a log segment (one fdatasync), not to a bbolt commit;
 // the segment alone brings the writes back after a crash.
 func TestAlwaysWritesTheLogNotTheFile(t *testing.T) {
-	dir := t.TempDir()
-	src := newMemStore()
-	m := openManager(t, dir, src, Config{AppendOnly: true, Fsync: FsyncAlways, FlushInterval: time.Hour})
-	require.NoError(t, m.Save()) // the base snapshot
+	_, src, m := openAlways(t)
 	runManager(t, m)
 	var wg sync.WaitGroup
 	for i := range 50 {
@@ -80,18 +92,14 @@ func TestAlwaysWritesTheLogNotTheFile(t *testing.T) {
 // TestSegmentsOutliveARestart: a clean stop keeps the segments; the next
 // start replays them and writes a new one after them.
 func TestSegmentsOutliveARestart(t *testing.T) {
-	dir := t.TempDir()
-	src := newMemStore()
-	cfg := Config{AppendOnly: true, Fsync: FsyncAlways, FlushInterval: time.Hour}
-	m := openManager(t, dir, src, cfg)
-	require.NoError(t, m.Save())
+	dir, src, m := openAlways(t)
 	src.set(0, "a", "1", 0)
 	src.set(0, "b", "1", 0)
 	require.NoError(t, m.flushLog())
 	require.NoError(t, m.Close(false))
 	require.Len(t, segmentsOf(t, m), 1)
 
-	m2 := openManager(t, dir, src, cfg)
+	m2 := openManager(t, dir, src, alwaysConfig)
 	got := newMemStore()
 	_, err := m2.Load(got)
 	require.NoError(t, err)
@@ -112,10 +120,7 @@ func TestSegmentsOutliveARestart(t *testing.T) {
 func TestLeavingAlwaysFoldsTheLog(t *testing.T) {
 	for _, leave := range []string{"everysec", "appendonly no"} {
 		t.Run(leave, func(t *testing.T) {
-			dir := t.TempDir()
-			src := newMemStore()
-			m := openManager(t, dir, src, Config{AppendOnly: true, Fsync: FsyncAlways, FlushInterval: time.Hour})
-			require.NoError(t, m.Save())
+			_, src, m := openAlways(t)
 			src.set(0, "k", "old", 0)
 			require.NoError(t, m.flushLog())
 			require.Len(t, segmentsOf(t, m), 1)
@@ -139,10 +144,7 @@ func TestLeavingAlwaysFoldsTheLog(t *testing.T) {
 // TestCompactionReplacesTheLog: a compaction's file holds everything the
 // segments do; they are deleted, and what is written after it is kept.
 func TestCompactionReplacesTheLog(t *testing.T) {
-	dir := t.TempDir()
-	src := newMemStore()
-	m := openManager(t, dir, src, Config{AppendOnly: true, Fsync: FsyncAlways, FlushInterval: time.Hour})
-	require.NoError(t, m.Save())
+	_, src, m := openAlways(t)
 	for i := range 100 {
 		src.set(0, fmt.Sprint(i), "x", 0)
 		require.NoError(t, m.flushLog())
@@ -176,10 +178,7 @@ func TestTornLogTail(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			src := newMemStore()
-			m := openManager(t, dir, src, Config{AppendOnly: true, Fsync: FsyncAlways, FlushInterval: time.Hour})
-			require.NoError(t, m.Save())
+			_, src, m := openAlways(t)
 			src.set(0, "kept", "1", 0)
 			require.NoError(t, m.flushLog())
 			src.set(0, "torn", "2", 0)
@@ -206,7 +205,7 @@ func TestTornLogTail(t *testing.T) {
 			// Writes after the restart go to a new segment, after the
 			// torn one: both load.
 			src2 := newMemStore()
-			m2 := openManager(t, copyDir, src2, Config{AppendOnly: true, Fsync: FsyncAlways, FlushInterval: time.Hour})
+			m2 := openManager(t, copyDir, src2, alwaysConfig)
 			_, err = m2.Load(src2)
 			require.NoError(t, err)
 			src2.set(0, "after", "3", 0)
@@ -223,7 +222,7 @@ func TestTornLogTail(t *testing.T) {
 func TestCheckAndExportReadTheSegments(t *testing.T) {
 	dir := t.TempDir()
 	src := newMemStore()
-	m := openManager(t, dir, src, Config{AppendOnly: true, Fsync: FsyncAlways, FlushInterval: time.Hour})
+	m := openManager(t, dir, src, alwaysConfig)
 	src.set(0, "base", "1", 0)
 	require.NoError(t, m.Save())
 	src.set(0, "seg", "2", 0)
@@ -250,10 +249,7 @@ func TestCheckAndExportReadTheSegments(t *testing.T) {
 // the next write begins another; values of one key written across
 // segments load as the last one.
 func TestFullSegmentIsSealed(t *testing.T) {
-	dir := t.TempDir()
-	src := newMemStore()
-	m := openManager(t, dir, src, Config{AppendOnly: true, Fsync: FsyncAlways, FlushInterval: time.Hour})
-	require.NoError(t, m.Save())
+	_, src, m := openAlways(t)
 	m.fmu.Lock()
 	m.wal.maxBytes = 1
 	m.fmu.Unlock()
@@ -271,26 +267,31 @@ func TestFullSegmentIsSealed(t *testing.T) {
 }
 
 // TestSegmentsTriggerCompaction: the segments count as the log, so they
-// start compactions like the everysec log does, which delete them.
+// start compactions like the everysec log does, which delete them. In a
+// synctest bubble Run's ticks are fake time.
 func TestSegmentsTriggerCompaction(t *testing.T) {
-	dir := t.TempDir()
-	src := newMemStore()
-	m := openManager(t, dir, src, Config{AppendOnly: true, Fsync: FsyncAlways, CompactMinSize: 64 << 10})
-	runManager(t, m)
-	val := strings.Repeat("x", 1000)
-	for i := range 2000 {
-		src.set(0, fmt.Sprint(i%100), val, 0)
-		m.WaitDurable()
-	}
-	require.Eventually(t, func() bool { return m.Stats().Saves >= 2 }, 10*time.Second, time.Millisecond)
-	var size int64
-	for _, p := range segmentsOf(t, m) {
-		fi, err := os.Stat(p)
-		require.NoError(t, err)
-		size += fi.Size()
-	}
-	assert.Less(t, size, int64(1<<20), "2 MB written, the segments are compacted away")
-	want := src.clone()
-	got, _ := reload(t, crashCopy(t, m))
-	assert.Equal(t, want, got)
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		src := newMemStore()
+		m := openManager(t, dir, src, Config{AppendOnly: true, Fsync: FsyncAlways, CompactMinSize: 64 << 10})
+		runManager(t, m)
+		val := strings.Repeat("x", 1000)
+		for i := range 2000 {
+			src.set(0, fmt.Sprint(i%100), val, 0)
+			m.WaitDurable()
+		}
+		for m.Stats().Saves < 2 {
+			time.Sleep(10 * time.Millisecond) // fake time: Run ticks, compactions run
+		}
+		var size int64
+		for _, p := range segmentsOf(t, m) {
+			fi, err := os.Stat(p)
+			require.NoError(t, err)
+			size += fi.Size()
+		}
+		assert.Less(t, size, int64(1<<20), "2 MB written, the segments are compacted away")
+		want := src.clone()
+		got, _ := reload(t, crashCopy(t, m))
+		assert.Equal(t, want, got)
+	})
 }

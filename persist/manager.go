@@ -346,9 +346,13 @@ func refuse(err error) error {
 // setAside renames an unreadable file out of the way and creates an empty
 // one in its place.
 func (m *Manager) setAside(why error) (*file, error) {
-	bad := fmt.Sprintf("%s.bad-%d", m.path, time.Now().Unix())
+	suffix := fmt.Sprintf(".bad-%d", time.Now().Unix())
+	bad := m.path + suffix
 	if err := os.Rename(m.path, bad); err != nil {
 		return nil, fmt.Errorf("setting aside %s: %w", m.path, err)
+	}
+	if err := m.setAsideWAL(suffix); err != nil {
+		return nil, fmt.Errorf("setting aside the log segments of %s: %w", m.path, err)
 	}
 	m.log.Warn("data file unreadable; set aside, starting empty", "file", m.path, "moved_to", bad, "err", why)
 	return openFile(m.path, m.fopts)

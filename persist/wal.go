@@ -258,6 +258,26 @@ func (m *Manager) loadWAL(sink Sink, now int64, st *LoadStats) error {
 	})
 }
 
+// setAsideWAL renames the segments beside the data file out of the way,
+// with suffix, when the file itself is set aside: replayed over the empty
+// file that replaces it they would bring back part of its data.
+func (m *Manager) setAsideWAL(suffix string) error {
+	if m.wal.f != nil {
+		_ = m.wal.f.Close()
+	}
+	m.wal = walLog{base: m.wal.base, maxBytes: m.wal.maxBytes}
+	segs, err := walSegments(m.path)
+	if err != nil {
+		return err
+	}
+	for _, s := range segs {
+		if err := os.Rename(s.path, s.path+suffix); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // replayLogBlock restores a log block's records into sink: a record
 // whose deadline has passed deletes its key.
 func replayLogBlock(block []byte, sink Sink, now int64, st *LoadStats) error {

@@ -295,3 +295,30 @@ func TestSegmentsTriggerCompaction(t *testing.T) {
 		assert.Equal(t, want, got)
 	})
 }
+
+// TestUnreadableFileSetsTheSegmentsAside: with DiscardUnreadable, the
+// segments of a damaged file go aside with it; replayed over the empty
+// file that replaces it they would bring part of its data back.
+func TestUnreadableFileSetsTheSegmentsAside(t *testing.T) {
+	dir, src, m := openAlways(t)
+	src.set(0, "k", "v", 0)
+	require.NoError(t, m.flushLog())
+	require.NoError(t, m.Close(false))
+	require.Len(t, segmentsOf(t, m), 1)
+	require.NoError(t, os.WriteFile(m.path, []byte("not a bbolt file"), 0o600))
+
+	cfg := alwaysConfig
+	cfg.DiscardUnreadable = true
+	m2 := openManager(t, dir, newMemStore(), cfg)
+	got := newMemStore()
+	_, err := m2.Load(got)
+	require.NoError(t, err)
+	assert.Empty(t, got.snapshot())
+	assert.Empty(t, segmentsOf(t, m2))
+	aside, err := filepath.Glob(m.path + walSuffix + "*.bad-*")
+	require.NoError(t, err)
+	assert.Len(t, aside, 1, "the segment is kept, beside the file set aside")
+	require.NoError(t, m2.Close(false))
+	back, _ := reload(t, dir)
+	assert.Empty(t, back)
+}

@@ -60,10 +60,13 @@
 // each key (its value, or a deletion) after the flushes, in one bbolt
 // transaction: two fsyncs per second however many keys changed. With
 // FsyncAlways the replies of a client that changed something wait for
-// the transaction that holds its changes (WaitDurable, or OnDurable for
-// the server's event loops, which serve other clients meanwhile); the
-// writers waiting at one time share one transaction (group commit).
-// bbolt's freelist is not written at each commit (NoFreelistSync): it is
+// the write that holds its changes (WaitDurable, or OnDurable for the
+// server's event loops, which serve other clients meanwhile); the writers
+// waiting at one time share one write (group commit). That write is not
+// a bbolt transaction but an append to a log segment beside the file,
+// with one fdatasync (wal.go); the segments are part of the log until a
+// compaction replaces them, a start replays them after the file, and
+// leaving FsyncAlways folds them into the file's log. bbolt's freelist is not written at each commit (NoFreelistSync): it is
 // rebuilt when the file is opened. With FsyncNo the transactions are not synced: a
 // process crash loses no more than with FsyncEverySec, but a power loss
 // may lose more and may leave the file damaged.

@@ -377,7 +377,7 @@ func (o *persistOptions) config() (persist.Config, error) {
 	cfg.Path = filepath.Join(abs, o.dbfilename)
 	cfg.DiscardUnreadable = o.discard
 	if o.saveCPU < 1 || o.saveCPU > 100 {
-		return cfg, fmt.Errorf("save-cpu-percent must be between 1 and 100")
+		return cfg, errors.New("save-cpu-percent must be between 1 and 100")
 	}
 	cfg.SaveCPU = float64(o.saveCPU) / 100
 	return cfg, nil

@@ -2,8 +2,11 @@ package ttl
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -292,5 +295,42 @@ func TestCaptureLeavesOutExpiredAndEvicted(t *testing.T) {
 		s.EndCapture()
 		assert.NotContains(t, c.got, "0/short")
 		assert.Len(t, c.got, 51-n, "evicted keys are left out, the others are there")
+	})
+}
+
+// TestCaptureAfterExpiry covers the writes expiry makes while a capture
+// runs: an object whose parts expire is captured as it was, parts and
+// all, and a key that expired gives its id to a new key, which the
+// capture leaves out.
+func TestCaptureAfterExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(t, Config{Shards: 1})
+		now := Now()
+		setObj(s, 0, []byte("obj"), newPartObj(map[string]int64{"a": now + 30, "b": 0}), 0)
+		set(s, 0, []byte("short"), []byte("v"), now+30)
+		set(s, 0, []byte("long"), []byte("v"), 0)
+		got := map[string]string{}
+		record := func(_ int, k []byte, e Entry) {
+			v := string(e.Blob)
+			if o, ok := e.Obj.(*partObj); ok {
+				v = strings.Join(slices.Sorted(maps.Keys(o.parts)), ",")
+			}
+			got[string(k)] = v
+		}
+		require.NoError(t, s.BeginCapture(func(_, db int, k []byte, e Entry) { record(db, k, e) }))
+		time.Sleep(40 * time.Millisecond)
+		s.Drain()                                // part a and short expire
+		set(s, 0, []byte("new"), []byte("v"), 0) // in short's id
+		parts, ok := getParts(s, 0, []byte("obj"))
+		require.True(t, ok)
+		require.Equal(t, []string{"b"}, parts)
+		for cursor := uint64(0); ; {
+			if cursor = s.CaptureShard(0, cursor, 10, record); cursor == 0 {
+				break
+			}
+		}
+		s.EndCapture()
+		assert.Equal(t, map[string]string{"obj": "a,b", "long": "v"}, got)
+		checkStore(t, s)
 	})
 }

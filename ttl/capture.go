@@ -72,9 +72,18 @@ func (c *shardCapture) mark(id uint32) {
 	}
 }
 
-// preserveLocked hands entry id to the capture's PreserveFunc if the
-// capture has not visited it yet; the caller is about to change it.
+// preserveLocked hands entry id to the capture's PreserveFunc if a
+// capture runs and has not visited it yet; the caller is about to change
+// it. It inlines to a nil check, the whole cost of the hooks in the write
+// paths when no capture runs.
 func (sh *shard) preserveLocked(id uint32, e *entry) {
+	if sh.cap != nil {
+		sh.preserveCapLocked(id, e)
+	}
+}
+
+// preserveCapLocked is preserveLocked while a capture runs.
+func (sh *shard) preserveCapLocked(id uint32, e *entry) {
 	c := sh.cap
 	if !c.pending(id) {
 		return
@@ -96,7 +105,7 @@ func (sh *shard) preserveAllLocked() {
 	}
 	for id := uint32(firstID); id < min(c.n, sh.nids); id++ {
 		if e := sh.ent(id); e.meta != 0 {
-			sh.preserveLocked(id, e)
+			sh.preserveCapLocked(id, e)
 		}
 	}
 }

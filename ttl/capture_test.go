@@ -2,8 +2,11 @@ package ttl
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -40,25 +43,18 @@ func TestCaptureShardSeesEveryLiveEntryOnce(t *testing.T) {
 	assert.Zero(t, s.CaptureShard(0, 0, 7, func(int, []byte, Entry) { t.Error("visited outside a capture") }))
 	require.NoError(t, s.BeginCapture(func(int, int, []byte, Entry) { t.Error("nothing changes: nothing to preserve") }))
 	defer s.EndCapture()
-	for i := range s.Shards() {
-		for cursor := uint64(0); ; {
-			cursor = s.CaptureShard(i, cursor, 7, func(db int, k []byte, e Entry) {
-				name := string(rune('0'+db)) + string(k)
-				_, dup := got[name]
-				assert.False(t, dup, "captured twice: %s", name)
-				got[name] = e.Deadline
-				if string(k) == "obj" {
-					assert.Equal(t, Kind(7), e.Kind)
-					assert.Equal(t, captureObj{n: 10}, e.Obj)
-				} else {
-					assert.NotNil(t, e.Blob)
-				}
-			})
-			if cursor == 0 {
-				break
-			}
+	captureAll(s, func(db int, k []byte, e Entry) {
+		name := string(rune('0'+db)) + string(k)
+		_, dup := got[name]
+		assert.False(t, dup, "captured twice: %s", name)
+		got[name] = e.Deadline
+		if string(k) == "obj" {
+			assert.Equal(t, Kind(7), e.Kind)
+			assert.Equal(t, captureObj{n: 10}, e.Obj)
+		} else {
+			assert.NotNil(t, e.Blob)
 		}
-	}
+	}, 7, func() {})
 	assert.Equal(t, want, got)
 }
 
@@ -110,12 +106,12 @@ func (c *capturer) add(db int, k []byte, e Entry) {
 
 func (c *capturer) preserve(_, db int, k []byte, e Entry) { c.add(db, k, e) }
 
-// captureAll runs CaptureShard over the store in slices of limit, calling
-// between after each slice.
-func captureAll(s *Store, c *capturer, limit int, between func()) {
+// captureAll runs CaptureShard with fn over the store in slices of
+// limit, calling between after each slice.
+func captureAll(s *Store, fn func(db int, key []byte, e Entry), limit int, between func()) {
 	for i := range s.Shards() {
 		for cursor := uint64(0); ; {
-			cursor = s.CaptureShard(i, cursor, limit, c.add)
+			cursor = s.CaptureShard(i, cursor, limit, fn)
 			between()
 			if cursor == 0 {
 				break
@@ -200,7 +196,7 @@ func TestCaptureIsPointInTime(t *testing.T) {
 			c := &capturer{t: t, got: map[string]capState{}}
 			require.NoError(t, s.BeginCapture(c.preserve))
 			require.ErrorIs(t, s.BeginCapture(c.preserve), ErrCaptureRunning)
-			captureAll(s, c, 1+rng.IntN(50), func() {
+			captureAll(s, c.add, 1+rng.IntN(50), func() {
 				for range rng.IntN(40) {
 					mutate(s, rng, n, seed%2 == 0)
 				}
@@ -213,7 +209,7 @@ func TestCaptureIsPointInTime(t *testing.T) {
 			now := model{}
 			c2 := &capturer{t: t, got: now}
 			require.NoError(t, s.BeginCapture(c2.preserve))
-			captureAll(s, c2, 100, func() {})
+			captureAll(s, c2.add, 100, func() {})
 			s.EndCapture()
 			n2 := 0
 			for db := range 2 {
@@ -234,7 +230,7 @@ func TestCaptureFlushMidway(t *testing.T) {
 			s.CaptureShard(0, 0, 10, c.add)
 			s.Flush(db)
 			set(s, 0, key(1), []byte("after the flush"), 0)
-			captureAll(s, c, 10, func() {})
+			captureAll(s, c.add, 10, func() {})
 			s.EndCapture()
 			assert.Equal(t, want, model(c.got))
 			checkStore(t, s)
@@ -266,7 +262,7 @@ func TestCaptureConcurrentWriters(t *testing.T) {
 			}
 		})
 	}
-	captureAll(s, c, 64, runtime.Gosched)
+	captureAll(s, c.add, 64, runtime.Gosched)
 	close(stop)
 	wg.Wait()
 	s.EndCapture()
@@ -288,9 +284,42 @@ func TestCaptureLeavesOutExpiredAndEvicted(t *testing.T) {
 		s.SetEviction(AllKeysRandom, 5)
 		_, n := s.Evict(1<<20, 10, func(int, []byte) {})
 		require.Positive(t, n)
-		captureAll(s, c, 1000, func() {})
+		captureAll(s, c.add, 1000, func() {})
 		s.EndCapture()
 		assert.NotContains(t, c.got, "0/short")
 		assert.Len(t, c.got, 51-n, "evicted keys are left out, the others are there")
+	})
+}
+
+// TestCaptureAfterExpiry covers the writes expiry makes while a capture
+// runs: an object whose parts expire is captured as it was, parts and
+// all, and a key that expired gives its id to a new key, which the
+// capture leaves out.
+func TestCaptureAfterExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(t, Config{Shards: 1})
+		now := Now()
+		setObj(s, 0, []byte("obj"), newPartObj(map[string]int64{"a": now + 30, "b": 0}), 0)
+		set(s, 0, []byte("short"), []byte("v"), now+30)
+		set(s, 0, []byte("long"), []byte("v"), 0)
+		got := map[string]string{}
+		record := func(_ int, k []byte, e Entry) {
+			v := string(e.Blob)
+			if o, ok := e.Obj.(*partObj); ok {
+				v = strings.Join(slices.Sorted(maps.Keys(o.parts)), ",")
+			}
+			got[string(k)] = v
+		}
+		require.NoError(t, s.BeginCapture(func(_, db int, k []byte, e Entry) { record(db, k, e) }))
+		time.Sleep(40 * time.Millisecond)
+		s.Drain()                                // part a and short expire
+		set(s, 0, []byte("new"), []byte("v"), 0) // in short's id
+		parts, ok := getParts(s, 0, []byte("obj"))
+		require.True(t, ok)
+		require.Equal(t, []string{"b"}, parts)
+		captureAll(s, record, 10, func() {})
+		s.EndCapture()
+		assert.Equal(t, map[string]string{"obj": "a,b", "long": "v"}, got)
+		checkStore(t, s)
 	})
 }

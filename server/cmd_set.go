@@ -192,7 +192,7 @@ func (s *Server) cmdSPop(c *client, args [][]byte) {
 	}
 	if count < 0 {
 		m := set.randomMember()
-		set.remove([]byte(m))
+		set.remove(stringBytes(m))
 		c.w.BulkString(m)
 	} else if count >= int64(set.card()) {
 		c.writeSetMembers(set.members())
@@ -203,7 +203,7 @@ func (s *Server) cmdSPop(c *client, args [][]byte) {
 		popped := make([]string, 0, count)
 		for range count {
 			m := set.randomMember()
-			set.remove([]byte(m))
+			set.remove(stringBytes(m))
 			popped = append(popped, m)
 		}
 		c.writeSetMembers(popped)

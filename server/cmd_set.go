@@ -72,15 +72,20 @@ func (c *client) writeSetMembers(members []string) {
 	}
 }
 
+// writeSet replies with the members of set (nil: empty) as a set, in the
+// set's order.
+func (c *client) writeSet(set *setObj) {
+	c.w.Set(set.card())
+	set.each(func(m string) { c.w.BulkString(m) })
+}
+
 func (s *Server) cmdSMembers(c *client, args [][]byte) {
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
 	set, ok := c.lookupSet(&tx, args[1], true)
-	if !ok {
-		return
+	if ok {
+		c.writeSet(set)
 	}
-	c.w.Set(set.card())
-	set.each(func(m string) { c.w.BulkString(m) })
 }
 
 func (s *Server) cmdSIsMember(c *client, args [][]byte) {
@@ -195,7 +200,7 @@ func (s *Server) cmdSPop(c *client, args [][]byte) {
 		set.remove(stringBytes(m))
 		c.w.BulkString(m)
 	} else if count >= int64(set.card()) {
-		c.writeSetMembers(set.members())
+		c.writeSet(set)
 		// The key goes as a whole: the set is left as it is.
 		c.objectShrunk(&tx, key, true, evSet, "spop")
 		return
@@ -404,7 +409,7 @@ func (s *Server) setOp(c *client, keys [][]byte, dst []byte, op int) {
 		}
 	}
 	if dst == nil {
-		c.writeSetMembers(res.members())
+		c.writeSet(res)
 		return
 	}
 	c.storeResult(&tx, dst, kindSet, res, res.card(), evSet, setOpEvents[op])

@@ -72,15 +72,20 @@ func (c *client) writeSetMembers(members []string) {
 	}
 }
 
+// writeSet replies with the members of set (nil: empty) as a set, in the
+// set's order.
+func (c *client) writeSet(set *setObj) {
+	c.w.Set(set.card())
+	set.each(func(m string) { c.w.BulkString(m) })
+}
+
 func (s *Server) cmdSMembers(c *client, args [][]byte) {
 	tx := s.store.Lock(args[1])
 	defer tx.Unlock()
 	set, ok := c.lookupSet(&tx, args[1], true)
-	if !ok {
-		return
+	if ok {
+		c.writeSet(set)
 	}
-	c.w.Set(set.card())
-	set.each(func(m string) { c.w.BulkString(m) })
 }
 
 func (s *Server) cmdSIsMember(c *client, args [][]byte) {
@@ -192,10 +197,10 @@ func (s *Server) cmdSPop(c *client, args [][]byte) {
 	}
 	if count < 0 {
 		m := set.randomMember()
-		set.remove([]byte(m))
+		set.remove(stringBytes(m))
 		c.w.BulkString(m)
 	} else if count >= int64(set.card()) {
-		c.writeSetMembers(set.members())
+		c.writeSet(set)
 		// The key goes as a whole: the set is left as it is.
 		c.objectShrunk(&tx, key, true, evSet, "spop")
 		return
@@ -203,7 +208,7 @@ func (s *Server) cmdSPop(c *client, args [][]byte) {
 		popped := make([]string, 0, count)
 		for range count {
 			m := set.randomMember()
-			set.remove([]byte(m))
+			set.remove(stringBytes(m))
 			popped = append(popped, m)
 		}
 		c.writeSetMembers(popped)
@@ -313,43 +318,37 @@ func (c *client) lookupSets(tx *ttl.Txn, keys [][]byte, read bool) ([]*setObj, b
 	return sets, true
 }
 
-// intersect returns the members of every set, iterating the smallest (at
-// most limit of them when limit > 0). sets must not contain nil.
-func intersect(sets []*setObj, limit int) []string {
+// intersect calls fn with each member of every set, iterating the
+// smallest, until fn returns false. A nil set (a missing key) is empty:
+// fn is not called.
+func intersect(sets []*setObj, fn func(m string) bool) {
+	if slices.Contains(sets, nil) {
+		return
+	}
 	sorted := slices.Clone(sets)
 	slices.SortStableFunc(sorted, func(a, b *setObj) int { return a.card() - b.card() })
-	var out []string
 	first := sorted[0]
-	check := func(m string) bool {
+	visit := func(m string) bool {
 		for _, o := range sorted[1:] {
 			if o != first && !o.hasString(m) {
-				return false
+				return true
 			}
 		}
-		return true
+		return fn(m)
 	}
 	if first.tab == nil {
 		for _, v := range first.ints {
-			m := strconv.FormatInt(v, 10)
-			if check(m) {
-				out = append(out, m)
-				if limit > 0 && len(out) >= limit {
-					break
-				}
+			if !visit(strconv.FormatInt(v, 10)) {
+				return
 			}
 		}
-		return out
+		return
 	}
 	for i := range first.tab.ents {
-		m := first.tab.ents[i].key
-		if check(m) {
-			out = append(out, m)
-			if limit > 0 && len(out) >= limit {
-				break
-			}
+		if !visit(first.tab.ents[i].key) {
+			return
 		}
 	}
-	return out
 }
 
 // lockSetKeys locks keys and, when not nil, dst.
@@ -381,20 +380,16 @@ func (s *Server) setOp(c *client, keys [][]byte, dst []byte, op int) {
 	if !ok {
 		return
 	}
-	var members []string
-	if op == setOpInter && !slices.Contains(sets, nil) {
-		members = intersect(sets, 0)
-	}
 	if op == setOpInter && dst == nil {
-		c.writeSetMembers(members) // the reply straight from intersect
+		var members []string // the reply straight from intersect
+		intersect(sets, func(m string) bool { members = append(members, m); return true })
+		c.writeSetMembers(members)
 		return
 	}
 	res := &setObj{}
 	switch op {
 	case setOpInter:
-		for _, m := range members {
-			res.addString(m)
-		}
+		intersect(sets, func(m string) bool { res.addString(m); return true })
 	case setOpUnion:
 		for _, set := range sets {
 			if set != nil {
@@ -414,7 +409,7 @@ func (s *Server) setOp(c *client, keys [][]byte, dst []byte, op int) {
 		}
 	}
 	if dst == nil {
-		c.writeSetMembers(res.members())
+		c.writeSet(res)
 		return
 	}
 	c.storeResult(&tx, dst, kindSet, res, res.card(), evSet, setOpEvents[op])
@@ -459,11 +454,9 @@ func (s *Server) cmdSInterCard(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
-	if slices.Contains(sets, nil) {
-		c.w.Int(0)
-		return
-	}
-	c.w.Int(int64(len(intersect(sets, int(min(limit, math.MaxInt32))))))
+	var card int64
+	intersect(sets, func(string) bool { card++; return limit == 0 || card < limit })
+	c.w.Int(card)
 }
 
 func (s *Server) cmdSMove(c *client, args [][]byte) {

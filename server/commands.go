@@ -174,7 +174,7 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		return
 	}
 	if !arityOK {
-		c.rejectCmd(cmd, "ERR wrong number of arguments for '"+cmd.name+"' command")
+		c.rejectCmd(cmd, wrongArgs(cmd.name))
 		return
 	}
 	if s.pause.active.Load() && s.paused(c, cmd, args) {

@@ -230,15 +230,14 @@ func (s *Server) cmdExec(c *client, _ [][]byte) {
 }
 
 // queue adds a command to c's transaction, or answers why it cannot be
-// queued (then EXEC will abort). It reports whether dispatch should stop.
+// queued (then EXEC will abort).
 func (s *Server) queue(c *client, cmd *command, args [][]byte, arityOK bool) {
 	if cmd.flags&flagNoMulti != 0 {
 		c.reject("ERR Command not allowed inside a transaction")
 		return
 	}
 	if !arityOK {
-		c.multi.aborted = true
-		c.w.Error("ERR wrong number of arguments for '" + cmd.name + "' command")
+		c.reject(wrongArgs(cmd.name))
 		return
 	}
 	cp := make([][]byte, len(args))

@@ -288,7 +288,7 @@ func (s *setObj) add(member []byte) bool {
 // addString is add for a member the caller already holds as a string.
 func (s *setObj) addString(member string) bool {
 	if s.tab == nil {
-		return s.add([]byte(member))
+		return s.add(stringBytes(member))
 	}
 	_, added := s.tab.insert(member, struct{}{})
 	return added
@@ -321,7 +321,7 @@ func (s *setObj) has(member []byte) bool {
 // hasString is has for a string member (no copy for the hash table).
 func (s *setObj) hasString(member string) bool {
 	if s.tab == nil {
-		return s.has([]byte(member))
+		return s.has(stringBytes(member))
 	}
 	return s.tab.find(member) >= 0
 }

@@ -555,3 +555,54 @@ func BenchmarkACLCheck(b *testing.B) {
 		}
 	}
 }
+
+// TestCommandFlagsMatchRedis compares COMMAND INFO's flags of every
+// command with redis-server's, over the flags sessiond models (Redis has
+// more, such as may_replicate), in Redis's order. ownFlags lists where
+// sessiond differs on purpose; the CLUSTER stubs carry no flags.
+func TestCommandFlagsMatchRedis(t *testing.T) {
+	ownFlags := map[string][]string{
+		// SHUTDOWN answers NOAUTH itself, so that it runs while a script
+		// is busy.
+		"shutdown": {"admin", "noscript", "loading", "stale", "no_auth", "no_multi", "allow_busy"},
+		// EXEC is let through while a script is busy and answers BUSY
+		// itself, ending the transaction (rejectCmd).
+		"exec": {"noscript", "loading", "stale", "allow_busy"},
+		// PING answers before a load ends (Redis 7.0 does not flag it).
+		"ping": {"loading", "stale", "fast"},
+	}
+	ref := redistest.StartRedis(t)
+	ts := startServer(t, Config{})
+	rc, sc := redistest.Dial(t, ref.Addr()), redistest.Dial(t, ts.addr)
+	modeled := map[string]bool{}
+	for _, f := range flagNames {
+		modeled[f.name] = true
+	}
+	flagsOf := func(info redistest.Reply) []string {
+		var out []string
+		for _, f := range info.Elems[2].Elems {
+			if modeled[f.Header] {
+				out = append(out, f.Header)
+			}
+		}
+		return out
+	}
+	for _, cmd := range ts.srv.acl.table.cmds {
+		if strings.HasPrefix(cmd.name, "cluster|") {
+			continue
+		}
+		rep, err := redistest.ParseReply(rc.Do("COMMAND", "INFO", cmd.name))
+		require.NoError(t, err)
+		info := rep.Elems[0]
+		if info.IsNull() {
+			continue // a command Redis 7.0 does not have
+		}
+		got, err := redistest.ParseReply(sc.Do("COMMAND", "INFO", cmd.name))
+		require.NoError(t, err)
+		want, own := ownFlags[cmd.name]
+		if !own {
+			want = flagsOf(info)
+		}
+		assert.Equal(t, want, flagsOf(got.Elems[0]), cmd.name)
+	}
+}

@@ -34,7 +34,7 @@ var flagNames = []struct {
 	{flagWrite, "write"}, {flagReadonly, "readonly"}, {flagDenyOOM, "denyoom"},
 	{flagAdmin, "admin"}, {flagNoScript, "noscript"}, {flagLoading, "loading"},
 	{flagStale, "stale"}, {flagFast, "fast"}, {flagNoAuth, "no_auth"},
-	{flagAllowBusy, "allow_busy"},
+	{flagNoMulti, "no_multi"}, {flagAllowBusy, "allow_busy"},
 }
 
 // handler runs one command. args[0] is the command name as sent.

@@ -326,6 +326,24 @@ func TestOutputBufferSoftLimitSubscriber(t *testing.T) {
 	})
 }
 
+// TestOutputBufferSoftLimitReadingSubscriber: a subscriber that has read
+// every message is not cut off, though one message passed the soft limit
+// (goroutine transport, in fake time).
+func TestOutputBufferSoftLimitReadingSubscriber(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ts, ln := startPipeServer(t, Config{ClientOutputBufferLimit: "pubsub 0 256kb 1"})
+		sub, pub := redistest.NewConn(t, ln.dial()), redistest.NewConn(t, ln.dial())
+		assert.Equal(t, "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n", sub.DoString("SUBSCRIBE", "ch"))
+		msg := strings.Repeat("m", 300<<10)
+		assert.Equal(t, ":1\r\n", pub.DoString("PUBLISH", "ch", msg))
+		assert.Equal(t, fmt.Sprintf("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$%d\r\n%s\r\n", len(msg), msg), string(sub.MustReadReply()))
+		time.Sleep(3 * time.Second) // the cron's ticks
+		synctest.Wait()
+		assert.Len(t, ts.srv.clientsForTest(), 2)
+		assert.Equal(t, "*2\r\n$4\r\npong\r\n$0\r\n\r\n", sub.DoString("PING"))
+	})
+}
+
 // clientsForTest returns the registered clients.
 func (s *Server) clientsForTest() []*client {
 	s.mu.Lock()

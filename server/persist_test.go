@@ -336,6 +336,10 @@ func TestSaveDoesNotDeadlockWithExec(t *testing.T) {
 			h := &holdingPersistence{fakePersistence: newFakePersistence(), inSave: make(chan struct{}), proceed: make(chan struct{})}
 			cfg.Persistence = h
 			ts := startServer(t, cfg, func(s *Server) { h.srv = s })
+			// Let the save end before the server's cleanup waits for it,
+			// also when the test fails before it does so itself.
+			proceed := sync.OnceFunc(func() { close(h.proceed) })
+			t.Cleanup(proceed)
 			a := redistest.Dial(t, ts.addr)
 			b := redistest.Dial(t, ts.addr)
 			a.SendCommand("SAVE")
@@ -356,7 +360,7 @@ func TestSaveDoesNotDeadlockWithExec(t *testing.T) {
 				}
 			}
 			assert.Equal(t, "*1\r\n+OK\r\n", reply(b, "EXEC waited for SAVE: they deadlock"))
-			close(h.proceed)
+			proceed()
 			assert.Equal(t, "+OK\r\n", reply(a, "SAVE did not end"))
 		})
 	}

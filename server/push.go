@@ -30,7 +30,9 @@ type pushState struct {
 
 // push appends b to c's outbox and arranges its delivery. A client whose
 // outbox passes its output limit (client-output-buffer-limit pubsub,
-// checked by checkOutput like every other output) is disconnected.
+// checked by checkOutput like every other output) is disconnected. The
+// check is made under mu, so that the figure it records is never newer
+// than the drain that follows (which records its own, see pusher).
 func (c *client) push(b []byte) {
 	p := &c.out
 	p.mu.Lock()
@@ -39,13 +41,7 @@ func (c *client) push(b []byte) {
 		return
 	}
 	p.outbox = append(p.outbox, b...)
-	p.has.Store(true)
-	size := int64(len(p.outbox)) + p.inflight.Load()
-	wake := !p.wake
-	p.wake = true
-	p.mu.Unlock()
-	if !c.checkOutput(size, true) {
-		p.mu.Lock()
+	if !c.checkOutput(int64(len(p.outbox))+p.inflight.Load(), true) {
 		p.dead = true
 		p.outbox = nil
 		p.has.Store(false)
@@ -53,6 +49,10 @@ func (c *client) push(b []byte) {
 		c.closeConn()
 		return
 	}
+	p.has.Store(true)
+	wake := !p.wake
+	p.wake = true
+	p.mu.Unlock()
 	if wake {
 		c.wakePush()
 	}
@@ -154,9 +154,17 @@ func (c *client) pusher() {
 			p.inflight.Store(int64(len(b)))
 			var n int
 			n, err = c.nc.Write(b)
-			p.inflight.Store(0)
 			atomic.AddInt64(&c.stats.netOutBytes, int64(n))
 		}
+		p.mu.Lock()
+		p.inflight.Store(0)
+		if len(p.outbox) == 0 {
+			// Everything pushed so far is sent (by this pass or the
+			// owner's flush): no unsent figure of a push may linger for
+			// the cron to cut a subscriber that reads off by.
+			c.outputDrained()
+		}
+		p.mu.Unlock()
 		p.wmu.Unlock()
 		if err != nil {
 			c.nc.Close()

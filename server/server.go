@@ -146,7 +146,7 @@ type Server struct {
 
 	scripts scriptEngine // Lua scripting (script.go)
 	persist Persistence
-	// flushMu makes a database flush and its report to changes one step
+	// flushMu makes a database flush and its report to persist one step
 	// for HoldFlushes (persist.go).
 	flushMu      sync.RWMutex
 	shutdownSave atomic.Int32 // SHUTDOWN SAVE (1) or NOSAVE (-1)

@@ -44,8 +44,16 @@ func TestSlowReaderBackpressure(t *testing.T) {
 			}
 			done <- err
 		}()
-		// Let the server fill the socket before reading anything.
-		time.Sleep(200 * time.Millisecond)
+		// Read nothing until the server has replies it cannot send (its
+		// unsent output, omem, is recorded once the socket is full).
+		waitFor(t, "the replies to back up", func() bool {
+			for _, sc := range ts.srv.clientsForTest() {
+				if sc.omem.Load() > 0 {
+					return true
+				}
+			}
+			return false
+		})
 		require.NoError(t, nc.SetReadDeadline(time.Now().Add(30*time.Second)))
 		r := bufio.NewReaderSize(nc, 1<<20)
 		want := fmt.Sprintf("$%d\r\n%s\r\n", len(val), val)

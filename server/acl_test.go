@@ -559,15 +559,15 @@ func BenchmarkACLCheck(b *testing.B) {
 // TestCommandFlagsMatchRedis compares COMMAND INFO's flags of every
 // command with redis-server's, over the flags sessiond models (Redis has
 // more, such as may_replicate), in Redis's order. ownFlags lists where
-// sessiond differs on purpose; the CLUSTER stubs carry no flags.
+// sessiond differs on purpose; the CLUSTER stubs carry no flags. (EXEC
+// once had allow_busy from its table's helper, and answered a busy
+// script with "EXECABORT … previous errors" instead of Redis's "EXECABORT
+// … because of: BUSY …".)
 func TestCommandFlagsMatchRedis(t *testing.T) {
 	ownFlags := map[string][]string{
 		// SHUTDOWN answers NOAUTH itself, so that it runs while a script
 		// is busy.
 		"shutdown": {"admin", "noscript", "loading", "stale", "no_auth", "no_multi", "allow_busy"},
-		// EXEC is let through while a script is busy and answers BUSY
-		// itself, ending the transaction (rejectCmd).
-		"exec": {"noscript", "loading", "stale", "allow_busy"},
 		// PING answers before a load ends (Redis 7.0 does not flag it).
 		"ping": {"loading", "stale", "fast"},
 	}

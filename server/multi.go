@@ -102,15 +102,17 @@ func (s *Server) unwatchAll(c *client) {
 
 func (s *Server) transactionCommands() []*command {
 	tx := func(name string, arity int, flags cmdFlags, first, last int, since, summary string, run handler) *command {
-		return &command{name: name, arity: arity, flags: flags | flagNoScript | flagLoading | flagStale | flagAllowBusy,
+		return &command{name: name, arity: arity, flags: flags | flagNoScript | flagLoading | flagStale,
 			firstKey: first, lastKey: last, step: min(first, 1), group: "transactions", since: since, summary: summary, run: run}
 	}
 	return []*command{
-		tx("multi", 1, flagFast, 0, 0, "1.2.0", "Starts a transaction.", s.cmdMulti),
+		// Allowed while a script is busy, as in Redis, but EXEC: it
+		// answers EXECABORT … BUSY, as Redis's does.
+		tx("multi", 1, flagFast|flagAllowBusy, 0, 0, "1.2.0", "Starts a transaction.", s.cmdMulti),
 		tx("exec", 1, 0, 0, 0, "1.2.0", "Executes all commands in a transaction.", s.cmdExec),
-		tx("discard", 1, flagFast, 0, 0, "2.0.0", "Discards a transaction.", s.cmdDiscard),
-		tx("watch", -2, flagFast, 1, -1, "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", s.cmdWatch),
-		tx("unwatch", 1, flagFast, 0, 0, "2.2.0", "Forgets about watched keys of a transaction.", s.cmdUnwatch),
+		tx("discard", 1, flagFast|flagAllowBusy, 0, 0, "2.0.0", "Discards a transaction.", s.cmdDiscard),
+		tx("watch", -2, flagFast|flagAllowBusy, 1, -1, "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", s.cmdWatch),
+		tx("unwatch", 1, flagFast|flagAllowBusy, 0, 0, "2.2.0", "Forgets about watched keys of a transaction.", s.cmdUnwatch),
 	}
 }
 

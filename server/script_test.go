@@ -100,6 +100,10 @@ func TestScriptBusyAndKill(t *testing.T) {
 			// Allowed while busy.
 			assert.Equal(t, "+RESET\r\n", other.DoString("RESET"))
 			assert.Contains(t, other.DoString("HELLO", "2"), "proto")
+			// MULTI is allowed while busy, EXEC is not: Redis's EXECABORT
+			// names the BUSY.
+			assert.Equal(t, "+OK\r\n", other.DoString("MULTI"))
+			assert.Equal(t, "-EXECABORT Transaction discarded because of: "+errBusyScript+"\r\n", other.DoString("EXEC"))
 			// A connection opened while busy is served too.
 			late := redistest.Dial(t, ts.addr)
 			assert.Equal(t, busyReply, late.DoString("EVAL", "return 1", "0"))

@@ -69,6 +69,8 @@ type file struct {
 	// each (for compaction and INFO).
 	baseSeq, logSeq     uint64
 	baseBytes, logBytes int64
+	// endReadAhead stops the reading ahead openFile starts (readAhead).
+	endReadAhead func()
 }
 
 // fileOpts are how files are opened.
@@ -110,6 +112,9 @@ func openFile(path string, o fileOpts) (f *file, err error) {
 			return nil, err
 		}
 	}
+	// Reading the file begins now and goes on while it is replayed (Load,
+	// Check, Export); file.doneReading or close ends it.
+	endReadAhead := readAhead(path)
 	defer func() {
 		// bbolt panics on some damaged pages; turn that into an error.
 		if r := recover(); r != nil {
@@ -118,12 +123,15 @@ func openFile(path string, o fileOpts) (f *file, err error) {
 			}
 			f, err = nil, fmt.Errorf("%s: %w: %v", path, ErrCorrupt, r)
 		}
+		if f == nil {
+			endReadAhead()
+		}
 	}()
 	db, err := bolt.Open(path, 0o600, boltOptions(o, o.readOnly))
 	if err != nil {
 		return nil, classifyOpenError(path, err)
 	}
-	f = &file{path: path, db: db}
+	f = &file{path: path, db: db, endReadAhead: endReadAhead}
 	if o.readOnly {
 		err = db.View(f.readMeta)
 	} else {
@@ -134,6 +142,14 @@ func openFile(path string, o fileOpts) (f *file, err error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// doneReading ends the reading ahead of openFile, once the file has been
+// replayed.
+func (f *file) doneReading() {
+	if f != nil && f.endReadAhead != nil {
+		f.endReadAhead()
+	}
 }
 
 // classifyOpenError tells why bbolt could not open path: the lock is
@@ -324,6 +340,7 @@ func (f *file) close() error {
 	if f == nil || f.db == nil {
 		return nil
 	}
+	f.doneReading()
 	err := f.db.Close()
 	f.db = nil
 	return err

@@ -375,6 +375,7 @@ func (m *Manager) Load(sink Sink) (LoadStats, error) {
 	}
 	now := time.Now().UnixMilli()
 	st, err := loadFile(m.cur, sink, now)
+	m.cur.doneReading()
 	if err == nil {
 		err = m.loadWAL(sink, now, &st)
 	}
@@ -986,7 +987,8 @@ type savePlan struct {
 // this one captures (copies records out under the part's lock) while a
 // writer checksums and commits the previous 8 MiB, so at most two
 // transactions' records are in memory. After each commit the kernel is
-// asked to start writing back, so the final fsync has little left to do.
+// asked to start writing back, so the final fsync has little left to do,
+// and the pages already on disk leave the page cache (writeback).
 func writeSnapshot(f *file, src Source, plan savePlan) error {
 	const (
 		txnBlocks = (8 << 20) / blockSize
@@ -1018,7 +1020,7 @@ func writeSnapshot(f *file, src Source, plan savePlan) error {
 					sealRecords(b)
 				}
 				if err = f.appendBlocks(bucketBase, w.blocks); err == nil {
-					wb.start()
+					wb.committed()
 				}
 				pc.end(t)
 				runtime.Gosched()

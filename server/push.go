@@ -59,7 +59,13 @@ func (c *client) push(b []byte) {
 }
 
 // takeOutbox removes and returns the outbox (nil if empty).
-func (c *client) takeOutbox() []byte {
+func (c *client) takeOutbox() []byte { return c.takeOutboxAs(false) }
+
+// takeOutboxAs is takeOutbox; with inflight, what it takes is recorded as
+// in flight in the same critical section, so that no push in between
+// measures the client's unsent output without it. The caller resets
+// p.inflight once written.
+func (c *client) takeOutboxAs(inflight bool) []byte {
 	p := &c.out
 	if !p.has.Load() {
 		p.mu.Lock()
@@ -72,6 +78,9 @@ func (c *client) takeOutbox() []byte {
 	p.outbox = nil
 	p.wake = false
 	p.has.Store(false)
+	if inflight {
+		p.inflight.Store(int64(len(b)))
+	}
 	p.mu.Unlock()
 	return b
 }
@@ -148,10 +157,9 @@ func (c *client) pusher() {
 		case <-p.kick:
 		}
 		p.wmu.Lock()
-		b := c.takeOutbox()
+		b := c.takeOutboxAs(true)
 		var err error
 		if len(b) > 0 {
-			p.inflight.Store(int64(len(b)))
 			var n int
 			n, err = c.nc.Write(b)
 			atomic.AddInt64(&c.stats.netOutBytes, int64(n))

@@ -123,7 +123,9 @@ func captureAll(s *Store, fn func(db int, key []byte, e Entry), limit int, betwe
 // model mirrors the store for the capture tests.
 type model map[string]capState
 
-func fillForCapture(t *testing.T, s *Store, n int) model {
+// fillForCapture stores n keys of mixed kinds and deadlines in s and
+// returns them.
+func fillForCapture(s *Store, n int) model {
 	m := model{}
 	now := Now()
 	for i := range n {
@@ -192,7 +194,7 @@ func TestCaptureIsPointInTime(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 99))
 			s := newStore(t, Config{Shards: 4, Databases: 2})
 			const n = 3000
-			want := fillForCapture(t, s, n)
+			want := fillForCapture(s, n)
 			c := &capturer{t: t, got: map[string]capState{}}
 			require.NoError(t, s.BeginCapture(c.preserve))
 			require.ErrorIs(t, s.BeginCapture(c.preserve), ErrCaptureRunning)
@@ -224,7 +226,7 @@ func TestCaptureFlushMidway(t *testing.T) {
 	for _, db := range []int{-1, 0, 1} {
 		t.Run(fmt.Sprint(db), func(t *testing.T) {
 			s := newStore(t, Config{Shards: 4, Databases: 2})
-			want := fillForCapture(t, s, 500)
+			want := fillForCapture(s, 500)
 			c := &capturer{t: t, got: map[string]capState{}}
 			require.NoError(t, s.BeginCapture(c.preserve))
 			s.CaptureShard(0, 0, 10, c.add)
@@ -244,7 +246,7 @@ func TestCaptureFlushMidway(t *testing.T) {
 func TestCaptureConcurrentWriters(t *testing.T) {
 	s := newStore(t, Config{Shards: 8, Databases: 2})
 	const n = 20000
-	want := fillForCapture(t, s, n)
+	want := fillForCapture(s, n)
 	c := &capturer{t: t, got: map[string]capState{}}
 	require.NoError(t, s.BeginCapture(c.preserve))
 	stop := make(chan struct{})

@@ -35,19 +35,24 @@ func writeBenchfmt(w io.Writer, cfg *config, runs []*opRun) error {
 		}
 		l := r.Latency
 		fmt.Fprintf(bw, "%s\t%d\t%.1f ns/op\t%.0f ops/s\t%d p50-µs\t%d p90-µs\t%d p99-µs\t%d p99.9-µs\t%d max-µs\n",
-			benchName(cfg, r.Target), r.Ops, r.Seconds*1e9/float64(r.Ops), r.OpsPerSec, l.P50, l.P90, l.P99, l.P999, l.Max)
+			benchName(cfg, r.Target, r.Phase), r.Ops, r.Seconds*1e9/float64(r.Ops), r.OpsPerSec, l.P50, l.P90, l.P99, l.P999, l.Max)
 	}
 	return bw.Flush()
 }
 
-// benchName is the benchmark name of a round: Benchmark<Workload>/target=…/c=…/P=…[/rate=…].
-// Names may not contain white space.
-func benchName(cfg *config, target string) string {
+// benchName is the benchmark name of a round:
+// Benchmark<Workload>/target=…[/phase=…]/c=…/P=…[/rate=…]. Names may not
+// contain white space.
+func benchName(cfg *config, target, phase string) string {
 	name := "Benchmark"
 	for _, part := range strings.Split(cfg.Workload, "-") { // hash-session: HashSession
 		name += strings.ToUpper(part[:1]) + part[1:]
 	}
-	name += fmt.Sprintf("/target=%s/c=%d/P=%d", target, cfg.Conns, cfg.Pipeline)
+	name += "/target=" + target
+	if phase != "" {
+		name += "/phase=" + phase
+	}
+	name += fmt.Sprintf("/c=%d/P=%d", cfg.Conns, cfg.Pipeline)
 	if cfg.Rate > 0 {
 		name += fmt.Sprintf("/rate=%g", cfg.Rate)
 	}

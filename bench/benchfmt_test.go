@@ -42,5 +42,7 @@ func TestBenchfmt(t *testing.T) {
 		assert.Regexp(t, `^[^\s]+$`, f[i+1])
 	}
 	cfg.Rate = 5000
-	assert.Equal(t, "BenchmarkSession/target=h:1/c=50/P=1/rate=5000", benchName(cfg, "h:1"))
+	assert.Equal(t, "BenchmarkSession/target=h:1/c=50/P=1/rate=5000", benchName(cfg, "h:1", ""))
+	// --during bgsave: the phase is a key of the name, for benchstat -col /phase.
+	assert.Equal(t, "BenchmarkSession/target=h:1/phase=bgsave/c=50/P=1/rate=5000", benchName(cfg, "h:1", phaseBGSave))
 }

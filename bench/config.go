@@ -65,6 +65,7 @@ type config struct {
 	LoadConns    int
 	LoadPipeline int
 	PID          int
+	During       string // --during: none or bgsave
 
 	set map[string]bool // flags given explicitly
 }
@@ -262,6 +263,7 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.MaxWait, "max-wait", 30*time.Second, "expiry: how long to wait after the last deadline for the keys to go")
 	fs.IntVar(&cfg.LoadConns, "load-conns", 4, "connections used to populate / load keys")
 	fs.IntVar(&cfg.LoadPipeline, "load-pipeline", 128, "pipeline depth used to populate / load keys")
+	fs.StringVar(&cfg.During, "during", duringNone, "`MODE` none, or bgsave: measure each round idle, then again while one extra connection keeps a BGSAVE running back to back, and report bgsave/idle latency (session, set, get, hash-session)")
 	fs.IntVar(&cfg.PID, "pid", 0, "memory/expiry: server pid for RSS when INFO does not report process_id (single target)")
 	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(joinJSONArg(args)); err != nil {
@@ -289,6 +291,13 @@ func (c *config) validate() error {
 		return fmt.Errorf("--workload %q: want one of %s", c.Workload, strings.Join(workloads, ", "))
 	}
 	op := c.opWorkload()
+	if !slices.Contains(duringModes, c.During) {
+		return fmt.Errorf("--during %q: want %s", c.During, strings.Join(duringModes, " or "))
+	}
+	if c.During != duringNone && !op {
+		return fmt.Errorf("--during %s applies only to the session, set, get and hash-session workloads (it compares their latency during snapshots with idle), not to --workload %s",
+			c.During, c.Workload)
+	}
 	onlyFor := func(name, what string, ok bool) error {
 		if c.set[name] && !ok {
 			return fmt.Errorf("--%s applies only to %s, not to --workload %s", name, what, c.Workload)

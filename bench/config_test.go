@@ -105,6 +105,8 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"--mix", "get+expire=1", "--ttl", "0s"}, "get+expire needs a positive --ttl"},
 		{[]string{"--mix", "get=1,set=1", "--value-size", "10"}, "at least 27 bytes"},
 		{[]string{"--json="}, "empty file name"},
+		{[]string{"--during", "always"}, `--during "always": want none or bgsave`},
+		{[]string{"--workload", "expiry", "--during", "bgsave"}, "--during bgsave applies only to the session, set, get and hash-session workloads"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -128,6 +130,9 @@ func TestValidCombinations(t *testing.T) {
 		{"--mix", "get=1,set=1", "--value-size", "10", "--no-verify"},
 		{"--workload", "set", "--value-size", "10"},
 		{"--value-size", "200-2000", "--benchfmt", "b.txt", "--json", "r.json"},
+		{"--during", "bgsave", "--rate", "30000", "--rounds", "3"},
+		{"--workload", "hash-session", "--during", "bgsave"},
+		{"--workload", "memory", "--during", "none"},
 	} {
 		_, err := parse(t, args...)
 		assert.NoError(t, err, strings.Join(args, " "))
@@ -139,13 +144,33 @@ func TestHelp(t *testing.T) {
 	_, err := parseArgs([]string{"-h"}, &out)
 	assert.ErrorIs(t, err, flag.ErrHelp)
 	for _, want := range []string{"session", "memory", "expiry", "coordinated omission", "--flush", "-rate",
-		"WRONG", "-benchfmt", "-dist", "zipf", "skewed", "get+expire", "KEEPTTL", "-no-verify"} {
+		"WRONG", "-benchfmt", "-dist", "zipf", "skewed", "get+expire", "KEEPTTL", "-no-verify", "-during MODE"} {
 		assert.Contains(t, out.String(), want)
 	}
 	var stdout, stderr bytes.Buffer
 	assert.Equal(t, exitOK, run([]string{"-h"}, &stdout, &stderr))
 	assert.Equal(t, exitUsage, run([]string{"-c", "0"}, &stdout, &stderr))
 	assert.Contains(t, stderr.String(), "-c 0")
+}
+
+// TestDuringBGSaveRejectsMemory: --during bgsave measures op workloads
+// only; with memory it is a usage error (exit 2) that says why.
+func TestDuringBGSaveRejectsMemory(t *testing.T) {
+	_, err := parse(t, "--workload", "memory", "--during", "bgsave", "--flush")
+	require.Error(t, err)
+	assert.Equal(t, "--during bgsave applies only to the session, set, get and hash-session workloads "+
+		"(it compares their latency during snapshots with idle), not to --workload memory", err.Error())
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, exitUsage, run([]string{"--during", "bgsave", "--workload", "memory"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "bench: --during bgsave applies only to the session, set, get and hash-session workloads")
+	assert.Empty(t, stdout.String(), "nothing was run")
+
+	cfg, err := parse(t)
+	require.NoError(t, err)
+	assert.Equal(t, duringNone, cfg.During, "the default")
+	cfg, err = parse(t, "--during", "bgsave")
+	require.NoError(t, err)
+	assert.Equal(t, duringBGSave, cfg.During)
 }
 
 func TestCommas(t *testing.T) {

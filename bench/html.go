@@ -165,14 +165,14 @@ func buildHTMLPage(rep *report) (*htmlPage, error) {
 	page.SummaryHead = []string{"target", "rounds", "ops", "ops/s", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "p99.99 µs", "max µs", "mean µs", "errors", "wrong"}
 	for _, s := range rep.Summary {
 		l := s.Latency
-		page.Summary = append(page.Summary, htmlRow{Cells: []string{s.Target, strconv.Itoa(s.Rounds), commas(s.Ops), commasF(s.OpsPerSec),
+		page.Summary = append(page.Summary, htmlRow{Cells: []string{s.label(), strconv.Itoa(s.Rounds), commas(s.Ops), commasF(s.OpsPerSec),
 			commas(l.P50), commas(l.P90), commas(l.P99), commas(l.P999), commas(l.P9999), commas(l.Max),
 			strconv.FormatFloat(l.Mean, 'f', 1, 64), errString(s.Errors), commas(s.Wrong)}})
 	}
 	page.RoundsHead = []string{"target", "round", "ops", "seconds", "ops/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "errors"}
 	for _, r := range rep.Runs {
 		l := r.Latency
-		page.Rounds = append(page.Rounds, htmlRow{Cells: []string{r.Target, strconv.Itoa(r.Round), commas(r.Ops),
+		page.Rounds = append(page.Rounds, htmlRow{Cells: []string{r.label(), strconv.Itoa(r.Round), commas(r.Ops),
 			strconv.FormatFloat(r.Seconds, 'f', 2, 64), commasF(r.OpsPerSec), commas(l.P50), commas(l.P99), commas(l.P999), commas(l.Max),
 			errString(r.Errors)}})
 	}
@@ -180,14 +180,18 @@ func buildHTMLPage(rep *report) (*htmlPage, error) {
 		page.Baseline = rep.Ratios[0].Baseline
 		page.RatiosHead = []string{"target", "ops/s", "p50", "p90", "p99", "p99.9", "p99.99", "max"}
 		for _, rt := range rep.Ratios {
-			page.Ratios = append(page.Ratios, htmlRow{Cells: []string{rt.Target, rt.text("ops_per_sec"), rt.text("p50"), rt.text("p90"),
+			label := rt.Target
+			if rt.Phase != "" {
+				label += " (" + rt.Phase + ")"
+			}
+			page.Ratios = append(page.Ratios, htmlRow{Cells: []string{label, rt.text("ops_per_sec"), rt.text("p50"), rt.text("p90"),
 				rt.text("p99"), rt.text("p99_9"), rt.text("p99_99"), rt.text("max")}})
 		}
 	}
 	if len(rep.Summary) > 1 {
 		var series []curveSeries
 		for _, s := range rep.Summary {
-			series = append(series, curveSeries{name: s.Target, curve: s.LatencyCurve})
+			series = append(series, curveSeries{name: s.label(), curve: s.LatencyCurve})
 		}
 		c, err := latencyChart("all ops, all rounds merged, by target", series)
 		if err != nil {
@@ -196,14 +200,14 @@ func buildHTMLPage(rep *report) (*htmlPage, error) {
 		page.Compare = &c
 	}
 	for _, s := range rep.Summary {
-		t := htmlTarget{Target: s.Target}
+		t := htmlTarget{Target: s.label()}
 		var rounds []*opRun
 		for _, r := range rep.Runs {
-			if r.Target == s.Target {
+			if r.Target == s.Target && r.Phase == s.Phase {
 				rounds = append(rounds, r)
 			}
 		}
-		tc, err := throughputChart(s.Target, rounds)
+		tc, err := throughputChart(s.label(), rounds)
 		if err != nil {
 			return nil, err
 		}
@@ -213,7 +217,7 @@ func buildHTMLPage(rep *report) (*htmlPage, error) {
 				series = append(series, curveSeries{name: opNames[op], curve: percentileCurve(s.hist[op])})
 			}
 		}
-		lc, err := latencyChart(s.Target+": latency by percentile (all rounds merged)", series)
+		lc, err := latencyChart(s.label()+": latency by percentile (all rounds merged)", series)
 		if err != nil {
 			return nil, err
 		}
@@ -250,6 +254,9 @@ func htmlParams(p *params) [][2]string {
 	add("keyspace", fmt.Sprintf("%s keys, %s; %d-byte keys like %s; populate %v", commas(p.Keys), p.KeyDist, p.KeySize, p.ExampleKey, p.Populate))
 	add("values", fmt.Sprintf("%s, ttl %ds", p.ValueSizes, p.TTLSeconds))
 	add("verify", p.Verify)
+	if p.During != "" {
+		add("during", p.During+": each round measured idle, then while BGSAVEs run back to back")
+	}
 	add("seed", strconv.FormatUint(p.Seed, 10))
 	add("client", p.Client)
 	add("started", p.Started)

@@ -274,7 +274,13 @@ func TestIntegrationInterrupt(t *testing.T) {
 
 // startSessiond builds ../cmd/sessiond and runs it, black-box like any
 // other target, on a free 127.0.0.1 port until the test ends.
-func startSessiond(t *testing.T) string {
+func startSessiond(t *testing.T, extra ...string) string {
+	t.Helper()
+	return runSessiond(t, buildSessiond(t), extra...)
+}
+
+// buildSessiond builds ../cmd/sessiond into a temporary directory.
+func buildSessiond(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -283,8 +289,14 @@ func startSessiond(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "sessiond")
 	out, err := exec.Command(goBin, "build", "-o", bin, "../cmd/sessiond").CombinedOutput()
 	require.NoError(t, err, "building sessiond: %s", out)
+	return bin
+}
+
+// runSessiond runs the built sessiond with extra flags until the test ends.
+func runSessiond(t *testing.T, bin string, extra ...string) string {
+	t.Helper()
 	return startServerProcess(t, bin, func(port string) []string {
-		return []string{"--port", port, "--loglevel", "warning"}
+		return append([]string{"--port", port, "--loglevel", "warning"}, extra...)
 	})
 }
 
@@ -427,4 +439,71 @@ func TestIntegrationProgress(t *testing.T) {
 	code := execute(context.Background(), cfg, nil, io.Discard, &progress{w: &status, enabled: true})
 	require.Equal(t, exitOK, code)
 	assert.Regexp(t, `session \S+ round 1/1 +1s  [0-9,]+ ops  [0-9,]+ ops/s  p99 [0-9,]+ µs  ETA [01]s`, status.String())
+}
+
+// TestIntegrationDuringBGSave measures the session mix idle and then while
+// background saves run back to back, against redis-server and against
+// sessiond (each with a temporary --dir and --save ""): both phases are
+// reported, saves completed during the bgsave phase, and none runs
+// afterwards.
+func TestIntegrationDuringBGSave(t *testing.T) {
+	bin := buildSessiond(t)
+	targets := map[string]string{
+		"redis-server": startRedis(t),
+		"sessiond":     runSessiond(t, bin, "--dir", t.TempDir(), "--save", ""),
+	}
+	for _, server := range []string{"redis-server", "sessiond"} {
+		t.Run(server, func(t *testing.T) {
+			addr := targets[server]
+			before := parseInfo(redisDo(t, addr, "INFO", "persistence").Str)
+			code, rep := bench(t, context.Background(), "--target", addr, "--workload", "session", "--keys", "2000",
+				"--duration", "1s", "--warmup", "200ms", "--during", "bgsave")
+			require.Equal(t, exitOK, code, rep.Failures)
+			assert.Equal(t, duringBGSave, rep.Parameters.During)
+			require.Len(t, rep.Runs, 2)
+			idle, bg := rep.Runs[0], rep.Runs[1]
+			assert.Equal(t, []string{phaseIdle, phaseBGSave}, []string{idle.Phase, bg.Phase})
+			for _, r := range rep.Runs {
+				assert.Equal(t, 1, r.Round)
+				assert.Greater(t, r.Ops, int64(100), r.Phase)
+				assert.Zero(t, r.ErrorTotal, r.Errors)
+				assert.Zero(t, r.Wrong, r.Mismatches)
+				assert.InDelta(t, 1.0, r.Seconds, 0.5, r.Phase)
+			}
+			assert.Nil(t, idle.BGSave)
+			assert.Nil(t, idle.VsIdle)
+			st := bg.BGSave
+			require.NotNil(t, st)
+			assert.GreaterOrEqual(t, st.Completed, int64(1), "saves completed in the measured window")
+			assert.GreaterOrEqual(t, st.Started, st.Completed)
+			assert.Positive(t, st.MeanS)
+			assert.GreaterOrEqual(t, st.MaxS, st.MeanS)
+			assert.Greater(t, st.BusyFraction, 0.5, "a save in flight most of the time")
+			for _, k := range []string{"p50", "p99", "p99_9"} {
+				assert.Positive(t, bg.VsIdle[k], k)
+			}
+			assert.InDelta(t, float64(bg.Latency.P99)/float64(idle.Latency.P99), bg.VsIdle["p99"], 1e-9)
+			require.Len(t, rep.Summary, 2)
+			assert.Equal(t, phaseBGSave, rep.Summary[1].Phase)
+			assert.Equal(t, st.Completed, rep.Summary[1].BGSave.Completed)
+			assert.NotNil(t, rep.Summary[1].VsIdle)
+
+			// The server really saved, and nothing runs any more.
+			after := parseInfo(redisDo(t, addr, "INFO", "persistence").Str)
+			assert.Equal(t, "0", after["rdb_bgsave_in_progress"])
+			assert.Equal(t, "ok", after["rdb_last_bgsave_status"])
+			saves0, _ := strconv.ParseInt(before["rdb_saves"], 10, 64)
+			saves1, err := strconv.ParseInt(after["rdb_saves"], 10, 64)
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, saves1-saves0, st.Started, "every BGSAVE bench started completed")
+		})
+	}
+
+	// A server that cannot save fails the run with its reason.
+	noPersist := runSessiond(t, bin)
+	code, rep := bench(t, context.Background(), "--target", noPersist, "--workload", "session", "--keys", "500",
+		"-c", "2", "--duration", "300ms", "--warmup", "0s", "--during", "bgsave")
+	assert.Equal(t, exitFailed, code)
+	require.NotEmpty(t, rep.Failures)
+	assert.Contains(t, rep.Failures[0], "round 1 phase bgsave: background saves: BGSAVE: ERR persistence is off")
 }

@@ -129,35 +129,59 @@ func runOpBench(ctx context.Context, cfg *config, rep *report, prog *progress) i
 		}
 		rep.textf("\n")
 	}
-	runs := make([][]*opRun, len(cfg.Targets))
+	phases := []string{""}
+	if cfg.During == duringBGSave {
+		phases = []string{phaseIdle, phaseBGSave}
+	}
+	// runs[target][phase]: the measured rounds.
+	runs := make([][][]*opRun, len(cfg.Targets))
+	for i := range runs {
+		runs[i] = make([][]*opRun, len(phases))
+	}
 	func() {
 		for round := 1; round <= cfg.Rounds; round++ {
 			for i, t := range cfg.Targets {
-				res, err := runOpRound(ctx, cfg, t, round, states[i], prog)
-				if res != nil {
-					rep.Runs = append(rep.Runs, res)
-					rep.printRun(res)
-					runs[i] = append(runs[i], res)
-					replyErrors += res.ErrorTotal
-				}
-				if err != nil {
-					rep.fail(err)
-					return
-				}
-				if ctx.Err() != nil {
-					return
+				var idle *opRun
+				for p, ph := range phases {
+					res, err := runOpRound(ctx, cfg, t, round, ph, states[i], prog)
+					if res != nil {
+						if ph == phaseIdle {
+							idle = res
+						} else if ph == phaseBGSave && idle != nil {
+							res.VsIdle = vsIdle(idle, res)
+						}
+						rep.Runs = append(rep.Runs, res)
+						rep.printRun(res)
+						runs[i][p] = append(runs[i][p], res)
+						replyErrors += res.ErrorTotal
+					}
+					if err != nil {
+						rep.fail(err)
+						return
+					}
+					if ctx.Err() != nil {
+						return
+					}
 				}
 			}
 		}
 	}()
-	for _, rs := range runs {
-		if len(rs) == 0 {
-			continue
-		}
-		s := mergeRuns(rs)
-		rep.Summary = append(rep.Summary, s)
-		if cfg.Rounds > 1 {
-			rep.printRun(s)
+	for _, byPhase := range runs {
+		var idle *opRun
+		for p, rs := range byPhase {
+			if len(rs) == 0 {
+				continue
+			}
+			s := mergeRuns(rs)
+			if phases[p] == phaseIdle {
+				idle = s
+			} else if phases[p] == phaseBGSave && idle != nil {
+				s.VsIdle = vsIdle(idle, s)
+			}
+			rep.Summary = append(rep.Summary, s)
+			if cfg.Rounds > 1 {
+				rep.printRun(s)
+			}
 		}
 	}
 	rep.compareRuns(rep.Summary)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,6 +90,7 @@ type commandResult struct {
 // (Round 0).
 type opRun struct {
 	Target     string           `json:"target"`
+	Phase      string           `json:"phase,omitempty"` // --during bgsave: "idle", or "bgsave" (saves running back to back)
 	Round      int              `json:"round"`
 	Rounds     int              `json:"rounds"`
 	Ops        int64            `json:"ops"`
@@ -118,6 +120,11 @@ type opRun struct {
 	// LatencyCurve: the latency percentile distribution of all ops, from p0
 	// to p99.999 (10 points per decade of 1/(1-percentile)).
 	LatencyCurve []pctPoint `json:"latency_curve_us,omitempty"`
+	// BGSave: the saves of the bgsave phase.
+	BGSave *saveStats `json:"bgsave,omitempty"`
+	// VsIdle: the bgsave phase's p50, p99 and p99.9 of all commands over the
+	// idle phase's of the same round (of all rounds, merged).
+	VsIdle map[string]float64 `json:"vs_idle,omitempty"`
 
 	hist     [numOpKinds]*hdr.Histogram
 	all      *hdr.Histogram
@@ -125,6 +132,14 @@ type opRun struct {
 	count    [numOpKinds]int64
 	nulls    [numOpKinds]int64
 	errCount [numOpKinds]int64
+}
+
+// label names the run's target, and its phase with --during bgsave.
+func (r *opRun) label() string {
+	if r.Phase == "" {
+		return r.Target
+	}
+	return r.Target + " (" + r.Phase + ")"
 }
 
 // finish derives the reported fields from the histograms and counters.
@@ -160,8 +175,10 @@ func (r *opRun) finish() {
 // mergeRuns merges a target's rounds: counts and histograms add up, ops/s is
 // total ops over total measured seconds.
 func mergeRuns(runs []*opRun) *opRun {
-	m := &opRun{Target: runs[0].Target, Errors: map[string]int64{}, TargetRate: runs[0].TargetRate, Verified: runs[0].Verified}
+	m := &opRun{Target: runs[0].Target, Phase: runs[0].Phase, Errors: map[string]int64{}, TargetRate: runs[0].TargetRate, Verified: runs[0].Verified}
+	var saves []*saveStats
 	for _, r := range runs {
+		saves = append(saves, r.BGSave)
 		m.Rounds++
 		m.Wrong += r.Wrong
 		for _, s := range r.Mismatches {
@@ -195,6 +212,7 @@ func mergeRuns(runs []*opRun) *opRun {
 			m.errCount[op] += r.errCount[op]
 		}
 	}
+	m.BGSave = mergeSaves(saves)
 	m.finish()
 	return m
 }
@@ -202,6 +220,7 @@ func mergeRuns(runs []*opRun) *opRun {
 // ratio compares a target with the first one (value / baseline value).
 type ratio struct {
 	Target   string             `json:"target"`
+	Phase    string             `json:"phase,omitempty"` // --during bgsave: the phase compared
 	Baseline string             `json:"baseline"`
 	Ratios   map[string]float64 `json:"ratios"`
 }
@@ -245,6 +264,7 @@ type params struct {
 	Verify       string   `json:"verify,omitempty"`
 	TTLSeconds   int64    `json:"ttl_s"`
 	Seed         uint64   `json:"seed"`
+	During       string   `json:"during,omitempty"` // --during bgsave
 	Populate     bool     `json:"populate"`
 	Flush        bool     `json:"flush"`
 	Rounds       int      `json:"rounds"`
@@ -302,6 +322,9 @@ func makeParams(cfg *config, args []string) params {
 	}
 	if cfg.Workload == wlExpiry {
 		p.MaxWaitS = cfg.MaxWait.Seconds()
+	}
+	if cfg.During == duringBGSave {
+		p.During = duringBGSave
 	}
 	return p
 }
@@ -366,6 +389,10 @@ func (r *report) printParams() {
 		}
 		r.textf("  keyspace      %s keys, %s; %d-byte keys like %s; populate %s\n", commas(p.Keys), p.KeyDist, p.KeySize, p.ExampleKey, pop)
 		r.textf("  verify        %s\n", p.Verify)
+		if p.During == duringBGSave {
+			r.textf("  phases        each round twice: idle, then bgsave (one more connection keeps a BGSAVE running: INFO persistence every %v, the next BGSAVE when rdb_bgsave_in_progress:0)\n",
+				savePollInterval)
+		}
 	} else {
 		r.textf("  sessions      %s, %d-byte keys like %s, written by %d conns x pipeline %d\n", commas(p.Keys), p.KeySize, p.ExampleKey, p.LoadConns, p.LoadPipeline)
 		fl := "no: refuses a non-empty database"
@@ -417,10 +444,14 @@ func latRow(name string, l latencySummary) string {
 }
 
 func (r *report) printRun(run *opRun) {
+	phase := ""
+	if run.Phase != "" {
+		phase = "  phase " + run.Phase
+	}
 	if run.Round > 0 {
-		r.textf("%s  round %d/%d\n", run.Target, run.Round, r.Parameters.Rounds)
+		r.textf("%s  round %d/%d%s\n", run.Target, run.Round, r.Parameters.Rounds, phase)
 	} else {
-		r.textf("%s  all %d rounds merged\n", run.Target, run.Rounds)
+		r.textf("%s  all %d rounds merged%s\n", run.Target, run.Rounds, phase)
 	}
 	r.textf("  throughput   %s ops/s  (%s ops in %.2f s; %s warmup ops not counted)\n",
 		commasF(run.OpsPerSec), commas(run.Ops), run.Seconds, commas(run.WarmupOps))
@@ -445,6 +476,9 @@ func (r *report) printRun(run *opRun) {
 	if run.Round > 0 {
 		r.textf("  cpu          %s\n", run.CPU)
 	}
+	if run.BGSave != nil {
+		r.textf("  saves        %s\n", run.BGSave)
+	}
 	r.textf("%s", latHeader)
 	r.textf("%s\n", latRow("all", run.Latency))
 	for _, c := range run.Commands {
@@ -457,6 +491,10 @@ func (r *report) printRun(run *opRun) {
 	if run.Clamped > 0 {
 		r.textf("  note         %s latencies above %ds were recorded as %ds\n", commas(run.Clamped), histMaxUs/1_000_000, histMaxUs/1_000_000)
 	}
+	if run.VsIdle != nil {
+		r.textf("  vs idle      all commands, bgsave / idle: p50 %s   p99 %s   p99.9 %s\n",
+			ratioText(run.VsIdle, "p50"), ratioText(run.VsIdle, "p99"), ratioText(run.VsIdle, "p99_9"))
+	}
 	if run.Interrupted {
 		r.textf("  INTERRUPTED: partial round\n")
 	}
@@ -464,36 +502,104 @@ func (r *report) printRun(run *opRun) {
 }
 
 // compareRuns prints the per-target summary and the ratios to the first
-// target.
+// target (phase by phase with --during bgsave, where it also prints each
+// target's idle and bgsave latency side by side).
 func (r *report) compareRuns(summ []*opRun) {
 	if len(summ) == 0 {
 		return
 	}
-	base := summ[0]
-	for _, s := range summ[1:] {
-		rt := ratio{Target: s.Target, Baseline: base.Target, Ratios: map[string]float64{}}
-		rt.add("ops_per_sec", s.OpsPerSec, base.OpsPerSec)
-		rt.add("p50", float64(s.Latency.P50), float64(base.Latency.P50))
-		rt.add("p90", float64(s.Latency.P90), float64(base.Latency.P90))
-		rt.add("p99", float64(s.Latency.P99), float64(base.Latency.P99))
-		rt.add("p99_9", float64(s.Latency.P999), float64(base.Latency.P999))
-		rt.add("p99_99", float64(s.Latency.P9999), float64(base.Latency.P9999))
-		rt.add("max", float64(s.Latency.Max), float64(base.Latency.Max))
-		r.Ratios = append(r.Ratios, rt)
+	var phases []string
+	for _, s := range summ {
+		if !slices.Contains(phases, s.Phase) {
+			phases = append(phases, s.Phase)
+		}
 	}
-	if len(summ) < 2 {
+	targets := 0
+	var base *opRun
+	for _, ph := range phases {
+		base = nil
+		for _, s := range summ {
+			if s.Phase != ph {
+				continue
+			}
+			if base == nil {
+				base = s
+				targets = 0
+			}
+			targets++
+			if s == base {
+				continue
+			}
+			rt := ratio{Target: s.Target, Phase: ph, Baseline: base.Target, Ratios: map[string]float64{}}
+			rt.add("ops_per_sec", s.OpsPerSec, base.OpsPerSec)
+			rt.add("p50", float64(s.Latency.P50), float64(base.Latency.P50))
+			rt.add("p90", float64(s.Latency.P90), float64(base.Latency.P90))
+			rt.add("p99", float64(s.Latency.P99), float64(base.Latency.P99))
+			rt.add("p99_9", float64(s.Latency.P999), float64(base.Latency.P999))
+			rt.add("p99_99", float64(s.Latency.P9999), float64(base.Latency.P9999))
+			rt.add("max", float64(s.Latency.Max), float64(base.Latency.Max))
+			r.Ratios = append(r.Ratios, rt)
+		}
+	}
+	if r.Parameters.During == duringBGSave {
+		r.printSnapshotTable(summ)
+	}
+	if targets < 2 {
 		return
 	}
+	name := func(s *opRun) string { return s.Target }
+	w := 22
+	if len(phases) > 1 {
+		name = func(s *opRun) string { return s.Target + " " + s.Phase }
+		w = 29
+	}
 	r.textf("comparison (all rounds merged)\n")
-	r.textf("  %-22s %6s %12s %8s %8s %8s %8s %8s %8s\n", "target", "rounds", "ops/s", "p50", "p90", "p99", "p99.9", "max", "errors")
+	r.textf("  %-*s %6s %12s %8s %8s %8s %8s %8s %8s\n", w, "target", "rounds", "ops/s", "p50", "p90", "p99", "p99.9", "max", "errors")
 	for _, s := range summ {
-		r.textf("  %-22s %6d %12s %8d %8d %8d %8d %8d %8s\n", s.Target, s.Rounds, commasF(s.OpsPerSec),
+		r.textf("  %-*s %6d %12s %8d %8d %8d %8d %8d %8s\n", w, name(s), s.Rounds, commasF(s.OpsPerSec),
 			s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.P999, s.Latency.Max, commas(s.ErrorTotal))
 	}
 	r.textf("ratios vs %s (value / baseline; ops/s: higher is better, latency: lower is better)\n", base.Target)
 	for _, rt := range r.Ratios {
-		r.textf("  %-22s ops/s %s   p50 %s   p90 %s   p99 %s   p99.9 %s   max %s\n", rt.Target, rt.text("ops_per_sec"),
+		label := rt.Target
+		if rt.Phase != "" {
+			label += " " + rt.Phase
+		}
+		r.textf("  %-*s ops/s %s   p50 %s   p90 %s   p99 %s   p99.9 %s   max %s\n", w, label, rt.text("ops_per_sec"),
 			rt.text("p50"), rt.text("p90"), rt.text("p99"), rt.text("p99_9"), rt.text("max"))
+	}
+	r.textf("\n")
+}
+
+// printSnapshotTable prints, per target, the idle and bgsave latency of all
+// commands (all rounds merged) and their ratio.
+func (r *report) printSnapshotTable(summ []*opRun) {
+	r.textf("latency during back-to-back background saves (all rounds merged, all commands; ratio = bgsave / idle)\n")
+	r.textf("  %-22s %6s %12s %12s %10s %10s %9s %9s %11s %6s %9s\n", "target", "rounds", "idle ops/s", "bgsave ops/s",
+		"idle p99", "bgsave p99", "ratio p50", "ratio p99", "ratio p99.9", "saves", "mean save")
+	for _, bg := range summ {
+		if bg.Phase != phaseBGSave {
+			continue
+		}
+		var idle *opRun
+		for _, s := range summ {
+			if s.Target == bg.Target && s.Phase == phaseIdle {
+				idle = s
+			}
+		}
+		if idle == nil {
+			continue
+		}
+		saves, mean := int64(0), "-"
+		if st := bg.BGSave; st != nil {
+			saves = st.Completed
+			if st.Completed > 0 {
+				mean = fmt.Sprintf("%.2f s", st.MeanS)
+			}
+		}
+		r.textf("  %-22s %6d %12s %12s %10d %10d %9s %9s %11s %6d %9s\n", bg.Target, bg.Rounds, commasF(idle.OpsPerSec), commasF(bg.OpsPerSec),
+			idle.Latency.P99, bg.Latency.P99, ratioText(bg.VsIdle, "p50"), ratioText(bg.VsIdle, "p99"), ratioText(bg.VsIdle, "p99_9"),
+			saves, mean)
 	}
 	r.textf("\n")
 }

@@ -54,7 +54,7 @@ func errorWord(msg string) string {
 
 // reply is a fully decoded RESP2 reply.
 type reply struct {
-	Kind  byte // '+', '-', ':', '$' or '*'
+	Kind  byte // '+', '-', ':', '$', '*' or (RESP3 verbatim string) '='
 	Str   string
 	Int   int64
 	Elems []reply
@@ -190,6 +190,27 @@ func (r *respReader) read(depth int) (reply, error) {
 			return reply{}, midReply(err)
 		}
 		return reply{Kind: kind, Str: string(buf)}, nil
+	case '=':
+		// RESP3 verbatim string: "=<len>\r\n<3-byte format>:<text>\r\n";
+		// Str is the text, without the format.
+		n, err := lengthOf(rest, maxBulkLen, "verbatim string")
+		if err != nil {
+			return reply{}, err
+		}
+		if n < 4 {
+			return reply{}, protoErrf("verbatim string of %d bytes has no format prefix", n)
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r.br, buf); err != nil {
+			return reply{}, midReply(err)
+		}
+		if err := r.crlf(); err != nil {
+			return reply{}, midReply(err)
+		}
+		if buf[3] != ':' {
+			return reply{}, protoErrf("verbatim string %q has no format prefix", buf[:4])
+		}
+		return reply{Kind: kind, Str: string(buf[4:])}, nil
 	case '*':
 		n, err := lengthOf(rest, maxArrayLen, "array")
 		if err != nil || n < 0 {
@@ -250,6 +271,28 @@ func (r *respReader) skipDepth(depth int) (kind byte, null bool, errWord []byte,
 		n, err := lengthOf(rest, maxBulkLen, "bulk")
 		if err != nil || n < 0 {
 			return kind, n < 0, nil, err
+		}
+		if _, err := r.br.Discard(int(n)); err != nil {
+			return kind, false, nil, midReply(err)
+		}
+		if err := r.crlf(); err != nil {
+			return kind, false, nil, midReply(err)
+		}
+		return kind, false, nil, nil
+	case '=':
+		n, err := lengthOf(rest, maxBulkLen, "verbatim string")
+		if err != nil {
+			return kind, false, nil, err
+		}
+		if n < 4 {
+			return kind, false, nil, protoErrf("verbatim string of %d bytes has no format prefix", n)
+		}
+		head, err := r.br.Peek(4)
+		if err != nil {
+			return kind, false, nil, midReply(err)
+		}
+		if head[3] != ':' {
+			return kind, false, nil, protoErrf("verbatim string %q has no format prefix", head)
 		}
 		if _, err := r.br.Discard(int(n)); err != nil {
 			return kind, false, nil, midReply(err)
@@ -373,7 +416,7 @@ func (c *conn) doString(args ...string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if rep.Kind != '+' && rep.Kind != '$' {
+	if rep.Kind != '+' && rep.Kind != '$' && rep.Kind != '=' {
 		return "", fmt.Errorf("%s: expected a string reply, got %q", args[0], rep.Kind)
 	}
 	return rep.Str, nil

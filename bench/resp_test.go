@@ -37,6 +37,11 @@ func TestReadReply(t *testing.T) {
 			{Kind: '$', Str: "foo"}, {Kind: ':', Int: 7}, {Kind: '$', Null: true}}}},
 		{name: "nested array", in: "*2\r\n*1\r\n+a\r\n-ERR b\r\n", want: reply{Kind: '*', Elems: []reply{
 			{Kind: '*', Elems: []reply{{Kind: '+', Str: "a"}}}, {Kind: '-', Str: "ERR b"}}}},
+		{name: "RESP3 verbatim", in: "=15\r\ntxt:Some string\r\n", want: reply{Kind: '=', Str: "Some string"}},
+		{name: "RESP3 verbatim, empty text", in: "=4\r\nmkd:\r\n", want: reply{Kind: '=', Str: ""}},
+		{name: "RESP3 verbatim without format", in: "=3\r\ntxt\r\n", err: "no format prefix"},
+		{name: "RESP3 verbatim, bad format", in: "=6\r\ntxtxyz\r\n", err: "no format prefix"},
+		{name: "EOF in verbatim", in: "=15\r\ntxt:Some", eof: io.ErrUnexpectedEOF},
 		{name: "clean EOF", in: "", eof: io.EOF},
 		{name: "EOF in line", in: "+OK", eof: io.ErrUnexpectedEOF},
 		{name: "EOF in bulk", in: "$5\r\nhel", eof: io.ErrUnexpectedEOF},

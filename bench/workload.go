@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -474,17 +475,46 @@ func unblockOnCancel(ctx context.Context, conns []*conn) (stop func() bool) {
 	})
 }
 
-// runOpRound runs one measured round of session/set/get against target.
-func runOpRound(ctx context.Context, cfg *config, target string, round int, ks *keyState, prog *progress) (*opRun, error) {
+// runOpRound runs one measured round of session/set/get against target;
+// with --during bgsave, one phase of it (phaseIdle or phaseBGSave, "" for
+// --during none).
+func runOpRound(ctx context.Context, cfg *config, target string, round int, phaseName string, ks *keyState, prog *progress) (*opRun, error) {
 	conns, err := dialAll(ctx, cfg, target, cfg.Conns)
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect: %w", target, err)
 	}
 	defer closeAll(conns)
+	// The rounds' streams of commands, keys and write generations differ;
+	// so do the two phases of a round.
+	stream := round
+	if cfg.During == duringBGSave {
+		stream = 2*round - 1
+		if phaseName == phaseBGSave {
+			stream++
+		}
+		// No save may run (ours of the previous phase, or the server's own)
+		// when a phase starts.
+		if _, stopped, err := waitSaveDone(ctx, conns[0], savePollInterval, saveQuiesceTimeout); err != nil {
+			return nil, fmt.Errorf("%s round %d: before the %s phase: %w", target, round, phaseName, err)
+		} else if stopped {
+			return nil, nil
+		}
+	}
+	var saveConn *conn
+	if phaseName == phaseBGSave {
+		if saveConn, err = dialConn(ctx, target, cfg.Password); err != nil {
+			return nil, fmt.Errorf("%s: connect: %w", target, err)
+		}
+		defer saveConn.close()
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stopUnblock := unblockOnCancel(runCtx, conns)
+	unblock := conns
+	if saveConn != nil {
+		unblock = append(slices.Clip(conns), saveConn)
+	}
+	stopUnblock := unblockOnCancel(runCtx, unblock)
 	defer stopUnblock()
 
 	// The server process, for the CPU accounting (when it runs here).
@@ -496,12 +526,12 @@ func runOpRound(ctx context.Context, cfg *config, target string, round int, ks *
 	for i := range workers {
 		w := &worker{
 			id:    i,
-			round: round,
+			round: stream,
 			cfg:   cfg,
 			cmd:   cmd,
 			mix:   cfg.Mix,
 			c:     conns[i],
-			rng:   rand.New(rand.NewPCG(cfg.Seed, uint64(i)<<20|uint64(round))),
+			rng:   rand.New(rand.NewPCG(cfg.Seed, uint64(i)<<20|uint64(stream))),
 			sched: schedule{conn: i, conns: cfg.Conns, rate: cfg.Rate},
 			quota: -1,
 			buf:   make([]byte, 0, bufCap),
@@ -538,6 +568,9 @@ func runOpRound(ctx context.Context, cfg *config, target string, round int, ks *
 		ph.end = ph.measStart.Add(cfg.Duration)
 	}
 	label := fmt.Sprintf("%s %s round %d/%d", cfg.Workload, target, round, cfg.Rounds)
+	if phaseName != "" {
+		label += " " + phaseName
+	}
 	spec := progressSpec{label: label, unit: "ops", done: func() int64 {
 		var n int64
 		for _, w := range workers {
@@ -577,6 +610,25 @@ func runOpRound(ctx context.Context, cfg *config, target string, round int, ks *
 	}
 	stopProgress := prog.startSpec(spec)
 
+	// The saver keeps a background save in flight from the phase's start
+	// (warmup included) until its workers are done.
+	var sv *saver
+	saverCtx, stopSaver := context.WithCancel(runCtx)
+	defer stopSaver()
+	saverDone := make(chan struct{})
+	var saverErr error
+	if saveConn != nil {
+		sv = &saver{c: saveConn, poll: savePollInterval}
+		go func() {
+			defer close(saverDone)
+			if saverErr = sv.run(saverCtx); saverErr != nil {
+				cancel() // the phase would not measure what it says
+			}
+		}()
+	} else {
+		close(saverDone)
+	}
+
 	var wg sync.WaitGroup
 	errs := make([]error, len(workers))
 	for i, w := range workers {
@@ -611,20 +663,49 @@ func runOpRound(ctx context.Context, cfg *config, target string, round int, ks *
 	case <-allDone:
 	}
 	<-allDone
+	measEnd := time.Now()
+	stopSaver()
+	<-saverDone
 	<-sampled
 	stopProgress()
 
 	res := aggregateWorkers(cfg, target, round, ph, workers)
+	res.Phase = phaseName
 	res.Throughput = throughput
 	if cpu != nil {
 		res.CPU = cpu.stop()
 	}
 	res.Interrupted = ctx.Err() != nil
+	if sv != nil {
+		res.BGSave = summarizeSaves(sv.saves, sv.alreadyRunning, ph.measStart, measEnd, sv.poll)
+		switch {
+		case saverErr != nil:
+			errs = append(errs, fmt.Errorf("background saves: %w", saverErr))
+		case runCtx.Err() == nil:
+			// The next phase must not start while our save still runs.
+			pi, stopped, err := waitSaveDone(runCtx, saveConn, savePollInterval, saveQuiesceTimeout)
+			switch {
+			case stopped || ctx.Err() != nil: // interrupted
+			case err != nil:
+				errs = append(errs, fmt.Errorf("after the bgsave phase: %w; not starting the next phase", err))
+			case !pi.lastOK:
+				errs = append(errs, errors.New("after the bgsave phase: the last background save failed (rdb_last_bgsave_status:err)"))
+			}
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		res.Failure = err.Error()
-		return res, fmt.Errorf("%s round %d: %w", target, round, err)
+		return res, fmt.Errorf("%s round %d%s: %w", target, round, phaseSuffix(phaseName), err)
 	}
 	return res, nil
+}
+
+// phaseSuffix is " phase <name>" for --during bgsave, else "".
+func phaseSuffix(phaseName string) string {
+	if phaseName == "" {
+		return ""
+	}
+	return " phase " + phaseName
 }
 
 func aggregateWorkers(cfg *config, target string, round int, ph phase, workers []*worker) *opRun {

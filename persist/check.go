@@ -83,7 +83,7 @@ func Check(path string, now int64) (CheckStats, error) {
 	if err != nil {
 		return st, err
 	}
-	live, err := replayLive(f, now, &st, func(r *Record) uint8 { return r.Kind })
+	live, err := replayLive(f, now, &st, func(r *Record) uint8 { return r.Kind }, nil)
 	for k, kind := range live {
 		db := int(k[0])
 		if st.Keys[db] == nil {
@@ -99,32 +99,60 @@ func Check(path string, now int64) (CheckStats, error) {
 
 // replayLive replays f (its snapshot, then its log, then the log segments
 // beside it, in order), counting
-// blocks, records and expired puts in st, and returns its live keys: db
-// byte + key → val of the OpPut record that set it. An OpPut whose
-// deadline has passed at now removes its key, as a load does. On error
-// the keys are those replayed until then.
-func replayLive[V any](f *file, now int64, st *CheckStats, val func(r *Record) V) (map[string]V, error) {
+// blocks, records and expired keys in st, and returns its live keys: db
+// byte + key → val of the OpPut record that set it, given the deadline of
+// a later OpExpire by setDeadline (nil: kept as it is). A deadline that
+// has passed at now removes its key, as a load does, and as there, an
+// OpExpire with a live deadline revives a key whose OpPut had expired
+// (replayer). On error the keys are those replayed until then.
+func replayLive[V any](f *file, now int64, st *CheckStats, val func(r *Record) V, setDeadline func(V, int64) V) (map[string]V, error) {
 	live := map[string]V{}
+	held := map[string]V{} // expired puts an OpExpire may revive
 	apply := func(r *Record) {
 		k := string(append([]byte{byte(r.DB)}, r.Key...))
 		switch r.Op {
 		case OpPut:
-			if r.Deadline != 0 && r.Deadline <= now {
+			delete(held, k)
+			if expiredAt(r.Deadline, now) {
 				delete(live, k)
+				held[k] = val(r)
 				st.Expired++
 			} else {
 				live[k] = val(r)
 			}
+		case OpExpire:
+			v, ok := live[k]
+			switch {
+			case ok && expiredAt(r.Deadline, now):
+				delete(live, k)
+				st.Expired++
+				return
+			case !ok && !expiredAt(r.Deadline, now):
+				if v, ok = held[k]; ok {
+					st.Expired--
+				}
+			}
+			delete(held, k)
+			if ok && !expiredAt(r.Deadline, now) {
+				if setDeadline != nil {
+					v = setDeadline(v, r.Deadline)
+				}
+				live[k] = v
+			}
 		case OpDelete:
 			delete(live, k)
+			delete(held, k)
 		case OpFlushDB:
-			for lk := range live {
-				if int(lk[0]) == r.DB {
-					delete(live, lk)
+			for _, m := range []map[string]V{live, held} {
+				for lk := range m {
+					if int(lk[0]) == r.DB {
+						delete(m, lk)
+					}
 				}
 			}
 		case OpFlushAll:
 			clear(live)
+			clear(held)
 		}
 	}
 	// replayBlock replays a block of the snapshot (i = 0) or of the log
@@ -174,6 +202,9 @@ func Export(path string, now int64, fn func(r *Record) error) error {
 		c := *r
 		c.Key, c.Value = slices.Clone(r.Key), slices.Clone(r.Value)
 		return c
+	}, func(r Record, deadline int64) Record {
+		r.Deadline = deadline
+		return r
 	})
 	if err != nil {
 		return err

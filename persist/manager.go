@@ -171,9 +171,9 @@ type Manager struct {
 	// dmu guards the change set of the write-behind mode.
 	dmu     sync.Mutex
 	dirty   map[string]bool // db byte + key → only its deadline changed
-	ops     []Record            // flushes, in order
-	seq     uint64              // changes recorded
-	catchup *changeSet          // changes taken since a compaction began
+	ops     []Record        // flushes, in order
+	seq     uint64          // changes recorded
+	catchup *changeSet      // changes taken since a compaction began
 	scratch []byte
 
 	// durMu guards handled and durWaiters; durCond signals growth.

@@ -390,7 +390,7 @@ func TestDeadlineChangesReachTheTracker(t *testing.T) {
 		{"PEXPIREAT", "k", future + "000"}, {"PERSIST", "k"}, {"PERSIST", "k"},
 		{"SETEX", "s", "10", "v"}, {"SET", "s", "w", "KEEPTTL"}, {"PSETEX", "s", "10000", "v"},
 		{"SET", "s", "v", "PXAT", future + "000"},
-		{"EXPIRE", "s", "-1"},        // deletes: full
+		{"EXPIRE", "s", "-1"},                          // deletes: full
 		{"SET", "g", "v"}, {"GETEX", "g", "EXAT", "1"}, // deletes: full
 		{"HSET", "h", "f", "v"}, {"EXPIRE", "h", "100"},
 	} {

@@ -98,62 +98,53 @@ func Check(path string, now int64) (CheckStats, error) {
 }
 
 // replayLive replays f (its snapshot, then its log, then the log segments
-// beside it, in order), counting
-// blocks, records and expired keys in st, and returns its live keys: db
-// byte + key → val of the OpPut record that set it, given the deadline of
-// a later OpExpire by setDeadline (nil: kept as it is). A deadline that
-// has passed at now removes its key, as a load does, and as there, an
-// OpExpire with a live deadline revives a key whose OpPut had expired
-// (replayer). On error the keys are those replayed until then.
+// beside it, in order), counting blocks, records and expired keys in st,
+// and returns its live keys: db byte + key → val of the OpPut record that
+// set it, given by setDeadline (nil: kept as it is) the deadline of a
+// later OpExpire. Whether a key has expired at now is judged on the
+// deadline it ends with, as a load does (replayer). On error the keys are
+// those replayed until then.
 func replayLive[V any](f *file, now int64, st *CheckStats, val func(r *Record) V, setDeadline func(V, int64) V) (map[string]V, error) {
-	live := map[string]V{}
-	held := map[string]V{} // expired puts an OpExpire may revive
+	type entry struct {
+		v V
+		d int64
+	}
+	state := map[string]entry{}
 	apply := func(r *Record) {
-		k := string(append([]byte{byte(r.DB)}, r.Key...))
+		k := string(dbKey(nil, r))
 		switch r.Op {
 		case OpPut:
-			delete(held, k)
-			if expiredAt(r.Deadline, now) {
-				delete(live, k)
-				held[k] = val(r)
-				st.Expired++
-			} else {
-				live[k] = val(r)
-			}
+			state[k] = entry{val(r), r.Deadline}
 		case OpExpire:
-			v, ok := live[k]
-			switch {
-			case ok && expiredAt(r.Deadline, now):
-				delete(live, k)
-				st.Expired++
-				return
-			case !ok && !expiredAt(r.Deadline, now):
-				if v, ok = held[k]; ok {
-					st.Expired--
-				}
-			}
-			delete(held, k)
-			if ok && !expiredAt(r.Deadline, now) {
-				if setDeadline != nil {
-					v = setDeadline(v, r.Deadline)
-				}
-				live[k] = v
+			if e, ok := state[k]; ok {
+				e.d = r.Deadline
+				state[k] = e
 			}
 		case OpDelete:
-			delete(live, k)
-			delete(held, k)
+			delete(state, k)
 		case OpFlushDB:
-			for _, m := range []map[string]V{live, held} {
-				for lk := range m {
-					if int(lk[0]) == r.DB {
-						delete(m, lk)
-					}
+			for sk := range state {
+				if int(sk[0]) == r.DB {
+					delete(state, sk)
 				}
 			}
 		case OpFlushAll:
-			clear(live)
-			clear(held)
+			clear(state)
 		}
+	}
+	live := func() map[string]V {
+		m := make(map[string]V, len(state))
+		for k, e := range state {
+			switch {
+			case expiredAt(e.d, now):
+				st.Expired++
+			case setDeadline != nil:
+				m[k] = setDeadline(e.v, e.d)
+			default:
+				m[k] = e.v
+			}
+		}
+		return m
 	}
 	// replayBlock replays a block of the snapshot (i = 0) or of the log
 	// (i = 1).
@@ -177,14 +168,14 @@ func replayLive[V any](f *file, now int64, st *CheckStats, val func(r *Record) V
 			return nil
 		})
 		if err != nil {
-			return live, err
+			return live(), err
 		}
 	}
 	err := replaySegments(f.path, func(_ walSegment, d segmentData) {
 		st.Segments++
 		st.SegmentTail += d.tail
 	}, func(block []byte) error { return replayBlock(1, block) })
-	return live, err
+	return live(), err
 }
 
 // Export calls fn with the live keys of a data file as OpPut records,

@@ -61,9 +61,10 @@
 // transaction: two fsyncs per second however many keys changed. A key
 // whose deadline alone changed since the last flush (DeadlineChanged:
 // EXPIRE, PERSIST, GETEX EX) is written as an OpExpire record, its key and
-// deadline without the value; a load applies it to the key the earlier
-// records stored, and so revives a key whose older deadline passed while
-// the server was down if the new one has not. With
+// deadline without the value. A load judges each key by the deadline it
+// ends with, that of the last OpExpire after its last OpPut (a first pass
+// over the log finds them): a sliding session whose earlier deadlines
+// passed while the server was down is loaded if its last one has not. With
 // FsyncAlways the replies of a client that changed something wait for
 // the write that holds its changes (WaitDurable, or OnDurable for the
 // server's event loops, which serve other clients meanwhile); the writers

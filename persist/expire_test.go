@@ -305,3 +305,54 @@ func TestFormatVersion(t *testing.T) {
 	_, err = os.Stat(path)
 	require.NoError(t, err, "a refused file stays where it is")
 }
+
+// TestSlidingDeadlinesAtLoad: of a key's OpExpire records only the last
+// decides, whatever the earlier ones say at load time: a sliding session
+// whose early deadlines passed while the server was down is live; one whose
+// deadline was shortened to the past, then extended, is live; one whose
+// last deadline passed is not. Each change is flushed on its own, so the
+// log holds every record.
+func TestSlidingDeadlinesAtLoad(t *testing.T) {
+	for _, mode := range []string{FsyncEverySec, FsyncAlways} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			src := newMemStore()
+			m := openManager(t, dir, src, Config{AppendOnly: true, Fsync: mode})
+			now := time.Now()
+			ago := func(d time.Duration) int64 { return now.Add(-d).UnixMilli() }
+			hour := now.Add(time.Hour).UnixMilli()
+			src.set(0, "slide", "s", ago(3*time.Minute))
+			src.set(0, "shortened", "t", hour)
+			src.set(0, "ended", "e", hour)
+			require.NoError(t, m.flushLog())
+			steps := []map[string]int64{
+				{"slide": ago(2 * time.Minute), "shortened": ago(time.Minute), "ended": hour + 5},
+				{"slide": ago(time.Minute), "shortened": hour + 1000, "ended": ago(time.Minute)},
+				{"slide": hour},
+			}
+			for _, step := range steps {
+				for k, d := range step {
+					src.expire(0, k, d)
+				}
+				require.NoError(t, m.flushLog())
+			}
+			for _, k := range []string{"slide", "shortened", "ended"} {
+				assert.Equal(t, OpExpire, lastOf(t, logOf(t, m), k).Op, k)
+			}
+			require.NoError(t, m.Close(false))
+
+			want := map[string]string{
+				mkey(0, "slide"):     fmt.Sprintf("s|1|%d", hour),
+				mkey(0, "shortened"): fmt.Sprintf("t|1|%d", hour+1000),
+			}
+			got, ls := reload(t, dir)
+			assert.Equal(t, want, got)
+			assert.Equal(t, int64(1), ls.Expired, "ended")
+			assert.Equal(t, want, exported(t, dir))
+			st, err := Check(filepath.Join(dir, "data.db"), time.Now().UnixMilli())
+			require.NoError(t, err)
+			assert.Equal(t, int64(2), st.LiveKeys())
+			assert.Equal(t, int64(1), st.Expired)
+		})
+	}
+}

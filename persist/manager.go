@@ -458,9 +458,9 @@ func loadFile(f *file, rp *replayer) (LoadStats, error) {
 					if r.Op != OpPut {
 						return fmt.Errorf("%w: %s record in the snapshot", ErrCorrupt, r.Op)
 					}
+					rp.settle(r)
 					if expiredAt(r.Deadline, rp.now) {
 						expired.Add(1)
-						rp.hold(r)
 						return nil
 					}
 					keys.Add(1)

@@ -1,48 +1,80 @@
 package persist
 
-import (
-	"sync"
-)
-
 // replayer applies a file's records to a Sink at load, with now's view of
 // the deadlines.
 //
-// An OpExpire in the log can give a key a new deadline after the OpPut
-// that stored it (a sliding session: SET EX 60, then GETEX EX 3600 before
-// the 60 s passed). If the server was down past the first deadline but not
-// the second, the key is live, although its OpPut alone says expired. So
-// the keys that an OpExpire of the log gives a live deadline (revive,
-// found by a first pass over the log) keep a copy of their expired OpPut
-// (held) until the log says what becomes of them: an OpExpire restores
-// the copy with its deadline; any other record of the key drops it.
+// An OpExpire changes only its key's deadline, so of a key's OpExpire
+// records only the last one counts, and only if no other record of the key
+// follows it. The deadline a key ends with must decide whether it is
+// loaded, not the deadline of its OpPut: a sliding session (SET EX 60, then
+// GETEX EX 3600 each minute) whose server was down past its first
+// deadlines but not its last is live, although its OpPut and its early
+// OpExpire records say expired. So a first pass over the log (the file's,
+// then the segments beside it) finds the keys whose last record is an
+// OpExpire, with its deadline (final); the replay then gives every OpPut
+// of such a key that deadline, and skips the OpExpire records: each is
+// either its key's final one, applied so, or followed by a record of its
+// key that decides in its place.
 type replayer struct {
 	sink Sink
 	now  int64
-	// revive are the keys (db byte + key) of the log's OpExpire records
-	// with a live deadline; nil when there are none.
-	revive map[string]struct{}
-
-	mu   sync.Mutex        // guards held, which base workers fill
-	held map[string]Record // expired OpPut records of revive keys, copied
-	kbuf []byte            // the log's key scratch (one goroutine)
+	// final: db byte + key → the deadline of the key's last record, when
+	// that record is an OpExpire. Read-only once built (the snapshot's
+	// workers read it concurrently).
+	final map[string]int64
 }
 
 // expiredAt reports whether deadline d has passed at now.
 func expiredAt(d, now int64) bool { return d != 0 && d <= now }
 
-// newReplayer finds, in f's log and the log segments beside base, the keys
-// an OpExpire gives a live deadline at now. A damaged record ends the
-// search: the replay that follows reports it.
+// newReplayer reads f's log and the log segments beside base for the
+// final OpExpire of each key. A damaged record ends the search: the replay
+// that follows reports it.
 func newReplayer(f *file, base string, sink Sink, now int64) *replayer {
 	p := &replayer{sink: sink, now: now}
+	f.scanLog(base, func(r *Record) {
+		p.final = noteFinal(p.final, r)
+	})
+	return p
+}
+
+// noteFinal updates final (created when first needed) with r, the next
+// record of a log.
+func noteFinal(final map[string]int64, r *Record) map[string]int64 {
+	switch r.Op {
+	case OpExpire:
+		if final == nil {
+			final = make(map[string]int64)
+		}
+		final[string(dbKey(nil, r))] = r.Deadline
+	case OpPut, OpDelete:
+		if len(final) > 0 {
+			var buf [64]byte
+			delete(final, string(dbKey(buf[:0], r)))
+		}
+	case OpFlushDB:
+		for k := range final {
+			if int(k[0]) == r.DB {
+				delete(final, k)
+			}
+		}
+	case OpFlushAll:
+		clear(final)
+	}
+	return final
+}
+
+// dbKey appends r's database byte and key to dst.
+func dbKey(dst []byte, r *Record) []byte {
+	return append(append(dst, byte(r.DB)), r.Key...)
+}
+
+// scanLog calls fn with each record of f's log, then of the log segments
+// beside base, in order, until a damaged one.
+func (f *file) scanLog(base string, fn func(r *Record)) {
 	scan := func(block []byte) error {
 		return eachRecord(block, func(r *Record) error {
-			if r.Op == OpExpire && !expiredAt(r.Deadline, now) {
-				if p.revive == nil {
-					p.revive = make(map[string]struct{})
-				}
-				p.revive[string(append([]byte{byte(r.DB)}, r.Key...))] = struct{}{}
-			}
+			fn(r)
 			return nil
 		})
 	}
@@ -50,92 +82,37 @@ func newReplayer(f *file, base string, sink Sink, now int64) *replayer {
 		_ = f.each(bucketLog, func(_ uint64, block []byte) error { return scan(block) })
 	}
 	_ = replaySegments(base, func(walSegment, segmentData) {}, scan)
-	return p
 }
 
-func (p *replayer) key(r *Record) []byte {
-	p.kbuf = append(append(p.kbuf[:0], byte(r.DB)), r.Key...)
-	return p.kbuf
-}
-
-// hold keeps a copy of r, an OpPut expired at now, if the log may revive
-// its key. Safe from several goroutines (the snapshot's workers).
-func (p *replayer) hold(r *Record) {
-	if p.revive == nil {
+// settle gives r, an OpPut, its key's final deadline, if the log has one.
+// Safe from several goroutines.
+func (p *replayer) settle(r *Record) {
+	if len(p.final) == 0 {
 		return
 	}
-	k := string(append([]byte{byte(r.DB)}, r.Key...))
-	if _, ok := p.revive[k]; !ok {
-		return
+	var buf [64]byte
+	if d, ok := p.final[string(dbKey(buf[:0], r))]; ok {
+		r.Deadline = d
 	}
-	c := *r
-	c.Key, c.Value = append([]byte(nil), r.Key...), append([]byte(nil), r.Value...)
-	p.mu.Lock()
-	if p.held == nil {
-		p.held = make(map[string]Record)
-	}
-	p.held[k] = c
-	p.mu.Unlock()
 }
 
 // logBlock restores a log block's records into the sink: an OpPut whose
-// deadline has passed deletes its key (counted in st.Expired), and so does
-// an OpExpire whose deadline has passed.
+// (final) deadline has passed deletes its key, counted in st.Expired.
 func (p *replayer) logBlock(block []byte, st *LoadStats) error {
 	return eachRecord(block, func(r *Record) error {
 		st.Records++
-		if len(p.held) > 0 {
-			if revived, err := p.unhold(r, st); revived || err != nil {
-				return err
+		switch r.Op {
+		case OpExpire:
+			return nil // settled by the first pass
+		case OpPut:
+			p.settle(r)
+			if expiredAt(r.Deadline, p.now) {
+				st.Expired++
+				d := Record{Op: OpDelete, DB: r.DB, Key: r.Key}
+				return p.sink.Restore(&d)
 			}
-		}
-		switch {
-		case r.Op == OpPut && expiredAt(r.Deadline, p.now):
-			st.Expired++
-			p.hold(r)
-			d := Record{Op: OpDelete, DB: r.DB, Key: r.Key}
-			return p.sink.Restore(&d)
-		case r.Op == OpExpire && expiredAt(r.Deadline, p.now):
-			st.Expired++
-			d := Record{Op: OpDelete, DB: r.DB, Key: r.Key}
-			return p.sink.Restore(&d)
-		case r.Op == OpPut:
 			st.Keys++
 		}
 		return p.sink.Restore(r)
 	})
-}
-
-// unhold settles the held copies r concerns (there are some): an OpExpire
-// of a held key restores it with its deadline (revived, when live) or
-// drops it; any other record of a held key, or a flush, drops them.
-func (p *replayer) unhold(r *Record, st *LoadStats) (revived bool, err error) {
-	switch r.Op {
-	case OpFlushAll:
-		clear(p.held)
-		return false, nil
-	case OpFlushDB:
-		for k := range p.held {
-			if int(k[0]) == r.DB {
-				delete(p.held, k)
-			}
-		}
-		return false, nil
-	}
-	k := p.key(r)
-	h, ok := p.held[string(k)]
-	if !ok {
-		return false, nil
-	}
-	delete(p.held, string(k))
-	if r.Op != OpExpire {
-		return false, nil
-	}
-	if expiredAt(r.Deadline, p.now) {
-		return true, nil // gone already, and counted
-	}
-	h.Deadline = r.Deadline
-	st.Expired-- // counted when its OpPut was skipped
-	st.Keys++
-	return true, p.sink.Restore(&h)
 }

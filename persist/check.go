@@ -83,7 +83,7 @@ func Check(path string, now int64) (CheckStats, error) {
 	if err != nil {
 		return st, err
 	}
-	live, err := replayLive(f, now, &st, func(r *Record) uint8 { return r.Kind })
+	live, err := replayLive(f, now, &st, func(r *Record) uint8 { return r.Kind }, nil)
 	for k, kind := range live {
 		db := int(k[0])
 		if st.Keys[db] == nil {
@@ -98,34 +98,53 @@ func Check(path string, now int64) (CheckStats, error) {
 }
 
 // replayLive replays f (its snapshot, then its log, then the log segments
-// beside it, in order), counting
-// blocks, records and expired puts in st, and returns its live keys: db
-// byte + key → val of the OpPut record that set it. An OpPut whose
-// deadline has passed at now removes its key, as a load does. On error
-// the keys are those replayed until then.
-func replayLive[V any](f *file, now int64, st *CheckStats, val func(r *Record) V) (map[string]V, error) {
-	live := map[string]V{}
+// beside it, in order), counting blocks, records and expired keys in st,
+// and returns its live keys: db byte + key → val of the OpPut record that
+// set it, given by setDeadline (nil: kept as it is) the deadline of a
+// later OpExpire. Whether a key has expired at now is judged on the
+// deadline it ends with, as a load does (replayer). On error the keys are
+// those replayed until then.
+func replayLive[V any](f *file, now int64, st *CheckStats, val func(r *Record) V, setDeadline func(V, int64) V) (map[string]V, error) {
+	type entry struct {
+		v V
+		d int64
+	}
+	state := map[string]entry{}
 	apply := func(r *Record) {
-		k := string(append([]byte{byte(r.DB)}, r.Key...))
+		k := string(dbKey(nil, r))
 		switch r.Op {
 		case OpPut:
-			if r.Deadline != 0 && r.Deadline <= now {
-				delete(live, k)
-				st.Expired++
-			} else {
-				live[k] = val(r)
+			state[k] = entry{val(r), r.Deadline}
+		case OpExpire:
+			if e, ok := state[k]; ok {
+				e.d = r.Deadline
+				state[k] = e
 			}
 		case OpDelete:
-			delete(live, k)
+			delete(state, k)
 		case OpFlushDB:
-			for lk := range live {
-				if int(lk[0]) == r.DB {
-					delete(live, lk)
+			for sk := range state {
+				if int(sk[0]) == r.DB {
+					delete(state, sk)
 				}
 			}
 		case OpFlushAll:
-			clear(live)
+			clear(state)
 		}
+	}
+	live := func() map[string]V {
+		m := make(map[string]V, len(state))
+		for k, e := range state {
+			switch {
+			case expiredAt(e.d, now):
+				st.Expired++
+			case setDeadline != nil:
+				m[k] = setDeadline(e.v, e.d)
+			default:
+				m[k] = e.v
+			}
+		}
+		return m
 	}
 	// replayBlock replays a block of the snapshot (i = 0) or of the log
 	// (i = 1).
@@ -149,14 +168,14 @@ func replayLive[V any](f *file, now int64, st *CheckStats, val func(r *Record) V
 			return nil
 		})
 		if err != nil {
-			return live, err
+			return live(), err
 		}
 	}
 	err := replaySegments(f.path, func(_ walSegment, d segmentData) {
 		st.Segments++
 		st.SegmentTail += d.tail
 	}, func(block []byte) error { return replayBlock(1, block) })
-	return live, err
+	return live(), err
 }
 
 // Export calls fn with the live keys of a data file as OpPut records,
@@ -174,6 +193,9 @@ func Export(path string, now int64, fn func(r *Record) error) error {
 		c := *r
 		c.Key, c.Value = slices.Clone(r.Key), slices.Clone(r.Value)
 		return c
+	}, func(r Record, deadline int64) Record {
+		r.Deadline = deadline
+		return r
 	})
 	if err != nil {
 		return err

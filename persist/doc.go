@@ -58,7 +58,13 @@
 // keys dirty and record flushes. Once per FlushInterval, Run takes the
 // dirty set and, through Source.CaptureKeys, writes the current state of
 // each key (its value, or a deletion) after the flushes, in one bbolt
-// transaction: two fsyncs per second however many keys changed. With
+// transaction: two fsyncs per second however many keys changed. A key
+// whose deadline alone changed since the last flush (DeadlineChanged:
+// EXPIRE, PERSIST, GETEX EX) is written as an OpExpire record, its key and
+// deadline without the value. A load judges each key by the deadline it
+// ends with, that of the last OpExpire after its last OpPut (a first pass
+// over the log finds them): a sliding session whose earlier deadlines
+// passed while the server was down is loaded if its last one has not. With
 // FsyncAlways the replies of a client that changed something wait for
 // the write that holds its changes (WaitDurable, or OnDurable for the
 // server's event loops, which serve other clients meanwhile); the writers

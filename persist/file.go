@@ -34,8 +34,12 @@ import (
 // a page would need a fresh buffer (garbage for the collector) at every
 // commit.
 const (
-	formatName    = "sessiond-persist"
-	formatVersion = 1
+	formatName = "sessiond-persist"
+	// formatVersion is the version this sessiond writes and the newest it
+	// reads. 2 added OpExpire records; a version 1 file opened for writing
+	// is raised to 2 first (file.init), so that an older sessiond refuses
+	// it by its version instead of calling its new records damage.
+	formatVersion = 2
 	pageSize      = 64 << 10
 	// blockSize: four blocks, each with bbolt's 16-byte leaf element and
 	// 8-byte key, and the 16-byte page header make one page.
@@ -63,8 +67,9 @@ var (
 
 // file is an open data file.
 type file struct {
-	path string
-	db   *bolt.DB
+	path    string
+	db      *bolt.DB
+	version int // the format version in its meta
 	// next chunk numbers of base and log, and the bytes of blocks in
 	// each (for compaction and INFO).
 	baseSeq, logSeq     uint64
@@ -178,7 +183,16 @@ func classifyOpenError(path string, err error) error {
 func (f *file) init(fresh bool) error {
 	return f.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketMeta) != nil || bucketCount(tx) > 0 {
-			return f.readMeta(tx)
+			if err := f.readMeta(tx); err != nil {
+				return err
+			}
+			if f.version < formatVersion {
+				if err := tx.Bucket(bucketMeta).Put([]byte("version"), []byte(strconv.Itoa(formatVersion))); err != nil {
+					return err
+				}
+				f.version = formatVersion
+			}
+			return nil
 		}
 		meta, err := tx.CreateBucket(bucketMeta)
 		if err != nil {
@@ -214,9 +228,11 @@ func (f *file) readMeta(tx *bolt.Tx) error {
 	if string(meta.Get([]byte("format"))) != formatName {
 		return fmt.Errorf("%s: %w (format %q)", f.path, ErrForeign, meta.Get([]byte("format")))
 	}
-	if v, err := strconv.Atoi(string(meta.Get([]byte("version")))); err != nil || v < 1 || v > formatVersion {
+	v, err := strconv.Atoi(string(meta.Get([]byte("version"))))
+	if err != nil || v < 1 || v > formatVersion {
 		return fmt.Errorf("%s: %w (format version %q; this sessiond reads up to %d)", f.path, ErrForeign, meta.Get([]byte("version")), formatVersion)
 	}
+	f.version = v
 	if string(meta.Get([]byte("complete"))) != "1" {
 		return fmt.Errorf("%s: %w", f.path, ErrIncomplete)
 	}

@@ -25,7 +25,8 @@ type memStore struct {
 	parts int
 	m     *Manager // told of changes, when set
 	marks []string // CapturePart's cursors: the last key emitted
-	// onBegin, when set, is called by BeginCapture with the data it fixed.
+	// onBegin, when set, is called by BeginCapture with the data it fixed
+	// (without mu held: it may change the data).
 	onBegin func(map[string]Record)
 }
 
@@ -42,9 +43,12 @@ func (s *memStore) BeginCapture() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.at = maps.Clone(s.data)
+	at := maps.Clone(s.at)
+	s.mu.Unlock()
 	if s.onBegin != nil {
-		s.onBegin(maps.Clone(s.at))
+		s.onBegin(at)
 	}
+	s.mu.Lock() // for the deferred unlock
 	return nil
 }
 
@@ -90,8 +94,11 @@ func (s *memStore) CaptureKeys(take func() []Key, emit func(*Record) error) erro
 	defer s.mu.Unlock()
 	for _, k := range take() {
 		r, ok := s.data[mkey(k.DB, string(k.Key))]
-		if !ok {
+		switch {
+		case !ok:
 			r = Record{Op: OpDelete, DB: k.DB, Key: k.Key}
+		case k.DeadlineOnly:
+			r = Record{Op: OpExpire, DB: k.DB, Key: k.Key, Deadline: r.Deadline}
 		}
 		if err := emit(&r); err != nil {
 			return err
@@ -110,6 +117,11 @@ func (s *memStore) Restore(r *Record) error {
 		s.data[mkey(r.DB, string(r.Key))] = c
 	case OpDelete:
 		delete(s.data, mkey(r.DB, string(r.Key)))
+	case OpExpire:
+		if c, ok := s.data[mkey(r.DB, string(r.Key))]; ok {
+			c.Deadline = r.Deadline
+			s.data[mkey(r.DB, string(r.Key))] = c
+		}
 	case OpFlushDB:
 		for k, v := range s.data {
 			if v.DB == r.DB {
@@ -129,6 +141,22 @@ func (s *memStore) set(db int, key, val string, deadline int64) {
 	s.mu.Unlock()
 	if s.m != nil {
 		s.m.KeyChanged(db, []byte(key))
+	}
+}
+
+// expire sets the deadline of a key that exists (0: none) and reports it,
+// as EXPIRE, PERSIST or GETEX EX do.
+func (s *memStore) expire(db int, key string, deadline int64) {
+	s.mu.Lock()
+	r, ok := s.data[mkey(db, key)]
+	r.Deadline = deadline
+	s.data[mkey(db, key)] = r
+	s.mu.Unlock()
+	if !ok {
+		panic("expire of a missing key " + key)
+	}
+	if s.m != nil {
+		s.m.DeadlineChanged(db, []byte(key))
 	}
 }
 

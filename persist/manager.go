@@ -39,7 +39,9 @@ type Source interface {
 	// EndCapture ends the capture BeginCapture began, done or not.
 	EndCapture()
 	// CaptureKeys calls take, then emit with the current state of each key
-	// take returned: an OpPut record, or an OpDelete when the key is gone.
+	// take returned: an OpPut record, or an OpDelete when the key is gone,
+	// or an OpExpire with its current deadline when the Key says only its
+	// deadline changed (Key.DeadlineOnly) and it exists.
 	// take must run while no database flush can run, so that the flushes
 	// take reports come before the values emitted. take must not be
 	// called with a store lock held.
@@ -50,6 +52,10 @@ type Source interface {
 type Key struct {
 	DB  int
 	Key []byte
+	// DeadlineOnly says that only the key's deadline changed since its
+	// state was last written (DeadlineChanged, never KeyChanged): its
+	// value in the file is current, so an OpExpire record will do.
+	DeadlineOnly bool
 }
 
 // Sink is what a Manager restores a file into, at start-up. A Sink that
@@ -58,7 +64,9 @@ type Key struct {
 // records restored, a key rewritten in the log each time).
 type Sink interface {
 	// Restore applies r: OpPut stores the key (replacing it), OpDelete
-	// removes it, OpFlushDB and OpFlushAll empty databases. OpPut records
+	// removes it, OpExpire sets the deadline of the key if it is there
+	// (0: none; never one already past, which the Manager turns into an
+	// OpDelete), OpFlushDB and OpFlushAll empty databases. OpPut records
 	// of different keys may be restored from several goroutines at once.
 	// r and its slices are valid only during the call.
 	Restore(r *Record) error
@@ -162,10 +170,10 @@ type Manager struct {
 
 	// dmu guards the change set of the write-behind mode.
 	dmu     sync.Mutex
-	dirty   map[string]struct{} // db byte + key
-	ops     []Record            // flushes, in order
-	seq     uint64              // changes recorded
-	catchup *changeSet          // changes taken since a compaction began
+	dirty   map[string]bool // db byte + key → only its deadline changed
+	ops     []Record        // flushes, in order
+	seq     uint64          // changes recorded
+	catchup *changeSet      // changes taken since a compaction began
 	scratch []byte
 
 	// durMu guards handled and durWaiters; durCond signals growth.
@@ -216,23 +224,34 @@ type durWaiter struct {
 }
 
 // changeSet is a batch of changes: flushes in order, then keys whose
-// current state follows them.
+// current state follows them, each with whether only its deadline
+// changed.
 type changeSet struct {
-	keys map[string]struct{}
+	keys map[string]bool
 	ops  []Record
 }
 
-func (c *changeSet) merge(keys map[string]struct{}, ops []Record) {
+func (c *changeSet) merge(keys map[string]bool, ops []Record) {
 	c.ops = append(c.ops, ops...)
-	for k := range keys {
-		c.keys[k] = struct{}{}
+	mergeKeys(c.keys, keys)
+}
+
+// mergeKeys adds the dirty keys of src to dst: a key stays deadline-only
+// only if it is in both (or only in one) as deadline-only; a full change
+// wins, whatever the order.
+func mergeKeys(dst, src map[string]bool) {
+	for k, only := range src {
+		if was, ok := dst[k]; ok {
+			only = only && was
+		}
+		dst[k] = only
 	}
 }
 
 // LoadStats describes what Load restored.
 type LoadStats struct {
 	Keys     int64         // keys loaded (see Sink)
-	Expired  int64         // OpPut records skipped because their deadline had passed
+	Expired  int64         // OpPut records skipped, or keys deleted by OpExpire records, because their deadline had passed
 	Records  int64         // records read
 	Bytes    int64         // bytes of blocks read
 	Duration time.Duration // time Load took
@@ -294,7 +313,7 @@ func Open(cfg Config, src Source) (*Manager, error) {
 		compactPct:  cfg.CompactPercent,
 		discard:     cfg.DiscardUnreadable,
 		kick:        make(chan struct{}, 1),
-		dirty:       make(map[string]struct{}),
+		dirty:       make(map[string]bool),
 		rules:       cfg.Save,
 		appendOnly:  cfg.AppendOnly,
 		fsync:       cfg.Fsync,
@@ -373,11 +392,11 @@ func (m *Manager) Load(sink Sink) (LoadStats, error) {
 	if m.cur == nil {
 		return LoadStats{}, nil
 	}
-	now := time.Now().UnixMilli()
-	st, err := loadFile(m.cur, sink, now)
+	rp := newReplayer(m.cur, m.path, sink, time.Now().UnixMilli())
+	st, err := loadFile(m.cur, rp)
 	m.cur.doneReading()
 	if err == nil {
-		err = m.loadWAL(sink, now, &st)
+		err = m.loadWAL(rp, &st)
 	}
 	if err != nil && m.discard && unreadable(err) {
 		if ferr := sink.Restore(&Record{Op: OpFlushAll}); ferr != nil {
@@ -411,9 +430,9 @@ func (m *Manager) Load(sink Sink) (LoadStats, error) {
 	return st, nil
 }
 
-// loadFile replays f into sink: the snapshot's blocks in parallel (its
+// loadFile replays f through rp: the snapshot's blocks in parallel (its
 // keys are distinct), then the log in order.
-func loadFile(f *file, sink Sink, now int64) (LoadStats, error) {
+func loadFile(f *file, rp *replayer) (LoadStats, error) {
 	start := time.Now()
 	var st LoadStats
 	var keys, expired, records atomic.Int64
@@ -439,12 +458,13 @@ func loadFile(f *file, sink Sink, now int64) (LoadStats, error) {
 					if r.Op != OpPut {
 						return fmt.Errorf("%w: %s record in the snapshot", ErrCorrupt, r.Op)
 					}
-					if r.Deadline != 0 && r.Deadline <= now {
+					rp.settle(r)
+					if expiredAt(r.Deadline, rp.now) {
 						expired.Add(1)
 						return nil
 					}
 					keys.Add(1)
-					return sink.Restore(r)
+					return rp.sink.Restore(r)
 				})
 				if err != nil {
 					failed.Store(true)
@@ -469,7 +489,7 @@ func loadFile(f *file, sink Sink, now int64) (LoadStats, error) {
 	if err == nil {
 		err = f.each(bucketLog, func(seq uint64, block []byte) error {
 			st.Bytes += int64(len(block))
-			if err := replayLogBlock(block, sink, now, &st); err != nil {
+			if err := rp.logBlock(block, &st); err != nil {
 				return fmt.Errorf("%s: log block %d: %w", f.path, seq, err)
 			}
 			return nil
@@ -505,15 +525,25 @@ func (m *Manager) setNoSync() {
 
 // KeyChanged records that key in db changed. It is called by the server
 // with the key's shard locked: it never blocks on I/O.
-func (m *Manager) KeyChanged(db int, key []byte) {
+func (m *Manager) KeyChanged(db int, key []byte) { m.keyChanged(db, key, false) }
+
+// DeadlineChanged records that only the deadline of key in db changed
+// (EXPIRE, PERSIST, GETEX EX): the write-behind log records it as a small
+// OpExpire, unless the key changed otherwise too since the last flush. It
+// is called like KeyChanged.
+func (m *Manager) DeadlineChanged(db int, key []byte) { m.keyChanged(db, key, true) }
+
+func (m *Manager) keyChanged(db int, key []byte, deadlineOnly bool) {
 	m.changes.Add(1)
 	if !m.tracking.Load() {
 		return
 	}
 	m.dmu.Lock()
 	m.scratch = append(append(m.scratch[:0], byte(db)), key...)
-	if _, ok := m.dirty[string(m.scratch)]; !ok {
-		m.dirty[string(m.scratch)] = struct{}{}
+	if only, ok := m.dirty[string(m.scratch)]; !ok {
+		m.dirty[string(m.scratch)] = deadlineOnly
+	} else if only && !deadlineOnly {
+		m.dirty[string(m.scratch)] = false
 	}
 	m.seq++
 	m.dmu.Unlock()
@@ -542,7 +572,7 @@ func (m *Manager) take(final bool) (changeSet, uint64) {
 	m.dmu.Lock()
 	defer m.dmu.Unlock()
 	cs := changeSet{keys: m.dirty, ops: m.ops}
-	m.dirty = make(map[string]struct{}, len(cs.keys)/2)
+	m.dirty = make(map[string]bool, len(cs.keys)/2)
 	m.ops = nil
 	if m.catchup != nil {
 		m.catchup.merge(cs.keys, cs.ops)
@@ -558,17 +588,15 @@ func (m *Manager) take(final bool) (changeSet, uint64) {
 // pending changes.
 func (m *Manager) requeue(cs changeSet) {
 	m.dmu.Lock()
-	for k := range cs.keys {
-		m.dirty[k] = struct{}{}
-	}
+	mergeKeys(m.dirty, cs.keys)
 	m.ops = append(cs.ops, m.ops...)
 	m.dmu.Unlock()
 }
 
 func keysOf(cs changeSet) []Key {
 	keys := make([]Key, 0, len(cs.keys))
-	for k := range cs.keys {
-		keys = append(keys, Key{DB: int(k[0]), Key: []byte(k[1:])})
+	for k, only := range cs.keys {
+		keys = append(keys, Key{DB: int(k[0]), Key: []byte(k[1:]), DeadlineOnly: only})
 	}
 	return keys
 }
@@ -838,7 +866,7 @@ func (m *Manager) startSaveLocked(fast bool) (chan struct{}, error) {
 		// The new file's log must hold every change made from the moment
 		// of its snapshot on: they are caught up at the end.
 		m.dmu.Lock()
-		m.catchup = &changeSet{keys: make(map[string]struct{})}
+		m.catchup = &changeSet{keys: make(map[string]bool)}
 		m.dmu.Unlock()
 	}
 	m.wg.Go(func() {
@@ -884,9 +912,7 @@ func (m *Manager) save(appendOnly bool, plan savePlan) (err error) {
 			if err != nil {
 				m.dmu.Lock()
 				if m.catchup != nil { // give the changes back to the log
-					for k := range m.catchup.keys {
-						m.dirty[k] = struct{}{}
-					}
+					mergeKeys(m.dirty, m.catchup.keys)
 				}
 				m.catchup = nil
 				m.dmu.Unlock()

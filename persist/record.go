@@ -11,12 +11,15 @@ import (
 type Op uint8
 
 // The record operations. A snapshot holds only OpPut; the write-behind log
-// holds all four, replayed in order.
+// holds all five, replayed in order.
 const (
 	OpPut      Op = 1 // store Key in DB with Kind, Deadline and Value
 	OpDelete   Op = 2 // remove Key from DB
 	OpFlushDB  Op = 3 // remove every key of DB
 	OpFlushAll Op = 4 // remove every key of every database
+	// OpExpire sets the Deadline of Key in DB, whose value is unchanged
+	// (0: no deadline, PERSIST); no Kind, no Value. Format version 2.
+	OpExpire Op = 5
 )
 
 func (op Op) String() string {
@@ -29,6 +32,8 @@ func (op Op) String() string {
 		return "flushdb"
 	case OpFlushAll:
 		return "flushall"
+	case OpExpire:
+		return "expire"
 	}
 	return fmt.Sprintf("op(%d)", uint8(op))
 }
@@ -62,6 +67,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 //	  delete:   [key length uvarint][key]
 //	  flushdb:  nothing more
 //	  flushall: nothing more (db is 0)
+//	  expire:   [key length uvarint][key][deadline zigzag varint]
 //
 // The checksum covers the body, so a flipped bit anywhere in a record is
 // found; a truncated block fails to parse.
@@ -69,11 +75,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // bodyLen is the length of r's encoded body.
 func bodyLen(r *Record) int {
 	blen := 1 + uvarintLen(uint64(r.DB))
-	if r.Op == OpPut || r.Op == OpDelete {
+	if r.Op == OpPut || r.Op == OpDelete || r.Op == OpExpire {
 		blen += uvarintLen(uint64(len(r.Key))) + len(r.Key)
 	}
-	if r.Op == OpPut {
+	switch r.Op {
+	case OpPut:
 		blen += 1 + varintLen(r.Deadline) + len(r.Value)
+	case OpExpire:
+		blen += varintLen(r.Deadline)
 	}
 	return blen
 }
@@ -111,6 +120,10 @@ func appendUnsealed(dst []byte, r *Record) []byte {
 	case OpDelete:
 		dst = binary.AppendUvarint(dst, uint64(len(r.Key)))
 		dst = append(dst, r.Key...)
+	case OpExpire:
+		dst = binary.AppendUvarint(dst, uint64(len(r.Key)))
+		dst = append(dst, r.Key...)
+		dst = binary.AppendVarint(dst, r.Deadline)
 	}
 	return dst
 }
@@ -186,7 +199,7 @@ func decodeRecord(b []byte, r *Record) (int, error) {
 	r.DB = int(db)
 	p := body[1+m:]
 	switch r.Op {
-	case OpPut, OpDelete:
+	case OpPut, OpDelete, OpExpire:
 		klen, m := uvarint(p)
 		if m <= 0 || klen > uint64(len(p)-m) {
 			return 0, fmt.Errorf("%w: bad key length", ErrCorrupt)
@@ -199,16 +212,23 @@ func decodeRecord(b []byte, r *Record) (int, error) {
 			}
 			return total, nil
 		}
+		if r.Op == OpExpire {
+			dl, m2 := deadline(p)
+			if m2 <= 0 {
+				return 0, fmt.Errorf("%w: bad deadline", ErrCorrupt)
+			}
+			if m2 != len(p) {
+				return 0, fmt.Errorf("%w: trailing bytes", ErrCorrupt)
+			}
+			r.Deadline = dl
+			return total, nil
+		}
 		if len(p) < 2 {
 			return 0, fmt.Errorf("%w: truncated put", ErrCorrupt)
 		}
 		r.Kind = p[0]
-		udl, m2 := uvarint(p[1:])
-		dl := int64(udl >> 1)
-		if udl&1 != 0 {
-			dl = ^dl
-		}
-		if m2 <= 0 || dl < 0 {
+		dl, m2 := deadline(p[1:])
+		if m2 <= 0 {
 			return 0, fmt.Errorf("%w: bad deadline", ErrCorrupt)
 		}
 		r.Deadline = dl
@@ -231,6 +251,20 @@ func uvarint(b []byte) (uint64, int) {
 		return 0, -1
 	}
 	return v, n
+}
+
+// deadline decodes the zigzag varint deadline b starts with; n ≤ 0 for
+// a malformed or negative one.
+func deadline(b []byte) (int64, int) {
+	udl, n := uvarint(b)
+	dl := int64(udl >> 1)
+	if udl&1 != 0 {
+		dl = ^dl
+	}
+	if n <= 0 || dl < 0 {
+		return 0, -1
+	}
+	return dl, n
 }
 
 // eachRecord calls fn for every record of a block, stopping at the first

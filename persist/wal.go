@@ -243,7 +243,7 @@ func (m *Manager) drainWALLocked() error {
 
 // loadWAL replays the segments left beside the data file into sink, after
 // the file's own log, and keeps them: the next append begins a new one.
-func (m *Manager) loadWAL(sink Sink, now int64, st *LoadStats) error {
+func (m *Manager) loadWAL(rp *replayer, st *LoadStats) error {
 	w := &m.wal
 	return replaySegments(m.path, func(s walSegment, d segmentData) {
 		if d.tail > 0 {
@@ -254,7 +254,7 @@ func (m *Manager) loadWAL(sink Sink, now int64, st *LoadStats) error {
 		w.gen = max(w.gen, s.gen)
 	}, func(b []byte) error {
 		st.Bytes += int64(len(b))
-		return replayLogBlock(b, sink, now, st)
+		return rp.logBlock(b, st)
 	})
 }
 
@@ -276,21 +276,4 @@ func (m *Manager) setAsideWAL(suffix string) error {
 		}
 	}
 	return nil
-}
-
-// replayLogBlock restores a log block's records into sink: a record
-// whose deadline has passed deletes its key.
-func replayLogBlock(block []byte, sink Sink, now int64, st *LoadStats) error {
-	return eachRecord(block, func(r *Record) error {
-		st.Records++
-		if r.Op == OpPut && r.Deadline != 0 && r.Deadline <= now {
-			st.Expired++
-			d := Record{Op: OpDelete, DB: r.DB, Key: r.Key}
-			return sink.Restore(&d)
-		}
-		if r.Op == OpPut {
-			st.Keys++
-		}
-		return sink.Restore(r)
-	})
 }

@@ -33,9 +33,17 @@ const (
 )
 
 // changed reports that key in db was modified by the running command and
-// publishes event in class: the usual pair of calls of a write.
+// publishes event in class: the usual pair of calls of a write. An
+// "expire" or "persist" event is a change of the deadline alone (a write
+// that also changes the value reports "set" or the like with changed, and
+// "expire" with event), which persistence records as such.
 func (c *client) changed(class eventClass, event string, db int, key []byte) {
-	c.srv.signalKey(db, key)
+	if event == "expire" || event == "persist" {
+		c.srv.watchers.touch(db, key)
+		c.srv.signalDeadline(db, key)
+	} else {
+		c.srv.signalKey(db, key)
+	}
 	c.unsynced = true
 	c.srv.publishEvent(class, event, db, key)
 }

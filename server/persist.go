@@ -20,10 +20,14 @@ import (
 
 // ChangeTracker learns which keys the server changed. KeyChanged is called
 // by every write (through signalKey), with the key's shard locked: it must
-// be quick and must not use the store. DBFlushed is called after FLUSHDB
+// be quick and must not use the store. DeadlineChanged is called instead
+// when the write changed only the key's deadline (the "expire" and
+// "persist" events: EXPIRE and its variants, PERSIST, GETEX with an
+// option), under the same contract. DBFlushed is called after FLUSHDB
 // (db ≥ 0) or FLUSHALL (db < 0), while no HoldFlushes section runs.
 type ChangeTracker interface {
 	KeyChanged(db int, key []byte)
+	DeadlineChanged(db int, key []byte)
 	DBFlushed(db int)
 }
 
@@ -92,6 +96,13 @@ type PersistStatus struct {
 func (s *Server) signalChange(db int, key []byte) {
 	if s.persist != nil {
 		s.persist.KeyChanged(db, key)
+	}
+}
+
+// signalDeadline reports a change of key's deadline alone to the tracker.
+func (s *Server) signalDeadline(db int, key []byte) {
+	if s.persist != nil {
+		s.persist.DeadlineChanged(db, key)
 	}
 }
 

@@ -37,6 +37,12 @@ func (f *fakePersistence) KeyChanged(db int, key []byte) {
 	f.mu.Unlock()
 }
 
+func (f *fakePersistence) DeadlineChanged(db int, key []byte) {
+	f.mu.Lock()
+	f.changed = append(f.changed, fmt.Sprintf("%d:%s (deadline)", db, key))
+	f.mu.Unlock()
+}
+
 func (f *fakePersistence) DBFlushed(db int) {
 	f.mu.Lock()
 	f.flushed = append(f.flushed, db)
@@ -235,7 +241,7 @@ func TestChangesReachTheTracker(t *testing.T) {
 		c.Do(cmd...)
 	}
 	assert.Equal(t, []string{
-		"0:a", "0:a", "0:n", "0:m1", "0:m2", "0:a", "0:a", "0:a", "0:b",
+		"0:a", "0:a", "0:n", "0:m1", "0:m2", "0:a (deadline)", "0:a (deadline)", "0:a", "0:b",
 		"2:c", "0:m1", "0:m2", "3:s",
 	}, p.changes())
 	p.mu.Lock()
@@ -364,6 +370,46 @@ func TestSaveDoesNotDeadlockWithExec(t *testing.T) {
 			assert.Equal(t, "+OK\r\n", reply(a, "SAVE did not end"))
 		})
 	}
+}
+
+// TestDeadlineChangesReachTheTracker: a command that changes only a key's
+// deadline (the "expire" and "persist" events) is reported as such; one
+// that writes the value too, or deletes the key with a past deadline, is a
+// full change. A deadline change still fails a WATCH.
+func TestDeadlineChangesReachTheTracker(t *testing.T) {
+	p := newFakePersistence()
+	ts := startServer(t, Config{Persistence: p})
+	c := redistest.Dial(t, ts.addr)
+	future := fmt.Sprint(time.Now().Add(time.Hour).Unix())
+	for _, cmd := range [][]string{
+		{"SET", "k", "v", "EX", "10"}, // set + expire events: full
+		{"GETEX", "k", "EX", "100"}, {"GETEX", "k", "PX", "100000"}, {"GETEX", "k", "EXAT", future},
+		{"GETEX", "k", "PXAT", future + "000"}, {"GETEX", "k", "PERSIST"},
+		{"GETEX", "k"}, {"GETEX", "k", "PERSIST"}, // no change: not reported
+		{"EXPIRE", "k", "100"}, {"PEXPIRE", "k", "100000"}, {"EXPIREAT", "k", future},
+		{"PEXPIREAT", "k", future + "000"}, {"PERSIST", "k"}, {"PERSIST", "k"},
+		{"SETEX", "s", "10", "v"}, {"SET", "s", "w", "KEEPTTL"}, {"PSETEX", "s", "10000", "v"},
+		{"SET", "s", "v", "PXAT", future + "000"},
+		{"EXPIRE", "s", "-1"},                          // deletes: full
+		{"SET", "g", "v"}, {"GETEX", "g", "EXAT", "1"}, // deletes: full
+		{"HSET", "h", "f", "v"}, {"EXPIRE", "h", "100"},
+	} {
+		c.Do(cmd...)
+	}
+	d := "0:k (deadline)"
+	assert.Equal(t, []string{
+		"0:k", d, d, d, d, d, d, d, d, d, d,
+		"0:s", "0:s", "0:s", "0:s", "0:s", "0:g", "0:g", "0:h", "0:h (deadline)",
+	}, p.changes())
+
+	// WATCH sees a deadline change, as in Redis.
+	c.Do("SET", "w", "v")
+	assert.Equal(t, "+OK\r\n", c.DoString("WATCH", "w"))
+	other := redistest.Dial(t, ts.addr)
+	assert.Equal(t, ":1\r\n", other.DoString("EXPIRE", "w", "100"))
+	assert.Equal(t, "+OK\r\n", c.DoString("MULTI"))
+	assert.Equal(t, "+QUEUED\r\n", c.DoString("GET", "w"))
+	assert.Equal(t, "*-1\r\n", c.DoString("EXEC"))
 }
 
 func TestScriptWritesWaitForDurability(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/sessiond/sessiond/persist"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -368,13 +369,23 @@ func TestCrashSnapshotMode(t *testing.T) {
 // moved by two.
 func afterTwoFlushes(t *testing.T, rdb *redis.Client, w *workload) []int64 {
 	acked := w.ackedNow()
+	twoFlushes(t, rdb)
+	return acked
+}
+
+// twoFlushes waits until the writes acknowledged before it are durable.
+// A flush runs only when something changed: with dirty set, it keeps
+// writing a key of its own meanwhile.
+func twoFlushes(t *testing.T, rdb *redis.Client, dirty ...string) {
 	start := infoField(t, rdb, "sessiond_aof_flushes")
 	deadline := time.Now().Add(10 * time.Second)
 	for infoField(t, rdb, "sessiond_aof_flushes") < start+2 {
 		require.True(t, time.Now().Before(deadline), "no write-behind flush for 10 s")
+		for _, k := range dirty {
+			require.NoError(t, rdb.Set(context.Background(), k, "x", 0).Err())
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return acked
 }
 
 func TestCrashEverySec(t *testing.T) {
@@ -391,4 +402,64 @@ func TestCrashAlways(t *testing.T) {
 func TestCrashDuringCompaction(t *testing.T) {
 	crashRounds(t, 3, []string{"--appendonly", "yes"}, afterTwoFlushes,
 		func(rdb *redis.Client) { _ = rdb.BgRewriteAOF(context.Background()).Err() })
+}
+
+// TestCrashKeepsDeadlineChanges: GETEX EX, EXPIRE and PERSIST, which the
+// write-behind log records as small OpExpire records, survive kill -9
+// after a flush with their exact deadlines; so does a session whose first
+// TTL passed while the server was down but which GETEX had extended.
+func TestCrashKeepsDeadlineChanges(t *testing.T) {
+	for _, fsync := range []string{"everysec", "always"} {
+		t.Run(fsync, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"--dir", dir, "--appendonly", "yes", "--appendfsync", fsync}
+			p := startProc(t, args...)
+			rdb := p.client()
+			defer rdb.Close()
+			ctx := context.Background()
+			value := strings.Repeat("s", 700)
+			set := time.Now()
+			for _, k := range []string{"slide", "persist", "expire", "short"} {
+				ttl := time.Minute
+				if k == "short" {
+					ttl = 4 * time.Second
+				}
+				require.NoError(t, rdb.Set(ctx, k, value+k, ttl).Err())
+			}
+			require.NoError(t, rdb.Set(ctx, "rewritten", "old", time.Minute).Err())
+			twoFlushes(t, rdb, "sentinel")
+
+			require.Equal(t, value+"slide", rdb.GetEx(ctx, "slide", 2*time.Hour).Val())
+			require.Equal(t, value+"short", rdb.GetEx(ctx, "short", time.Hour).Val())
+			require.True(t, rdb.Persist(ctx, "persist").Val())
+			require.True(t, rdb.Expire(ctx, "expire", 500*time.Second).Val())
+			require.NoError(t, rdb.Set(ctx, "rewritten", "new", 0).Err()) // value and deadline
+			require.True(t, rdb.Expire(ctx, "rewritten", 600*time.Second).Val())
+			want := map[string]int64{}
+			for _, k := range []string{"slide", "short", "persist", "expire", "rewritten"} {
+				want[k] = rdb.Do(ctx, "PEXPIRETIME", k).Val().(int64)
+			}
+			require.Equal(t, int64(-1), want["persist"])
+			twoFlushes(t, rdb, "sentinel")
+			p.kill9(t)
+
+			st, err := persist.Check(filepath.Join(dir, "sessiond.db"), time.Now().UnixMilli())
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, st.Records[persist.OpExpire], int64(4), "deadline changes are logged as OpExpire")
+			time.Sleep(time.Until(set.Add(4 * time.Second))) // short's first TTL passes while down
+
+			p = startProc(t, args...)
+			rdb2 := p.client()
+			defer rdb2.Close()
+			for k, dl := range want {
+				v := value + k
+				if k == "rewritten" {
+					v = "new"
+				}
+				assert.Equal(t, v, rdb2.Get(ctx, k).Val(), k)
+				assert.Equal(t, dl, rdb2.Do(ctx, "PEXPIRETIME", k).Val(), k)
+			}
+			p.stop(t)
+		})
+	}
 }

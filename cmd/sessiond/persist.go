@@ -188,6 +188,9 @@ func (s *storeSource) captureKey(k persist.Key, emit func(*persist.Record) error
 	if !ok {
 		return emit(&persist.Record{Op: persist.OpDelete, DB: k.DB, Key: k.Key})
 	}
+	if k.DeadlineOnly { // the file has its value: the deadline will do
+		return emit(&persist.Record{Op: persist.OpExpire, DB: k.DB, Key: k.Key, Deadline: e.Deadline})
+	}
 	var r persist.Record
 	if err := record(&r, &s.keysBuf, k.DB, k.Key, e); err != nil {
 		return err
@@ -235,6 +238,17 @@ func (k *storeSink) Restore(r *persist.Record) error {
 		tx := k.store.Lock(r.Key)
 		defer tx.Unlock()
 		tx.Delete(r.DB, r.Key)
+	case persist.OpExpire:
+		tx := k.store.Lock(r.Key)
+		defer tx.Unlock()
+		if _, ok := tx.Get(r.DB, r.Key); !ok {
+			return nil
+		}
+		if r.Deadline != 0 && r.Deadline <= k.now {
+			tx.Delete(r.DB, r.Key)
+		} else {
+			tx.SetDeadline(r.DB, r.Key, r.Deadline)
+		}
 	case persist.OpFlushDB:
 		k.store.Flush(r.DB)
 	case persist.OpFlushAll:

@@ -46,8 +46,8 @@ func runCheckSnapshot(args []string, stdout, stderr io.Writer) error {
 		if st.Segments > 0 {
 			fmt.Fprintf(stdout, "log segments beside the file (appendfsync always, not yet folded in): %d, in the log counts above; incomplete writes ignored: %d bytes\n", st.Segments, st.SegmentTail)
 		}
-		fmt.Fprintf(stdout, "records: %d put, %d delete, %d flushdb, %d flushall\n",
-			st.Records[persist.OpPut], st.Records[persist.OpDelete], st.Records[persist.OpFlushDB], st.Records[persist.OpFlushAll])
+		fmt.Fprintf(stdout, "records: %d put, %d delete, %d expire, %d flushdb, %d flushall\n",
+			st.Records[persist.OpPut], st.Records[persist.OpDelete], st.Records[persist.OpExpire], st.Records[persist.OpFlushDB], st.Records[persist.OpFlushAll])
 		fmt.Fprintf(stdout, "keys: %d live, %d expired (not loaded)\n", st.LiveKeys(), st.Expired)
 		dbs := make([]int, 0, len(st.Keys))
 		for db := range st.Keys {

@@ -64,9 +64,9 @@ type Key struct {
 // records restored, a key rewritten in the log each time).
 type Sink interface {
 	// Restore applies r: OpPut stores the key (replacing it), OpDelete
-	// removes it, OpExpire sets the deadline of the key if it is there
-	// (0: none; never one already past, which the Manager turns into an
-	// OpDelete), OpFlushDB and OpFlushAll empty databases. OpPut records
+	// removes it, OpFlushDB and OpFlushAll empty databases. OpExpire
+	// records never reach it: Load gives their deadlines to the OpPut
+	// records they follow (replayer). OpPut records
 	// of different keys may be restored from several goroutines at once.
 	// r and its slices are valid only during the call.
 	Restore(r *Record) error
@@ -251,7 +251,7 @@ func mergeKeys(dst, src map[string]bool) {
 // LoadStats describes what Load restored.
 type LoadStats struct {
 	Keys     int64         // keys loaded (see Sink)
-	Expired  int64         // OpPut records skipped, or keys deleted by OpExpire records, because their deadline had passed
+	Expired  int64         // OpPut records skipped because their key's final deadline had passed
 	Records  int64         // records read
 	Bytes    int64         // bytes of blocks read
 	Duration time.Duration // time Load took

@@ -238,17 +238,6 @@ func (k *storeSink) Restore(r *persist.Record) error {
 		tx := k.store.Lock(r.Key)
 		defer tx.Unlock()
 		tx.Delete(r.DB, r.Key)
-	case persist.OpExpire:
-		tx := k.store.Lock(r.Key)
-		defer tx.Unlock()
-		if _, ok := tx.Get(r.DB, r.Key); !ok {
-			return nil
-		}
-		if r.Deadline != 0 && r.Deadline <= k.now {
-			tx.Delete(r.DB, r.Key)
-		} else {
-			tx.SetDeadline(r.DB, r.Key, r.Deadline)
-		}
 	case persist.OpFlushDB:
 		k.store.Flush(r.DB)
 	case persist.OpFlushAll:

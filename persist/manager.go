@@ -392,12 +392,14 @@ func (m *Manager) Load(sink Sink) (LoadStats, error) {
 	if m.cur == nil {
 		return LoadStats{}, nil
 	}
-	rp := newReplayer(m.cur, m.path, sink, time.Now().UnixMilli())
+	start := time.Now()
+	rp := newReplayer(m.cur, m.path, sink, start.UnixMilli())
 	st, err := loadFile(m.cur, rp)
 	m.cur.doneReading()
 	if err == nil {
 		err = m.loadWAL(rp, &st)
 	}
+	st.Duration = time.Since(start) // the log segments and the first pass too
 	if err != nil && m.discard && unreadable(err) {
 		if ferr := sink.Restore(&Record{Op: OpFlushAll}); ferr != nil {
 			return st, ferr

@@ -2,6 +2,7 @@ package persist
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -353,6 +354,59 @@ func TestSlidingDeadlinesAtLoad(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, int64(2), st.LiveKeys())
 			assert.Equal(t, int64(1), st.Expired)
+		})
+	}
+}
+
+// TestLogReplayInOrder: a log of many records per key (puts,
+// deletes, deadline changes, flushes of one database and of all), spread
+// over many flushes (blocks) and, in always mode, over many segments,
+// loads as the store ended.
+func TestLogReplayInOrder(t *testing.T) {
+	for _, mode := range []string{FsyncEverySec, FsyncAlways} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			src := newMemStore()
+			m := openManager(t, dir, src, Config{AppendOnly: true, Fsync: mode})
+			m.wal.maxBytes = 8 << 10 // many segments
+			rng := rand.New(rand.NewPCG(1, 2))
+			hour := time.Now().Add(time.Hour).UnixMilli()
+			for step := range 405 { // the last steps flush nothing
+				for range 40 {
+					db, k := rng.IntN(3), fmt.Sprint("k", rng.IntN(30))
+					_, exists := src.snapshot()[mkey(db, k)]
+					switch n := rng.IntN(10); {
+					case n < 5:
+						src.set(db, k, fmt.Sprint("v", step, "-", n), hour+int64(rng.IntN(1000)))
+					case n < 7 && exists:
+						src.expire(db, k, hour+int64(rng.IntN(100000)))
+					case n < 9:
+						src.del(db, k)
+					}
+				}
+				switch step % 37 {
+				case 11:
+					src.flush(rng.IntN(3))
+				case 29:
+					src.flush(-1)
+				}
+				require.NoError(t, m.flushLog())
+			}
+			// Last, flushes that no later write hides: database 2 ends
+			// with one key set after its flush.
+			src.set(2, "k0", "before", hour)
+			require.NoError(t, m.flushLog())
+			src.flush(2)
+			src.set(2, "after", "a", 0)
+			require.NoError(t, m.flushLog())
+			want := src.clone()
+			require.NotEmpty(t, want)
+			require.Contains(t, want, mkey(2, "after"))
+			require.NotContains(t, want, mkey(2, "k0"))
+			require.NoError(t, m.Close(false))
+			got, _ := reload(t, dir)
+			assert.Equal(t, want, got)
+			assert.Equal(t, want, exported(t, dir))
 		})
 	}
 }

@@ -22,6 +22,9 @@ const (
 	OpExpire Op = 5
 )
 
+// hasKey reports whether op's records name a key (all but the flushes).
+func (op Op) hasKey() bool { return op == OpPut || op == OpDelete || op == OpExpire }
+
 func (op Op) String() string {
 	switch op {
 	case OpPut:
@@ -75,7 +78,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // bodyLen is the length of r's encoded body.
 func bodyLen(r *Record) int {
 	blen := 1 + uvarintLen(uint64(r.DB))
-	if r.Op == OpPut || r.Op == OpDelete || r.Op == OpExpire {
+	if r.Op.hasKey() {
 		blen += uvarintLen(uint64(len(r.Key))) + len(r.Key)
 	}
 	switch r.Op {
@@ -110,19 +113,16 @@ func appendUnsealed(dst []byte, r *Record) []byte {
 	dst = binary.AppendUvarint(dst, uint64(blen))
 	dst = append(dst, byte(r.Op))
 	dst = binary.AppendUvarint(dst, uint64(r.DB))
-	switch r.Op {
-	case OpPut:
+	if r.Op.hasKey() {
 		dst = binary.AppendUvarint(dst, uint64(len(r.Key)))
 		dst = append(dst, r.Key...)
+	}
+	switch r.Op {
+	case OpPut:
 		dst = append(dst, r.Kind)
 		dst = binary.AppendVarint(dst, r.Deadline)
 		dst = append(dst, r.Value...)
-	case OpDelete:
-		dst = binary.AppendUvarint(dst, uint64(len(r.Key)))
-		dst = append(dst, r.Key...)
 	case OpExpire:
-		dst = binary.AppendUvarint(dst, uint64(len(r.Key)))
-		dst = append(dst, r.Key...)
 		dst = binary.AppendVarint(dst, r.Deadline)
 	}
 	return dst

@@ -122,14 +122,8 @@ func replayLive[V any](f *file, now int64, st *CheckStats, val func(r *Record) V
 			}
 		case OpDelete:
 			delete(state, k)
-		case OpFlushDB:
-			for sk := range state {
-				if int(sk[0]) == r.DB {
-					delete(state, sk)
-				}
-			}
-		case OpFlushAll:
-			clear(state)
+		case OpFlushDB, OpFlushAll:
+			dropFlushed(state, r)
 		}
 	}
 	live := func() map[string]V {

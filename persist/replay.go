@@ -52,16 +52,24 @@ func noteFinal(final map[string]int64, r *Record) map[string]int64 {
 			var buf [64]byte
 			delete(final, string(dbKey(buf[:0], r)))
 		}
-	case OpFlushDB:
-		for k := range final {
-			if int(k[0]) == r.DB {
-				delete(final, k)
-			}
-		}
-	case OpFlushAll:
-		clear(final)
+	case OpFlushDB, OpFlushAll:
+		dropFlushed(final, r)
 	}
 	return final
+}
+
+// dropFlushed deletes from m, keyed by database byte + key, the keys that
+// r, an OpFlushDB or OpFlushAll, empties.
+func dropFlushed[V any](m map[string]V, r *Record) {
+	if r.Op == OpFlushAll {
+		clear(m)
+		return
+	}
+	for k := range m {
+		if int(k[0]) == r.DB {
+			delete(m, k)
+		}
+	}
 }
 
 // dbKey appends r's database byte and key to dst.

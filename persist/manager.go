@@ -435,7 +435,6 @@ func (m *Manager) Load(sink Sink) (LoadStats, error) {
 // loadFile replays f through rp: the snapshot's blocks in parallel (its
 // keys are distinct), then the log in order.
 func loadFile(f *file, rp *replayer) (LoadStats, error) {
-	start := time.Now()
 	var st LoadStats
 	var keys, expired, records atomic.Int64
 	workers := max(1, min(runtime.GOMAXPROCS(0), 8))
@@ -500,7 +499,6 @@ func loadFile(f *file, rp *replayer) (LoadStats, error) {
 	st.Keys += keys.Load()
 	st.Expired += expired.Load()
 	st.Records += records.Load()
-	st.Duration = time.Since(start)
 	return st, err
 }
 
@@ -542,10 +540,10 @@ func (m *Manager) keyChanged(db int, key []byte, deadlineOnly bool) {
 	}
 	m.dmu.Lock()
 	m.scratch = append(append(m.scratch[:0], byte(db)), key...)
-	if only, ok := m.dirty[string(m.scratch)]; !ok {
+	// New, or a full change of a key dirty by its deadline alone: a full
+	// change wins (mergeKeys).
+	if only, ok := m.dirty[string(m.scratch)]; !ok || only && !deadlineOnly {
 		m.dirty[string(m.scratch)] = deadlineOnly
-	} else if only && !deadlineOnly {
-		m.dirty[string(m.scratch)] = false
 	}
 	m.seq++
 	m.dmu.Unlock()

@@ -30,16 +30,10 @@ func logOf(t *testing.T, m *Manager) []loggedRecord {
 	defer m.fmu.Unlock()
 	var out []loggedRecord
 	block := func(b []byte) error {
-		for off := 0; off < len(b); {
-			var r Record
-			n, err := decodeRecord(b[off:], &r)
-			if err != nil {
-				return err
-			}
-			off += n
-			out = append(out, loggedRecord{r.Op, string(r.Key), r.Deadline, n})
-		}
-		return nil
+		return eachRecord(b, func(r *Record) error {
+			out = append(out, loggedRecord{r.Op, string(r.Key), r.Deadline, recordLen(r)})
+			return nil
+		})
 	}
 	require.NoError(t, m.cur.each(bucketLog, func(_ uint64, b []byte) error { return block(b) }))
 	require.NoError(t, replaySegments(m.path, func(walSegment, segmentData) {}, block))

@@ -360,7 +360,9 @@ func TestLogReplayInOrder(t *testing.T) {
 			for step := range 405 { // the last steps flush nothing
 				for range 40 {
 					db, k := rng.IntN(3), fmt.Sprint("k", rng.IntN(30))
-					_, exists := src.snapshot()[mkey(db, k)]
+					src.mu.Lock()
+					_, exists := src.data[mkey(db, k)]
+					src.mu.Unlock()
 					switch n := rng.IntN(10); {
 					case n < 5:
 						src.set(db, k, fmt.Sprint("v", step, "-", n), hour+int64(rng.IntN(1000)))

@@ -337,8 +337,7 @@ func TestSnapshotIsAPrefixOfTheWrites(t *testing.T) {
 	writing := make(chan struct{}) // closed after the first batch
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		var once sync.Once
-		started := func() { once.Do(func() { close(writing) }) }
+		started := sync.OnceFunc(func() { close(writing) })
 		defer started() // also when the writes fail
 		w := redistest.Dial(t, addr)
 		for n := 1; ; {

@@ -330,8 +330,9 @@ func TestSlidingDeadlinesAtLoad(t *testing.T) {
 				}
 				require.NoError(t, m.flushLog())
 			}
+			log := logOf(t, m)
 			for _, k := range []string{"slide", "shortened", "ended"} {
-				assert.Equal(t, OpExpire, lastOf(t, logOf(t, m), k).Op, k)
+				assert.Equal(t, OpExpire, lastOf(t, log, k).Op, k)
 			}
 			require.NoError(t, m.Close(false))
 

@@ -30,16 +30,10 @@ func logOf(t *testing.T, m *Manager) []loggedRecord {
 	defer m.fmu.Unlock()
 	var out []loggedRecord
 	block := func(b []byte) error {
-		for off := 0; off < len(b); {
-			var r Record
-			n, err := decodeRecord(b[off:], &r)
-			if err != nil {
-				return err
-			}
-			off += n
-			out = append(out, loggedRecord{r.Op, string(r.Key), r.Deadline, n})
-		}
-		return nil
+		return eachRecord(b, func(r *Record) error {
+			out = append(out, loggedRecord{r.Op, string(r.Key), r.Deadline, recordLen(r)})
+			return nil
+		})
 	}
 	require.NoError(t, m.cur.each(bucketLog, func(_ uint64, b []byte) error { return block(b) }))
 	require.NoError(t, replaySegments(m.path, func(walSegment, segmentData) {}, block))
@@ -58,16 +52,27 @@ func lastOf(t *testing.T, log []loggedRecord, key string) loggedRecord {
 	return loggedRecord{}
 }
 
-// exported returns what Export gives for the file at dir, as
-// memStore.snapshot shows it.
-func exported(t *testing.T, dir string) map[string]string {
+// readsAs checks that every reader of the file at dir finds want (as
+// memStore.snapshot shows it) and counts expired keys as expired: a load,
+// export-snapshot (Export) and check (Check). It returns what the load
+// gave and Check's figures, for more checks.
+func readsAs(t *testing.T, dir string, want map[string]string, expired int64) (map[string]string, CheckStats) {
 	t.Helper()
-	out := map[string]string{}
-	require.NoError(t, Export(filepath.Join(dir, "data.db"), time.Now().UnixMilli(), func(r *Record) error {
-		out[mkey(r.DB, string(r.Key))] = fmt.Sprintf("%s|%d|%d", r.Value, r.Kind, r.Deadline)
+	got, ls := reload(t, dir)
+	assert.Equal(t, want, got, "load")
+	assert.Equal(t, expired, ls.Expired, "keys expired at load")
+	path := filepath.Join(dir, "data.db")
+	exported := map[string]string{}
+	require.NoError(t, Export(path, time.Now().UnixMilli(), func(r *Record) error {
+		exported[mkey(r.DB, string(r.Key))] = fmt.Sprintf("%s|%d|%d", r.Value, r.Kind, r.Deadline)
 		return nil
 	}))
-	return out
+	assert.Equal(t, want, exported, "export-snapshot gives what a load does")
+	st, err := Check(path, time.Now().UnixMilli())
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(want)), st.LiveKeys(), "check's live keys")
+	assert.Equal(t, expired, st.Expired, "check's expired keys")
+	return got, st
 }
 
 var session = strings.Repeat("s", 700)
@@ -110,17 +115,11 @@ func TestDeadlineOnlyChangeIsASmallRecord(t *testing.T) {
 
 	want := src.clone()
 	require.NoError(t, m.Close(false))
-	got, ls := reload(t, dir)
-	assert.Equal(t, want, got)
+	got, st := readsAs(t, dir, want, 0)
 	assert.Equal(t, session+fmt.Sprintf("|1|%d", hour+2000), got[mkey(0, "slide")])
 	assert.Equal(t, "db3|1|"+fmt.Sprint(hour), got[mkey(3, "slide")], "another database's key is untouched")
 	assert.Equal(t, session+"|1|0", got[mkey(0, "persist")])
-	assert.Zero(t, ls.Expired)
-	assert.Equal(t, want, exported(t, dir), "export-snapshot gives what a load does")
-	st, err := Check(filepath.Join(dir, "data.db"), time.Now().UnixMilli())
-	require.NoError(t, err)
 	assert.Equal(t, int64(2), st.Records[OpExpire])
-	assert.Equal(t, int64(len(want)), st.LiveKeys())
 }
 
 // TestExpireRecordDeadlinesAtLoad: an OpExpire whose deadline passed
@@ -146,17 +145,11 @@ func TestExpireRecordDeadlinesAtLoad(t *testing.T) {
 	require.NoError(t, m.flushLog())
 	require.NoError(t, m.Close(false))
 
-	got, ls := reload(t, dir)
-	assert.Equal(t, map[string]string{
+	want := map[string]string{
 		mkey(0, "inbase"): fmt.Sprintf("b|1|%d", hour),
 		mkey(0, "inlog"):  fmt.Sprintf("l|1|%d", hour),
-	}, got)
-	assert.Equal(t, int64(2), ls.Expired, "gone and stays")
-	assert.Equal(t, got, exported(t, dir))
-	st, err := Check(filepath.Join(dir, "data.db"), time.Now().UnixMilli())
-	require.NoError(t, err)
-	assert.Equal(t, int64(2), st.LiveKeys())
-	assert.Equal(t, int64(2), st.Expired)
+	}
+	readsAs(t, dir, want, 2) // gone and stays expired
 }
 
 // TestDeadlineFlagSurvivesAFailedFlush: the keys of a flush that failed
@@ -337,8 +330,9 @@ func TestSlidingDeadlinesAtLoad(t *testing.T) {
 				}
 				require.NoError(t, m.flushLog())
 			}
+			log := logOf(t, m)
 			for _, k := range []string{"slide", "shortened", "ended"} {
-				assert.Equal(t, OpExpire, lastOf(t, logOf(t, m), k).Op, k)
+				assert.Equal(t, OpExpire, lastOf(t, log, k).Op, k)
 			}
 			require.NoError(t, m.Close(false))
 
@@ -346,14 +340,7 @@ func TestSlidingDeadlinesAtLoad(t *testing.T) {
 				mkey(0, "slide"):     fmt.Sprintf("s|1|%d", hour),
 				mkey(0, "shortened"): fmt.Sprintf("t|1|%d", hour+1000),
 			}
-			got, ls := reload(t, dir)
-			assert.Equal(t, want, got)
-			assert.Equal(t, int64(1), ls.Expired, "ended")
-			assert.Equal(t, want, exported(t, dir))
-			st, err := Check(filepath.Join(dir, "data.db"), time.Now().UnixMilli())
-			require.NoError(t, err)
-			assert.Equal(t, int64(2), st.LiveKeys())
-			assert.Equal(t, int64(1), st.Expired)
+			readsAs(t, dir, want, 1) // ended expired
 		})
 	}
 }
@@ -374,7 +361,9 @@ func TestLogReplayInOrder(t *testing.T) {
 			for step := range 405 { // the last steps flush nothing
 				for range 40 {
 					db, k := rng.IntN(3), fmt.Sprint("k", rng.IntN(30))
-					_, exists := src.snapshot()[mkey(db, k)]
+					src.mu.Lock()
+					_, exists := src.data[mkey(db, k)]
+					src.mu.Unlock()
 					switch n := rng.IntN(10); {
 					case n < 5:
 						src.set(db, k, fmt.Sprint("v", step, "-", n), hour+int64(rng.IntN(1000)))
@@ -404,9 +393,7 @@ func TestLogReplayInOrder(t *testing.T) {
 			require.Contains(t, want, mkey(2, "after"))
 			require.NotContains(t, want, mkey(2, "k0"))
 			require.NoError(t, m.Close(false))
-			got, _ := reload(t, dir)
-			assert.Equal(t, want, got)
-			assert.Equal(t, want, exported(t, dir))
+			readsAs(t, dir, want, 0)
 		})
 	}
 }

@@ -41,14 +41,12 @@ func (s *memStore) Parts() int { return s.parts }
 // BeginCapture fixes the data CapturePart emits: a copy of it now.
 func (s *memStore) BeginCapture() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.at = maps.Clone(s.data)
 	at := maps.Clone(s.at)
 	s.mu.Unlock()
 	if s.onBegin != nil {
 		s.onBegin(at)
 	}
-	s.mu.Lock() // for the deferred unlock
 	return nil
 }
 

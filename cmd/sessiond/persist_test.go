@@ -337,8 +337,7 @@ func TestSnapshotIsAPrefixOfTheWrites(t *testing.T) {
 	writing := make(chan struct{}) // closed after the first batch
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		var once sync.Once
-		started := func() { once.Do(func() { close(writing) }) }
+		started := sync.OnceFunc(func() { close(writing) })
 		defer started() // also when the writes fail
 		w := redistest.Dial(t, addr)
 		for n := 1; ; {
@@ -442,17 +441,17 @@ func TestCaptureEmitsEveryPreservedKey(t *testing.T) {
 	defer store.Close()
 	src := &storeSource{store: store}
 	const keys = 64
-	setAll := func(v string) {
-		for i := range keys {
-			k := fmt.Appendf(nil, "k%d", i)
-			tx := store.Lock(k)
-			tx.Set(0, k, 1, []byte(v), 0)
-			tx.Unlock()
-		}
+	set := func(i int, v string) {
+		k := fmt.Appendf(nil, "k%d", i%keys)
+		tx := store.Lock(k)
+		tx.Set(0, k, 1, []byte(v), 0)
+		tx.Unlock()
 	}
 	for round := range 300 {
 		want := fmt.Sprint("before ", round)
-		setAll(want)
+		for i := range keys {
+			set(i, want)
+		}
 		require.NoError(t, src.BeginCapture())
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -463,10 +462,7 @@ func TestCaptureEmitsEveryPreservedKey(t *testing.T) {
 					return
 				default:
 				}
-				k := fmt.Appendf(nil, "k%d", n%keys)
-				tx := store.Lock(k)
-				tx.Set(0, k, 1, []byte("after"), 0)
-				tx.Unlock()
+				set(n, "after")
 			}
 		})
 		got := map[string]string{}

@@ -214,8 +214,6 @@ func (s *memStore) snapshot() map[string]string {
 	return out
 }
 
-func (s *memStore) clone() map[string]string { return maps.Clone(s.snapshot()) }
-
 // openManager opens a Manager on dir/data.db over src, closed at cleanup.
 func openManager(t *testing.T, dir string, src *memStore, cfg Config) *Manager {
 	t.Helper()

@@ -26,7 +26,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	src.set(0, "forever", "x", 0)
 	src.set(0, "bin\x00key", "\xff\x00", 0)
-	want := src.clone()
+	want := src.snapshot()
 
 	require.NoError(t, m.Save())
 	st := m.Stats()
@@ -107,7 +107,7 @@ func TestAppendOnlyLogReplaysInOrder(t *testing.T) {
 	assert.Equal(t, int64(3), st.Flushes)
 	assert.Zero(t, st.DirtyKeys)
 	assert.Positive(t, st.LogBytes)
-	want := src.clone()
+	want := src.snapshot()
 	require.NoError(t, m.Close(false))
 	got, _ := reload(t, dir)
 	assert.Equal(t, want, got)
@@ -172,7 +172,7 @@ func TestCompactionCatchesUpConcurrentWrites(t *testing.T) {
 	wg.Wait()
 	after := m.Stats()
 	assert.Positive(t, after.BaseBytes)
-	want := src.clone()
+	want := src.snapshot()
 	require.NoError(t, m.Close(false))
 	got, _ := reload(t, dir)
 	assert.Equal(t, want, got)
@@ -355,7 +355,7 @@ func TestFullDiskKeepsChangesForLater(t *testing.T) {
 	}
 	require.NoError(t, m.flushLog())
 	assert.True(t, m.Stats().LastWriteOK)
-	want := src.clone()
+	want := src.snapshot()
 	require.NoError(t, m.Close(false))
 	got, _ := reload(t, dir)
 	assert.Equal(t, want, got)
@@ -373,7 +373,7 @@ func TestSetAppendOnlyAtRuntime(t *testing.T) {
 	src.set(0, "after", "3", 0)
 	require.NoError(t, m.SetAppendOnly(false)) // writes what is pending
 	assert.False(t, m.Stats().AppendOnly)
-	want := src.clone()
+	want := src.snapshot()
 	require.NoError(t, m.Close(false))
 	got, _ := reload(t, dir)
 	assert.Equal(t, want, got)

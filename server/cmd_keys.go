@@ -415,7 +415,7 @@ func (s *Server) expire(c *client, args [][]byte, name string, seconds, relative
 		c.changed(evGeneric, "del", c.db, args[1])
 	} else {
 		tx.SetDeadline(c.db, args[1], when)
-		c.changed(evGeneric, "expire", c.db, args[1])
+		c.deadlineChanged("expire", c.db, args[1])
 	}
 	c.w.Int(1)
 }
@@ -465,7 +465,7 @@ func (s *Server) cmdPersist(c *client, args [][]byte) {
 		return
 	}
 	tx.SetDeadline(c.db, args[1], 0)
-	c.changed(evGeneric, "persist", c.db, args[1])
+	c.deadlineChanged("persist", c.db, args[1])
 	c.w.Int(1)
 }
 

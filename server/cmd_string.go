@@ -293,11 +293,11 @@ func (s *Server) cmdGetEx(c *client, args [][]byte) {
 		if deadline <= tx.Now() {
 			c.changed(evGeneric, "del", c.db, key)
 		} else {
-			c.changed(evGeneric, "expire", c.db, key)
+			c.deadlineChanged("expire", c.db, key)
 		}
 	case flags&setPersist != 0 && e.Deadline != 0:
 		tx.SetDeadline(c.db, key, 0)
-		c.changed(evGeneric, "persist", c.db, key)
+		c.deadlineChanged("persist", c.db, key)
 	}
 }
 

@@ -33,19 +33,23 @@ const (
 )
 
 // changed reports that key in db was modified by the running command and
-// publishes event in class: the usual pair of calls of a write. An
-// "expire" or "persist" event is a change of the deadline alone (a write
-// that also changes the value reports "set" or the like with changed, and
-// "expire" with event), which persistence records as such.
+// publishes event in class: the usual pair of calls of a write.
 func (c *client) changed(class eventClass, event string, db int, key []byte) {
-	if event == "expire" || event == "persist" {
-		c.srv.watchers.touch(db, key)
-		c.srv.signalDeadline(db, key)
-	} else {
-		c.srv.signalKey(db, key)
-	}
+	c.srv.signalKey(db, key)
 	c.unsynced = true
 	c.srv.publishEvent(class, event, db, key)
+}
+
+// deadlineChanged is changed for a write that changed key's deadline
+// alone (EXPIRE and its variants, PERSIST, GETEX with an option), which
+// persistence records as such; event is "expire" or "persist". A write
+// that also changes the value reports "set" or the like with changed, and
+// "expire" with event.
+func (c *client) deadlineChanged(event string, db int, key []byte) {
+	c.srv.watchers.touch(db, key)
+	c.srv.signalDeadline(db, key)
+	c.unsynced = true
+	c.srv.publishEvent(evGeneric, event, db, key)
 }
 
 // signal reports that key in db was modified (for WATCH and persistence).

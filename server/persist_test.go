@@ -353,17 +353,13 @@ func TestSaveDoesNotDeadlockWithExec(t *testing.T) {
 			assert.Equal(t, "+OK\r\n", b.DoString("MULTI"))
 			assert.Equal(t, "+QUEUED\r\n", b.DoString("SET", "k", "v"))
 			b.SendCommand("EXEC")
+			// The connections' read deadline bounds each wait.
 			reply := func(c *redistest.Conn, what string) string {
 				t.Helper()
-				got := make(chan string, 1)
-				go func() { got <- string(c.MustReadReply()) }()
-				select {
-				case s := <-got:
-					return s
-				case <-time.After(5 * time.Second):
-					t.Fatal(what)
-					return ""
-				}
+				c.SetTimeout(5 * time.Second)
+				got, err := c.ReadReply()
+				require.NoError(t, err, what)
+				return string(got)
 			}
 			assert.Equal(t, "*1\r\n+OK\r\n", reply(b, "EXEC waited for SAVE: they deadlock"))
 			proceed()

@@ -14,11 +14,11 @@ type pushState struct {
 	outbox []byte
 	wake   bool // a drain is scheduled
 	dead   bool // the client is closing or was cut off; drop pushes
-
-	has atomic.Bool // outbox is not empty (owner's fast check)
 	// inflight is what the pusher is writing, taken from the outbox; it
 	// still counts as the client's unsent output.
-	inflight atomic.Int64
+	inflight int64
+
+	has atomic.Bool // outbox is not empty (owner's fast check)
 
 	// goroutine transport only, owned by the client's goroutine.
 	started bool
@@ -41,7 +41,7 @@ func (c *client) push(b []byte) {
 		return
 	}
 	p.outbox = append(p.outbox, b...)
-	if !c.checkOutput(int64(len(p.outbox))+p.inflight.Load(), true) {
+	if !c.checkOutput(int64(len(p.outbox))+p.inflight, true) {
 		p.dead = true
 		p.outbox = nil
 		p.has.Store(false)
@@ -79,7 +79,7 @@ func (c *client) takeOutboxAs(inflight bool) []byte {
 	p.wake = false
 	p.has.Store(false)
 	if inflight {
-		p.inflight.Store(int64(len(b)))
+		p.inflight = int64(len(b))
 	}
 	p.mu.Unlock()
 	return b
@@ -165,7 +165,7 @@ func (c *client) pusher() {
 			atomic.AddInt64(&c.stats.netOutBytes, int64(n))
 		}
 		p.mu.Lock()
-		p.inflight.Store(0)
+		p.inflight = 0
 		if len(p.outbox) == 0 {
 			// Everything pushed so far is sent (by this pass or the
 			// owner's flush): no unsent figure of a push may linger for

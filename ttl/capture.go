@@ -60,12 +60,13 @@ func (s *Store) EndCapture() {
 	s.preserve = nil
 }
 
-// pending reports whether entry id still belongs to the running capture,
-// unvisited.
+// pending reports whether entry id still belongs to the capture,
+// unvisited. c must not be nil.
 func (c *shardCapture) pending(id uint32) bool {
-	return c != nil && id < c.n && c.done[id>>6]&(1<<(id&63)) == 0
+	return id < c.n && c.done[id>>6]&(1<<(id&63)) == 0
 }
 
+// mark records entry id as visited; c may be nil (no capture runs).
 func (c *shardCapture) mark(id uint32) {
 	if c != nil && id < c.n {
 		c.done[id>>6] |= 1 << (id & 63)

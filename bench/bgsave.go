@@ -48,23 +48,10 @@ type persistInfo struct {
 	lastOK     bool // rdb_last_bgsave_status:ok
 }
 
-// infoText is the text of an INFO reply: a RESP2 bulk string, or a RESP3
-// verbatim string (whose "txt:" format prefix readReply has removed).
-func infoText(r reply) (string, error) {
-	switch r.Kind {
-	case '$', '=', '+':
-		if r.Null {
-			return "", errors.New("INFO: nil reply")
-		}
-		return r.Str, nil
-	}
-	return "", fmt.Errorf("INFO: expected a string reply, got %q", r.Kind)
-}
-
 // parsePersistence reads rdb_bgsave_in_progress, rdb_last_bgsave_status
 // and, if present, aof_rewrite_in_progress from an INFO persistence reply.
 func parsePersistence(r reply) (persistInfo, error) {
-	s, err := infoText(r)
+	s, err := r.text("INFO")
 	if err != nil {
 		return persistInfo{}, err
 	}

@@ -405,16 +405,28 @@ func (c *conn) doInt(args ...string) (int64, error) {
 	return rep.Int, nil
 }
 
-// doString runs a command whose reply is a simple or bulk string (INFO, ...).
+// doString runs a command whose reply is a simple, bulk or verbatim string
+// (INFO, ...).
 func (c *conn) doString(args ...string) (string, error) {
 	rep, err := c.do(args...)
 	if err != nil {
 		return "", err
 	}
-	if rep.Kind != '+' && rep.Kind != '$' && rep.Kind != '=' {
-		return "", fmt.Errorf("%s: expected a string reply, got %q", args[0], rep.Kind)
+	return rep.text(args[0])
+}
+
+// text is the string of a reply to cmd that must be a simple, bulk or
+// (RESP3, whose "txt:" format prefix the reader removed) verbatim string; a
+// nil bulk string or any other reply is an error.
+func (r reply) text(cmd string) (string, error) {
+	switch r.Kind {
+	case '+', '$', '=':
+		if r.Null {
+			return "", fmt.Errorf("%s: nil reply", cmd)
+		}
+		return r.Str, nil
 	}
-	return rep.Str, nil
+	return "", fmt.Errorf("%s: expected a string reply, got %q", cmd, r.Kind)
 }
 
 // replyView is one reply read by readView; its byte slices are valid only

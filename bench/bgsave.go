@@ -309,15 +309,6 @@ func (st *saveStats) String() string {
 
 // vsIdle is the ratio bgsave / idle of the p50, p99 and p99.9 latency of all
 // commands.
-func vsIdle(idle, bg *opRun) map[string]float64 {
-	rt := ratio{Ratios: map[string]float64{}}
-	rt.add("p50", float64(bg.Latency.P50), float64(idle.Latency.P50))
-	rt.add("p99", float64(bg.Latency.P99), float64(idle.Latency.P99))
-	rt.add("p99_9", float64(bg.Latency.P999), float64(idle.Latency.P999))
-	return rt.Ratios
-}
-
-// ratioText renders one of vsIdle's ratios, "n/a" when there is none.
-func ratioText(m map[string]float64, name string) string {
-	return (&ratio{Ratios: m}).text(name)
+func vsIdle(idle, bg *opRun) ratios {
+	return runRatios(bg, idle, "p50", "p99", "p99_9")
 }

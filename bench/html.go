@@ -184,8 +184,8 @@ func buildHTMLPage(rep *report) (*htmlPage, error) {
 			if rt.Phase != "" {
 				label += " (" + rt.Phase + ")"
 			}
-			page.Ratios = append(page.Ratios, htmlRow{Cells: []string{label, rt.text("ops_per_sec"), rt.text("p50"), rt.text("p90"),
-				rt.text("p99"), rt.text("p99_9"), rt.text("p99_99"), rt.text("max")}})
+			page.Ratios = append(page.Ratios, htmlRow{Cells: []string{label, rt.Ratios.text("ops_per_sec"), rt.Ratios.text("p50"),
+				rt.Ratios.text("p90"), rt.Ratios.text("p99"), rt.Ratios.text("p99_9"), rt.Ratios.text("p99_99"), rt.Ratios.text("max")}})
 		}
 	}
 	if len(rep.Summary) > 1 {

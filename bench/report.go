@@ -135,11 +135,15 @@ type opRun struct {
 }
 
 // label names the run's target, and its phase with --during bgsave.
-func (r *opRun) label() string {
-	if r.Phase == "" {
-		return r.Target
+func (r *opRun) label() string { return targetLabel(r.Target, r.Phase) }
+
+// targetLabel names a target, and a phase with --during bgsave:
+// "host:port (bgsave)".
+func targetLabel(target, phase string) string {
+	if phase == "" {
+		return target
 	}
-	return r.Target + " (" + r.Phase + ")"
+	return target + " (" + phase + ")"
 }
 
 // finish derives the reported fields from the histograms and counters.
@@ -528,58 +532,52 @@ func (r *report) compareRuns(summ []*opRun) {
 	if len(summ) == 0 {
 		return
 	}
+	// Phase by phase, in the order they first appear: the phase's first
+	// target is its baseline.
 	var phases []string
 	for _, s := range summ {
 		if !slices.Contains(phases, s.Phase) {
 			phases = append(phases, s.Phase)
 		}
 	}
-	targets := 0
-	var base *opRun
 	for _, ph := range phases {
-		base = nil
+		var base *opRun
 		for _, s := range summ {
-			if s.Phase != ph {
-				continue
-			}
-			if base == nil {
+			switch {
+			case s.Phase != ph:
+			case base == nil:
 				base = s
-				targets = 0
+			default:
+				r.Ratios = append(r.Ratios, ratio{Target: s.Target, Phase: ph, Baseline: base.Target,
+					Ratios: runRatios(s, base, "ops_per_sec", "p50", "p90", "p99", "p99_9", "p99_99", "max")})
 			}
-			targets++
-			if s == base {
-				continue
-			}
-			rt := ratio{Target: s.Target, Phase: ph, Baseline: base.Target,
-				Ratios: runRatios(s, base, "ops_per_sec", "p50", "p90", "p99", "p99_9", "p99_99", "max")}
-			r.Ratios = append(r.Ratios, rt)
 		}
 	}
 	if r.Parameters.During == duringBGSave {
 		r.printSnapshotTable(summ)
 	}
-	if targets < 2 {
+	if len(r.Ratios) == 0 {
 		return
 	}
-	name := func(s *opRun) string { return s.Target }
+	name := func(target, phase string) string {
+		if phase == "" {
+			return target
+		}
+		return target + " " + phase
+	}
 	w := 22
 	if len(phases) > 1 {
-		name = func(s *opRun) string { return s.Target + " " + s.Phase }
 		w = 29
 	}
 	r.textf("comparison (all rounds merged)\n")
 	r.textf("  %-*s %6s %12s %8s %8s %8s %8s %8s %8s\n", w, "target", "rounds", "ops/s", "p50", "p90", "p99", "p99.9", "max", "errors")
 	for _, s := range summ {
-		r.textf("  %-*s %6d %12s %8d %8d %8d %8d %8d %8s\n", w, name(s), s.Rounds, commasF(s.OpsPerSec),
+		r.textf("  %-*s %6d %12s %8d %8d %8d %8d %8d %8s\n", w, name(s.Target, s.Phase), s.Rounds, commasF(s.OpsPerSec),
 			s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.P999, s.Latency.Max, commas(s.ErrorTotal))
 	}
-	r.textf("ratios vs %s (value / baseline; ops/s: higher is better, latency: lower is better)\n", base.Target)
+	r.textf("ratios vs %s (value / baseline; ops/s: higher is better, latency: lower is better)\n", r.Ratios[0].Baseline)
 	for _, rt := range r.Ratios {
-		label := rt.Target
-		if rt.Phase != "" {
-			label += " " + rt.Phase
-		}
-		r.textf("  %-*s ops/s %s   p50 %s   p90 %s   p99 %s   p99.9 %s   max %s\n", w, label, rt.Ratios.text("ops_per_sec"),
+		r.textf("  %-*s ops/s %s   p50 %s   p90 %s   p99 %s   p99.9 %s   max %s\n", w, name(rt.Target, rt.Phase), rt.Ratios.text("ops_per_sec"),
 			rt.Ratios.text("p50"), rt.Ratios.text("p90"), rt.Ratios.text("p99"), rt.Ratios.text("p99_9"), rt.Ratios.text("max"))
 	}
 	r.textf("\n")

@@ -312,3 +312,11 @@ func (st *saveStats) String() string {
 func vsIdle(idle, bg *opRun) ratios {
 	return runRatios(bg, idle, "p50", "p99", "p99_9")
 }
+
+// setVsIdle sets run.VsIdle when run is a bgsave phase and prev the idle
+// phase before it, of the same target and round (or both all rounds merged).
+func setVsIdle(prev, run *opRun) {
+	if prev != nil && prev.Phase == phaseIdle && run.Phase == phaseBGSave && prev.Target == run.Target && prev.Round == run.Round {
+		run.VsIdle = vsIdle(prev, run)
+	}
+}

@@ -48,23 +48,10 @@ type persistInfo struct {
 	lastOK     bool // rdb_last_bgsave_status:ok
 }
 
-// infoText is the text of an INFO reply: a RESP2 bulk string, or a RESP3
-// verbatim string (whose "txt:" format prefix readReply has removed).
-func infoText(r reply) (string, error) {
-	switch r.Kind {
-	case '$', '=', '+':
-		if r.Null {
-			return "", errors.New("INFO: nil reply")
-		}
-		return r.Str, nil
-	}
-	return "", fmt.Errorf("INFO: expected a string reply, got %q", r.Kind)
-}
-
 // parsePersistence reads rdb_bgsave_in_progress, rdb_last_bgsave_status
 // and, if present, aof_rewrite_in_progress from an INFO persistence reply.
 func parsePersistence(r reply) (persistInfo, error) {
-	s, err := infoText(r)
+	s, err := r.text("INFO")
 	if err != nil {
 		return persistInfo{}, err
 	}
@@ -322,15 +309,14 @@ func (st *saveStats) String() string {
 
 // vsIdle is the ratio bgsave / idle of the p50, p99 and p99.9 latency of all
 // commands.
-func vsIdle(idle, bg *opRun) map[string]float64 {
-	rt := ratio{Ratios: map[string]float64{}}
-	rt.add("p50", float64(bg.Latency.P50), float64(idle.Latency.P50))
-	rt.add("p99", float64(bg.Latency.P99), float64(idle.Latency.P99))
-	rt.add("p99_9", float64(bg.Latency.P999), float64(idle.Latency.P999))
-	return rt.Ratios
+func vsIdle(idle, bg *opRun) ratios {
+	return runRatios(bg, idle, "p50", "p99", "p99_9")
 }
 
-// ratioText renders one of vsIdle's ratios, "n/a" when there is none.
-func ratioText(m map[string]float64, name string) string {
-	return (&ratio{Ratios: m}).text(name)
+// setVsIdle sets run.VsIdle when run is a bgsave phase and prev the idle
+// phase before it, of the same target and round (or both all rounds merged).
+func setVsIdle(prev, run *opRun) {
+	if prev != nil && prev.Phase == phaseIdle && run.Phase == phaseBGSave && prev.Target == run.Target && prev.Round == run.Round {
+		run.VsIdle = vsIdle(prev, run)
+	}
 }

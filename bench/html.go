@@ -180,12 +180,8 @@ func buildHTMLPage(rep *report) (*htmlPage, error) {
 		page.Baseline = rep.Ratios[0].Baseline
 		page.RatiosHead = []string{"target", "ops/s", "p50", "p90", "p99", "p99.9", "p99.99", "max"}
 		for _, rt := range rep.Ratios {
-			label := rt.Target
-			if rt.Phase != "" {
-				label += " (" + rt.Phase + ")"
-			}
-			page.Ratios = append(page.Ratios, htmlRow{Cells: []string{label, rt.text("ops_per_sec"), rt.text("p50"), rt.text("p90"),
-				rt.text("p99"), rt.text("p99_9"), rt.text("p99_99"), rt.text("max")}})
+			page.Ratios = append(page.Ratios, htmlRow{Cells: []string{targetLabel(rt.Target, rt.Phase), rt.Ratios.text("ops_per_sec"), rt.Ratios.text("p50"),
+				rt.Ratios.text("p90"), rt.Ratios.text("p99"), rt.Ratios.text("p99_9"), rt.Ratios.text("p99_99"), rt.Ratios.text("max")}})
 		}
 	}
 	if len(rep.Summary) > 1 {

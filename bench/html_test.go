@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -145,26 +146,28 @@ func TestPercentileCurve(t *testing.T) {
 
 func TestSampleThroughput(t *testing.T) {
 	t.Parallel()
-	done := make(chan struct{})
-	var n int64 // only the sampler calls measured
-	go func() {
-		time.Sleep(1300 * time.Millisecond)
-		close(done)
-	}()
-	start := time.Now()
-	samples := sampleThroughput(start, done, func() int64 {
-		n += 1000
-		return n
-	})
-	require.Len(t, samples, 2, "one whole second and the 300 ms tail")
-	assert.InDelta(t, 1.0, samples[0].T, 0.2)
-	assert.InDelta(t, 1000, samples[0].OpsPerSec, 200)
-	assert.InDelta(t, 1.3, samples[1].T, 0.2)
-	assert.Greater(t, samples[1].OpsPerSec, 2000.0, "1000 ops in about 0.3 s")
+	synctest.Test(t, func(t *testing.T) {
+		done := make(chan struct{})
+		var n int64 // only the sampler calls measured
+		go func() {
+			time.Sleep(1300 * time.Millisecond) // the bubble's fake clock
+			close(done)
+		}()
+		start := time.Now()
+		samples := sampleThroughput(start, done, func() int64 {
+			n += 1000
+			return n
+		})
+		require.Len(t, samples, 2, "one whole second and the 300 ms tail")
+		assert.InDelta(t, 1.0, samples[0].T, 0.2)
+		assert.InDelta(t, 1000, samples[0].OpsPerSec, 200)
+		assert.InDelta(t, 1.3, samples[1].T, 0.2)
+		assert.Greater(t, samples[1].OpsPerSec, 2000.0, "1000 ops in about 0.3 s")
 
-	closed := make(chan struct{})
-	close(closed)
-	assert.Nil(t, sampleThroughput(time.Now().Add(time.Hour), closed, func() int64 { return 0 }))
+		closed := make(chan struct{})
+		close(closed)
+		assert.Nil(t, sampleThroughput(time.Now().Add(time.Hour), closed, func() int64 { return 0 }))
+	})
 }
 
 // chromiumArgs are the flags of a sandboxed, offline headless Chromium.

@@ -141,15 +141,12 @@ func runOpBench(ctx context.Context, cfg *config, rep *report, prog *progress) i
 	func() {
 		for round := 1; round <= cfg.Rounds; round++ {
 			for i, t := range cfg.Targets {
-				var idle *opRun
+				var prev *opRun
 				for p, ph := range phases {
 					res, err := runOpRound(ctx, cfg, t, round, ph, states[i], prog)
 					if res != nil {
-						if ph == phaseIdle {
-							idle = res
-						} else if ph == phaseBGSave && idle != nil {
-							res.VsIdle = vsIdle(idle, res)
-						}
+						setVsIdle(prev, res)
+						prev = res
 						rep.Runs = append(rep.Runs, res)
 						rep.printRun(res)
 						runs[i][p] = append(runs[i][p], res)
@@ -167,17 +164,14 @@ func runOpBench(ctx context.Context, cfg *config, rep *report, prog *progress) i
 		}
 	}()
 	for _, byPhase := range runs {
-		var idle *opRun
-		for p, rs := range byPhase {
+		var prev *opRun
+		for _, rs := range byPhase {
 			if len(rs) == 0 {
 				continue
 			}
 			s := mergeRuns(rs)
-			if phases[p] == phaseIdle {
-				idle = s
-			} else if phases[p] == phaseBGSave && idle != nil {
-				s.VsIdle = vsIdle(idle, s)
-			}
+			setVsIdle(prev, s)
+			prev = s
 			rep.Summary = append(rep.Summary, s)
 			if cfg.Rounds > 1 {
 				rep.printRun(s)

@@ -124,7 +124,7 @@ type opRun struct {
 	BGSave *saveStats `json:"bgsave,omitempty"`
 	// VsIdle: the bgsave phase's p50, p99 and p99.9 of all commands over the
 	// idle phase's of the same round (of all rounds, merged).
-	VsIdle map[string]float64 `json:"vs_idle,omitempty"`
+	VsIdle ratios `json:"vs_idle,omitempty"`
 
 	hist     [numOpKinds]*hdr.Histogram
 	all      *hdr.Histogram
@@ -135,11 +135,15 @@ type opRun struct {
 }
 
 // label names the run's target, and its phase with --during bgsave.
-func (r *opRun) label() string {
-	if r.Phase == "" {
-		return r.Target
+func (r *opRun) label() string { return targetLabel(r.Target, r.Phase) }
+
+// targetLabel names a target, and a phase with --during bgsave:
+// "host:port (bgsave)".
+func targetLabel(target, phase string) string {
+	if phase == "" {
+		return target
 	}
-	return r.Target + " (" + r.Phase + ")"
+	return target + " (" + phase + ")"
 }
 
 // finish derives the reported fields from the histograms and counters.
@@ -219,23 +223,43 @@ func mergeRuns(runs []*opRun) *opRun {
 
 // ratio compares a target with the first one (value / baseline value).
 type ratio struct {
-	Target   string             `json:"target"`
-	Phase    string             `json:"phase,omitempty"` // --during bgsave: the phase compared
-	Baseline string             `json:"baseline"`
-	Ratios   map[string]float64 `json:"ratios"`
+	Target   string `json:"target"`
+	Phase    string `json:"phase,omitempty"` // --during bgsave: the phase compared
+	Baseline string `json:"baseline"`
+	Ratios   ratios `json:"ratios"`
 }
 
-// add records value/baseline, leaving the ratio out when the baseline is not
-// positive (JSON has no NaN or Inf).
-func (r *ratio) add(name string, value, baseline float64) {
-	if baseline > 0 && value >= 0 {
-		r.Ratios[name] = value / baseline
+// ratios are figures of a run over a baseline run's, by name; a figure whose
+// baseline is not positive is left out (JSON has no NaN or Inf).
+type ratios map[string]float64
+
+// ratioFigures are the figures ratios compare, by name.
+var ratioFigures = map[string]func(*opRun) float64{
+	"ops_per_sec": func(r *opRun) float64 { return r.OpsPerSec },
+	"p50":         func(r *opRun) float64 { return float64(r.Latency.P50) },
+	"p90":         func(r *opRun) float64 { return float64(r.Latency.P90) },
+	"p99":         func(r *opRun) float64 { return float64(r.Latency.P99) },
+	"p99_9":       func(r *opRun) float64 { return float64(r.Latency.P999) },
+	"p99_99":      func(r *opRun) float64 { return float64(r.Latency.P9999) },
+	"max":         func(r *opRun) float64 { return float64(r.Latency.Max) },
+}
+
+// runRatios compares the named figures (keys of ratioFigures) of run with
+// those of baseline.
+func runRatios(run, baseline *opRun, names ...string) ratios {
+	m := ratios{}
+	for _, name := range names {
+		fig := ratioFigures[name]
+		if b, v := fig(baseline), fig(run); b > 0 && v >= 0 {
+			m[name] = v / b
+		}
 	}
+	return m
 }
 
-// ratioText renders a ratio, "n/a" when it was left out.
-func (r *ratio) text(name string) string {
-	v, ok := r.Ratios[name]
+// text renders a ratio, "n/a" when it was left out.
+func (m ratios) text(name string) string {
+	v, ok := m[name]
 	if !ok {
 		return "n/a"
 	}
@@ -493,7 +517,7 @@ func (r *report) printRun(run *opRun) {
 	}
 	if run.VsIdle != nil {
 		r.textf("  vs idle      all commands, bgsave / idle: p50 %s   p99 %s   p99.9 %s\n",
-			ratioText(run.VsIdle, "p50"), ratioText(run.VsIdle, "p99"), ratioText(run.VsIdle, "p99_9"))
+			run.VsIdle.text("p50"), run.VsIdle.text("p99"), run.VsIdle.text("p99_9"))
 	}
 	if run.Interrupted {
 		r.textf("  INTERRUPTED: partial round\n")
@@ -508,65 +532,53 @@ func (r *report) compareRuns(summ []*opRun) {
 	if len(summ) == 0 {
 		return
 	}
+	// Phase by phase, in the order they first appear: the phase's first
+	// target is its baseline.
 	var phases []string
 	for _, s := range summ {
 		if !slices.Contains(phases, s.Phase) {
 			phases = append(phases, s.Phase)
 		}
 	}
-	targets := 0
-	var base *opRun
 	for _, ph := range phases {
-		base = nil
+		var base *opRun
 		for _, s := range summ {
-			if s.Phase != ph {
-				continue
-			}
-			if base == nil {
+			switch {
+			case s.Phase != ph:
+			case base == nil:
 				base = s
-				targets = 0
+			default:
+				r.Ratios = append(r.Ratios, ratio{Target: s.Target, Phase: ph, Baseline: base.Target,
+					Ratios: runRatios(s, base, "ops_per_sec", "p50", "p90", "p99", "p99_9", "p99_99", "max")})
 			}
-			targets++
-			if s == base {
-				continue
-			}
-			rt := ratio{Target: s.Target, Phase: ph, Baseline: base.Target, Ratios: map[string]float64{}}
-			rt.add("ops_per_sec", s.OpsPerSec, base.OpsPerSec)
-			rt.add("p50", float64(s.Latency.P50), float64(base.Latency.P50))
-			rt.add("p90", float64(s.Latency.P90), float64(base.Latency.P90))
-			rt.add("p99", float64(s.Latency.P99), float64(base.Latency.P99))
-			rt.add("p99_9", float64(s.Latency.P999), float64(base.Latency.P999))
-			rt.add("p99_99", float64(s.Latency.P9999), float64(base.Latency.P9999))
-			rt.add("max", float64(s.Latency.Max), float64(base.Latency.Max))
-			r.Ratios = append(r.Ratios, rt)
 		}
 	}
 	if r.Parameters.During == duringBGSave {
 		r.printSnapshotTable(summ)
 	}
-	if targets < 2 {
+	if len(r.Ratios) == 0 {
 		return
 	}
-	name := func(s *opRun) string { return s.Target }
+	name := func(target, phase string) string {
+		if phase == "" {
+			return target
+		}
+		return target + " " + phase
+	}
 	w := 22
 	if len(phases) > 1 {
-		name = func(s *opRun) string { return s.Target + " " + s.Phase }
 		w = 29
 	}
 	r.textf("comparison (all rounds merged)\n")
 	r.textf("  %-*s %6s %12s %8s %8s %8s %8s %8s %8s\n", w, "target", "rounds", "ops/s", "p50", "p90", "p99", "p99.9", "max", "errors")
 	for _, s := range summ {
-		r.textf("  %-*s %6d %12s %8d %8d %8d %8d %8d %8s\n", w, name(s), s.Rounds, commasF(s.OpsPerSec),
+		r.textf("  %-*s %6d %12s %8d %8d %8d %8d %8d %8s\n", w, name(s.Target, s.Phase), s.Rounds, commasF(s.OpsPerSec),
 			s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.P999, s.Latency.Max, commas(s.ErrorTotal))
 	}
-	r.textf("ratios vs %s (value / baseline; ops/s: higher is better, latency: lower is better)\n", base.Target)
+	r.textf("ratios vs %s (value / baseline; ops/s: higher is better, latency: lower is better)\n", r.Ratios[0].Baseline)
 	for _, rt := range r.Ratios {
-		label := rt.Target
-		if rt.Phase != "" {
-			label += " " + rt.Phase
-		}
-		r.textf("  %-*s ops/s %s   p50 %s   p90 %s   p99 %s   p99.9 %s   max %s\n", w, label, rt.text("ops_per_sec"),
-			rt.text("p50"), rt.text("p90"), rt.text("p99"), rt.text("p99_9"), rt.text("max"))
+		r.textf("  %-*s ops/s %s   p50 %s   p90 %s   p99 %s   p99.9 %s   max %s\n", w, name(rt.Target, rt.Phase), rt.Ratios.text("ops_per_sec"),
+			rt.Ratios.text("p50"), rt.Ratios.text("p90"), rt.Ratios.text("p99"), rt.Ratios.text("p99_9"), rt.Ratios.text("max"))
 	}
 	r.textf("\n")
 }
@@ -598,7 +610,7 @@ func (r *report) printSnapshotTable(summ []*opRun) {
 			}
 		}
 		r.textf("  %-22s %6d %12s %12s %10d %10d %9s %9s %11s %6d %9s\n", bg.Target, bg.Rounds, commasF(idle.OpsPerSec), commasF(bg.OpsPerSec),
-			idle.Latency.P99, bg.Latency.P99, ratioText(bg.VsIdle, "p50"), ratioText(bg.VsIdle, "p99"), ratioText(bg.VsIdle, "p99_9"),
+			idle.Latency.P99, bg.Latency.P99, bg.VsIdle.text("p50"), bg.VsIdle.text("p99"), bg.VsIdle.text("p99_9"),
 			saves, mean)
 	}
 	r.textf("\n")

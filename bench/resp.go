@@ -130,6 +130,29 @@ func lengthOf(b []byte, max int64, what string) (int64, error) {
 	return n, nil
 }
 
+// stringLen parses the length of a bulk ('$') or, in RESP3, verbatim ('=')
+// string: "=<len>\r\n<3-byte format>:<text>\r\n", never null, and at
+// least its 4-byte format prefix long.
+func stringLen(kind byte, rest []byte) (int64, error) {
+	if kind == '$' {
+		return lengthOf(rest, maxBulkLen, "bulk")
+	}
+	n, err := lengthOf(rest, maxBulkLen, "verbatim string")
+	if err == nil && n < 4 {
+		return 0, protoErrf("verbatim string of %d bytes has no format prefix", n)
+	}
+	return n, err
+}
+
+// checkFormat checks a verbatim string's format prefix ("txt:"), the first
+// 4 bytes of head.
+func checkFormat(head []byte) error {
+	if head[3] != ':' {
+		return protoErrf("verbatim string %q has no format prefix", head[:4])
+	}
+	return nil
+}
+
 // crlf consumes the CRLF that ends a bulk string.
 func (r *respReader) crlf() error {
 	c1, err := r.br.ReadByte()
@@ -177,8 +200,8 @@ func (r *respReader) read(depth int) (reply, error) {
 	case ':':
 		n, err := parseInt(rest)
 		return reply{Kind: kind, Int: n}, err
-	case '$':
-		n, err := lengthOf(rest, maxBulkLen, "bulk")
+	case '$', '=':
+		n, err := stringLen(kind, rest)
 		if err != nil || n < 0 {
 			return reply{Kind: kind, Null: n < 0}, err
 		}
@@ -189,28 +212,13 @@ func (r *respReader) read(depth int) (reply, error) {
 		if err := r.crlf(); err != nil {
 			return reply{}, midReply(err)
 		}
+		if kind == '=' { // Str is the text, without the format
+			if err := checkFormat(buf); err != nil {
+				return reply{}, err
+			}
+			buf = buf[4:]
+		}
 		return reply{Kind: kind, Str: string(buf)}, nil
-	case '=':
-		// RESP3 verbatim string: "=<len>\r\n<3-byte format>:<text>\r\n";
-		// Str is the text, without the format.
-		n, err := lengthOf(rest, maxBulkLen, "verbatim string")
-		if err != nil {
-			return reply{}, err
-		}
-		if n < 4 {
-			return reply{}, protoErrf("verbatim string of %d bytes has no format prefix", n)
-		}
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(r.br, buf); err != nil {
-			return reply{}, midReply(err)
-		}
-		if err := r.crlf(); err != nil {
-			return reply{}, midReply(err)
-		}
-		if buf[3] != ':' {
-			return reply{}, protoErrf("verbatim string %q has no format prefix", buf[:4])
-		}
-		return reply{Kind: kind, Str: string(buf[4:])}, nil
 	case '*':
 		n, err := lengthOf(rest, maxArrayLen, "array")
 		if err != nil || n < 0 {
@@ -267,32 +275,19 @@ func (r *respReader) skipDepth(depth int) (kind byte, null bool, errWord []byte,
 	case ':':
 		_, err := parseInt(rest)
 		return kind, false, nil, err
-	case '$':
-		n, err := lengthOf(rest, maxBulkLen, "bulk")
+	case '$', '=':
+		n, err := stringLen(kind, rest)
 		if err != nil || n < 0 {
 			return kind, n < 0, nil, err
 		}
-		if _, err := r.br.Discard(int(n)); err != nil {
-			return kind, false, nil, midReply(err)
-		}
-		if err := r.crlf(); err != nil {
-			return kind, false, nil, midReply(err)
-		}
-		return kind, false, nil, nil
-	case '=':
-		n, err := lengthOf(rest, maxBulkLen, "verbatim string")
-		if err != nil {
-			return kind, false, nil, err
-		}
-		if n < 4 {
-			return kind, false, nil, protoErrf("verbatim string of %d bytes has no format prefix", n)
-		}
-		head, err := r.br.Peek(4)
-		if err != nil {
-			return kind, false, nil, midReply(err)
-		}
-		if head[3] != ':' {
-			return kind, false, nil, protoErrf("verbatim string %q has no format prefix", head)
+		if kind == '=' {
+			head, err := r.br.Peek(4)
+			if err != nil {
+				return kind, false, nil, midReply(err)
+			}
+			if err := checkFormat(head); err != nil {
+				return kind, false, nil, err
+			}
 		}
 		if _, err := r.br.Discard(int(n)); err != nil {
 			return kind, false, nil, midReply(err)
@@ -410,16 +405,28 @@ func (c *conn) doInt(args ...string) (int64, error) {
 	return rep.Int, nil
 }
 
-// doString runs a command whose reply is a simple or bulk string (INFO, ...).
+// doString runs a command whose reply is a simple, bulk or verbatim string
+// (INFO, ...).
 func (c *conn) doString(args ...string) (string, error) {
 	rep, err := c.do(args...)
 	if err != nil {
 		return "", err
 	}
-	if rep.Kind != '+' && rep.Kind != '$' && rep.Kind != '=' {
-		return "", fmt.Errorf("%s: expected a string reply, got %q", args[0], rep.Kind)
+	return rep.text(args[0])
+}
+
+// text is the string of a reply to cmd that must be a simple, bulk or
+// (RESP3, whose "txt:" format prefix the reader removed) verbatim string; a
+// nil bulk string or any other reply is an error.
+func (r reply) text(cmd string) (string, error) {
+	switch r.Kind {
+	case '+', '$', '=':
+		if r.Null {
+			return "", fmt.Errorf("%s: nil reply", cmd)
+		}
+		return r.Str, nil
 	}
-	return rep.Str, nil
+	return "", fmt.Errorf("%s: expected a string reply, got %q", cmd, r.Kind)
 }
 
 // replyView is one reply read by readView; its byte slices are valid only

@@ -613,20 +613,17 @@ func runOpRound(ctx context.Context, cfg *config, target string, round int, phas
 	// The saver keeps a background save in flight from the phase's start
 	// (warmup included) until its workers are done.
 	var sv *saver
+	var saverErr error
+	var saving sync.WaitGroup
 	saverCtx, stopSaver := context.WithCancel(runCtx)
 	defer stopSaver()
-	saverDone := make(chan struct{})
-	var saverErr error
 	if saveConn != nil {
 		sv = &saver{c: saveConn, poll: savePollInterval}
-		go func() {
-			defer close(saverDone)
+		saving.Go(func() {
 			if saverErr = sv.run(saverCtx); saverErr != nil {
 				cancel() // the phase would not measure what it says
 			}
-		}()
-	} else {
-		close(saverDone)
+		})
 	}
 
 	var wg sync.WaitGroup
@@ -665,7 +662,7 @@ func runOpRound(ctx context.Context, cfg *config, target string, round int, phas
 	<-allDone
 	measEnd := time.Now()
 	stopSaver()
-	<-saverDone
+	saving.Wait()
 	<-sampled
 	stopProgress()
 
